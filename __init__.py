@@ -1,0 +1,3 @@
+"""invsync: real-time omnichannel inventory sync daemon."""
+
+__version__ = "0.1.0"

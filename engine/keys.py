@@ -41,7 +41,7 @@ def check_sku(sku: str) -> str:
 
 
 def check_id(value: str, what: str) -> str:
-    """Return ``value`` if it is a valid location/channel/order/event id (letters, digits, ``_.-``)."""
+    """Return ``value`` if it is a valid location/channel/order id (letters, digits, ``_.-``)."""
     if not isinstance(value, str) or not _ID.match(value):
         raise InvalidRequest(
             f"invalid {what} {value!r}: 1 to 64 of letters, digits, '_', '.', '-'", field=what

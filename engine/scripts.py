@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -45,43 +46,72 @@ def script_source(name: str) -> bytes:
     return lib + b"\n" + body
 
 
+def _resp(parts: Sequence[bytes]) -> bytes:
+    """One command in the Redis protocol (RESP2 array of bulk strings)."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
+    return b"".join(out)
+
+
+def _bytes(value: str | bytes | int) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return str(value).encode()
+
+
 @dataclass(slots=True)
 class _Call:
-    sha: str
-    keys: Sequence[str]
-    args: Sequence[str | bytes | int]
-    future: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    name: str
+    packed: bytes
+    future: asyncio.Future[Any] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class Scripts:
     """Named Lua scripts on one Redis client, called through an auto-batching pipeline.
 
-    Use as an async context manager: it owns the task that sends the batches and stops it,
-    after the last queued call is answered, on exit.
+    Use as an async context manager: it owns the tasks that send the batches and stops them,
+    after the last queued call is answered, on exit. ``senders`` round trips may be in flight at
+    once (on as many connections), so Python prepares the next batch while Redis runs this one.
     """
 
-    def __init__(self, redis: aioredis.Redis, *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        max_batch: int = 512,
+        senders: int = 2,
+        op_timeout: float = 5.0,
+    ) -> None:
         self._redis = redis
         self._max_batch = max_batch
+        self._senders = senders
+        self._op_timeout = op_timeout
         self._source = {name: script_source(name) for name in NAMES}
         self.sha = {name: hashlib.sha1(src).hexdigest() for name, src in self._source.items()}
-        self._by_sha = {sha: name for name, sha in self.sha.items()}
+        self._head = {name: [b"EVALSHA", sha.encode()] for name, sha in self.sha.items()}
         self._queue: list[_Call] = []
         self._wake = asyncio.Event()
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Scripts:
         await self.load()
-        self._task = asyncio.create_task(self._sender(), name="invsync-scripts-sender")
+        self._tasks = [
+            asyncio.create_task(self._sender(), name=f"invsync-scripts-sender-{i}")
+            for i in range(self._senders)
+        ]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._closing = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*tasks)
 
     async def load(self) -> None:
         """SCRIPT LOAD every script (idempotent); raises StoreUnavailable if Redis is away."""
@@ -95,43 +125,51 @@ class Scripts:
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[str | bytes | int]) -> Any:
         """Run script ``name``; returns its raw reply or raises StoreUnavailable."""
-        if self._task is None or self._closing:
+        if not self._tasks or self._closing:
             raise RuntimeError("Scripts is not running (use it as an async context manager)")
-        call = _Call(self.sha[name], keys, args)
+        parts = [*self._head[name], str(len(keys)).encode()]
+        parts.extend(key.encode() for key in keys)
+        parts.extend(_bytes(arg) for arg in args)
+        call = _Call(name, _resp(parts))
         self._queue.append(call)
         self._wake.set()
         return await call.future
 
     async def _sender(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                try:
-                    await self._send(batch)
-                except Exception as exc:  # noqa: BLE001 - handed to every caller, not swallowed
-                    for call in batch:
-                        if not call.future.done():
-                            call.future.set_exception(exc)
-            if self._closing and not self._queue:
-                return
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                await self._send(batch)
+            except Exception as exc:
+                for call in batch:
+                    if not call.future.done():
+                        call.future.set_exception(exc)
 
     async def _send(self, batch: list[_Call]) -> None:
         pending = batch
-        for attempt in range(2):
+        for attempt in range(3):
             try:
                 replies = await self._execute(pending)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                error = StoreUnavailable(f"Redis is unavailable: {exc}")
+            except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+                if attempt < 2:
+                    # Resending is safe: every script is idempotent by its event id.
+                    await asyncio.sleep(0.05 * (attempt + 1))
+                    continue
+                error = StoreUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}")
                 for call in pending:
                     if not call.future.done():
                         call.future.set_exception(error)
                 return
             retry: list[_Call] = []
             for call, reply in zip(pending, replies, strict=True):
-                if isinstance(reply, NoScriptError) and attempt == 0:
+                if isinstance(reply, NoScriptError):
                     retry.append(call)
                 elif call.future.done():
                     continue  # the caller was cancelled; its script ran or not, idempotently
@@ -141,17 +179,28 @@ class Scripts:
                     call.future.set_result(reply)
             if not retry:
                 return
-            await self.load()
+            await self.load()  # the server lost its scripts (restart, SCRIPT FLUSH)
             pending = retry
+        for call in pending:
+            if not call.future.done():
+                call.future.set_exception(StoreUnavailable("scripts keep disappearing"))
 
     async def _execute(self, batch: list[_Call]) -> list[Any]:
-        if len(batch) == 1:
-            call = batch[0]
-            try:
-                return [await self._redis.evalsha(call.sha, len(call.keys), *call.keys, *call.args)]
-            except (NoScriptError, ResponseError) as exc:
-                return [exc]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for call in batch:
-                pipe.evalsha(call.sha, len(call.keys), *call.keys, *call.args)
-            return list(await pipe.execute(raise_on_error=False))
+        pool = self._redis.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await conn.send_packed_command(b"".join(call.packed for call in batch), False)
+            replies: list[Any] = []
+            async with asyncio.timeout(self._op_timeout):
+                for _ in batch:
+                    try:
+                        replies.append(await conn.read_response(timeout=math.inf))
+                    except ResponseError as exc:
+                        replies.append(exc)
+            return replies
+        except BaseException:
+            # A half-read connection is useless: drop it, the pool opens a fresh one.
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)

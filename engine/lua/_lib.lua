@@ -29,8 +29,10 @@ local function present(x)
   return x ~= nil and x ~= cjson.null
 end
 
+-- Bounded below 1e14: cjson encodes numbers with 14 significant digits, so a larger one would
+-- come back in a reply as 1e+14 (a float, and not the value that was stored).
 local function is_int(x)
-  return type(x) == 'number' and x == math.floor(x) and x > -1e15 and x < 1e15
+  return type(x) == 'number' and x == math.floor(x) and x > -1e14 and x < 1e14
 end
 
 local function quantity(x, field, min)
@@ -160,16 +162,20 @@ local function reserve(kind)
       need[k] = { sku = sku, location = location, qty = 0 }
       table.insert(order, k)
     end
-    need[k].qty = need[k].qty + q
+    need[k].qty = quantity(need[k].qty + q, 'lines[' .. (i - 1) .. '].qty', 1)
   end
   local ttl = nil
-  if kind == 'hold' then ttl = quantity(ARGS.ttl_ms, 'ttl_ms', 1) end
+  if kind == 'hold' then
+    ttl = quantity(ARGS.ttl_ms, 'ttl_ms', 1)
+    quantity(NOW + ttl, 'ttl_ms', 1)
+  end
   local credit, hold_key, hold = {}, nil, nil
   if kind == 'order' and present(ARGS.hold) then
     hold_key = KEYS[3]
     hold = load_doc(hold_key)
     if hold and hold.state == 'held' then
       for _, l in ipairs(hold.lines) do
+        inv(l.sku) -- the hold's SKUs are written below: refuse now, not halfway through
         local k = l.sku .. '\0' .. l.location
         credit[k] = (credit[k] or 0) + l.reserved
       end

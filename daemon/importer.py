@@ -1,0 +1,129 @@
+"""Bulk stock load from CSV (``sku,location,on_hand``), checked whole before anything is applied.
+
+Each row becomes one ``stock.count`` event whose id derives from the file's content and the row,
+so importing the same file twice changes nothing the second time. Rows go out concurrently and
+the engine pipelines them, which is what makes 100,000 rows a matter of seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine import keys
+from ..engine.engine import Engine
+from ..engine.errors import InvsyncError
+
+HEADER = ("sku", "location", "on_hand")
+
+
+class ImportFileError(Exception):
+    """The file is malformed; ``problems`` lists every bad row (line number and why)."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{path}: {len(problems)} problem(s), nothing imported:\n  {shown}{more}")
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One validated row of an import file."""
+
+    line: int
+    sku: str
+    location: str
+    on_hand: int
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """What an import did: rows applied, already applied before, and refused (with why)."""
+
+    applied: int = 0
+    duplicates: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+def parse(path: Path, locations: Iterable[str]) -> tuple[str, list[Row]]:
+    """Read and check the whole file; returns (content digest, rows) or raises ImportFileError."""
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    known = set(locations)
+    problems: list[str] = []
+    rows: list[Row] = []
+    seen: dict[tuple[str, str], int] = {}
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(path, [f"not UTF-8 text: {exc}"]) from exc
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or tuple(h.strip().lower() for h in header) != HEADER:
+        raise ImportFileError(
+            path, [f"line 1: the header must be {','.join(HEADER)}, got {header}"]
+        )
+    for number, record in enumerate(reader, start=2):
+        if not record or all(not cell.strip() for cell in record):
+            continue
+        if len(record) != 3:
+            problems.append(f"line {number}: expected 3 columns, got {len(record)}")
+            continue
+        sku, location, qty = (cell.strip() for cell in record)
+        try:
+            keys.check_sku(sku)
+        except InvsyncError as exc:
+            problems.append(f"line {number}: {exc.message}")
+            continue
+        if location not in known:
+            problems.append(
+                f"line {number}: unknown location {location!r} (known: {', '.join(sorted(known))})"
+            )
+            continue
+        if not qty.isdigit():
+            problems.append(f"line {number}: on_hand must be an integer >= 0, got {qty!r}")
+            continue
+        if (sku, location) in seen:
+            problems.append(
+                f"line {number}: {sku} at {location} already given on line {seen[(sku, location)]}"
+            )
+            continue
+        seen[(sku, location)] = number
+        rows.append(Row(number, sku, location, int(qty)))
+    if problems:
+        raise ImportFileError(path, problems)
+    return digest, rows
+
+
+async def apply(
+    engine: Engine, digest: str, rows: list[Row], *, window: int = 4096
+) -> ImportResult:
+    """Count every row's on_hand; at most ``window`` rows in flight (bounded memory)."""
+    result = ImportResult()
+
+    async def one(row: Row) -> None:
+        try:
+            outcome = await engine.count(
+                f"import-{digest}-{row.line}", row.sku, row.location, row.on_hand, reason="import"
+            )
+        except InvsyncError as exc:
+            if exc.http_status >= 500:
+                raise
+            result.refused.append(f"line {row.line}: {exc.message}")
+            return
+        if outcome.duplicate:
+            result.duplicates += 1
+        else:
+            result.applied += 1
+
+    for start in range(0, len(rows), window):
+        async with asyncio.TaskGroup() as group:
+            for row in rows[start : start + window]:
+                group.create_task(one(row))
+    return result

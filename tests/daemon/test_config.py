@@ -1,0 +1,776 @@
+"""Config loading: the shipped file loads, defaults hold, and every mistake names its key."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from invsync.daemon.config import (
+    Config,
+    ConfigError,
+    load_config,
+    resolve_secret,
+)
+from invsync.engine.availability import Bundle, ChannelPolicy
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The smallest valid config: one location.
+MINIMAL = '[[locations]]\nid = "wh-east"\n'
+
+TWO_LOCATIONS = """
+[[locations]]
+id = "wh-east"
+[[locations]]
+id = "wh-west"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def load(tmp_path: Path, text: str) -> Config:
+    return load_config(write(tmp_path, text))
+
+
+# --- the shipped config -------------------------------------------------------------------------
+
+
+def test_shipped_config_loads() -> None:
+    config = load_config(REPO / "config.toml")
+    assert config.source == REPO / "config.toml"
+    assert config.redis.url is None
+    assert config.redis_data_dir == REPO / "data"
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 8080)
+    assert config.location_ids() == ["wh-east", "wh-west", "store-sf"]
+    assert {loc.id: loc.safety_stock for loc in config.locations}["store-sf"] == 1
+    assert [ch.id for ch in config.channels] == [
+        "shopify",
+        "amazon",
+        "ebay",
+        "walmart",
+        "tiktok",
+        "wholesale",
+    ]
+    wholesale = config.channels[-1]
+    assert wholesale.kind == "webhook"
+    assert wholesale.url == "http://127.0.0.1:8090/webhooks/wholesale"
+    assert wholesale.secret_env == "INVSYNC_WHOLESALE_SECRET"
+    for ch in config.channels[:-1]:
+        assert ch.url == f"http://127.0.0.1:8090/{ch.kind}"
+    assert config.bundle_map()["KIT-TEE-CAP"].components == {"TEE-BLK-M": 1, "CAP-RED": 1}
+
+
+def test_the_example_in_the_docs_loads(tmp_path: Path) -> None:
+    docs = (REPO / "docs" / "configuration.md").read_text()
+    example = docs.split("## Example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load(tmp_path, example)
+    assert set(config.policies()) == {"shopify", "wholesale"}
+
+
+# --- defaults -----------------------------------------------------------------------------------
+
+
+def test_defaults_of_a_minimal_config(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL + '[[channels]]\nid = "shop"\nkind = "shopify"\n')
+    assert config.redis.url is None
+    assert config.redis.data_dir == tmp_path / "data"
+    assert config.redis.idempotency_ttl_s == 72 * 3600
+    assert (config.redis.connect_timeout_s, config.redis.op_timeout_s) == (2.0, 5.0)
+    assert (config.server.host, config.server.port, config.server.token_env) == (
+        "127.0.0.1",
+        8080,
+        None,
+    )
+    assert (config.mqtt.url, config.mqtt.prefix, config.mqtt.client_id) == (
+        None,
+        "invsync/",
+        "invsync",
+    )
+    assert config.metrics.port is None
+    loc = config.locations[0]
+    assert (loc.name, loc.kind, loc.priority, loc.safety_stock) == (None, "warehouse", 100, 0)
+    ch = config.channels[0]
+    assert ch.enabled and ch.locations is None
+    assert (ch.buffer, ch.percent, ch.cap, ch.floor) == (0, 100, None, 0)
+    assert (ch.rate_limit_per_s, ch.burst, ch.batch_size) == (10.0, None, 50)
+    assert ch.effective_burst() == 10
+    assert (ch.url, ch.token_env, ch.secret_env, ch.sla_days, ch.options) == (
+        None,
+        None,
+        None,
+        None,
+        {},
+    )
+    assert config.bundles == ()
+    assert config.routing.default_strategy == "priority"
+    assert config.routing.strategies == {} and config.routing.zones == {}
+    assert config.exceptions.auto_resolve == {}
+
+
+def test_burst_defaults_to_one_second_of_rate(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        MINIMAL
+        + '[[channels]]\nid = "a"\nkind = "ebay"\nrate_limit_per_s = 0.5\n'
+        + '[[channels]]\nid = "b"\nkind = "ebay"\nrate_limit_per_s = 2.5\n'
+        + '[[channels]]\nid = "c"\nkind = "ebay"\nburst = 7\n',
+    )
+    assert [ch.effective_burst() for ch in config.channels] == [1, 3, 7]
+
+
+def test_options_keep_their_toml_types(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        MINIMAL + '[[channels]]\nid = "s"\nkind = "shopify"\n'
+        'options = { shop = "demo", api_version = 2024, ratio = 0.5, graphql = true }\n',
+    )
+    assert config.channels[0].options == {
+        "shop": "demo",
+        "api_version": 2024,
+        "ratio": 0.5,
+        "graphql": True,
+    }
+
+
+def test_config_is_frozen(tmp_path: Path) -> None:
+    config = load(tmp_path, MINIMAL)
+    with pytest.raises(AttributeError):
+        config.server = config.server  # type: ignore[misc]
+
+
+# --- paths and the config location --------------------------------------------------------------
+
+
+def test_relative_data_dir_resolves_against_the_config_folder_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc" / "invsync"
+    folder.mkdir(parents=True)
+    path = write(folder, '[redis]\ndata_dir = "state/valkey"\n' + MINIMAL)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(path)
+    assert config.redis_data_dir == folder / "state" / "valkey"
+    assert config.source == path
+    assert config.resolve_path("out/edi") == folder / "out" / "edi"
+
+
+def test_relative_config_path_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, MINIMAL, "site.toml")
+    monkeypatch.chdir(tmp_path)
+    config = load_config("site.toml")
+    assert config.source == tmp_path / "site.toml"
+    assert config.redis_data_dir == tmp_path / "data"
+
+
+def test_absolute_data_dir_is_kept(tmp_path: Path) -> None:
+    target = tmp_path / "var" / "lib" / "invsync"
+    config = load(tmp_path, f'[redis]\ndata_dir = "{target}"\n' + MINIMAL)
+    assert config.redis_data_dir == target
+
+
+def test_invsync_config_env_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "[server]\nport = 9999\n" + MINIMAL, "from-env.toml")
+    monkeypatch.setenv("INVSYNC_CONFIG", str(path))
+    monkeypatch.chdir(tmp_path)  # where a ./config.toml would be looked for, and isn't
+    assert load_config().server.port == 9999
+
+
+def test_without_env_the_default_is_config_toml_in_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "[server]\nport = 8123\n" + MINIMAL)
+    monkeypatch.delenv("INVSYNC_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert load_config().server.port == 8123
+
+
+def test_an_explicit_path_wins_over_the_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INVSYNC_CONFIG", str(tmp_path / "missing.toml"))
+    assert load(tmp_path, MINIMAL).locations[0].id == "wh-east"
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.toml")
+    assert info.value.key is None
+    assert str(info.value) == f"{tmp_path / 'nope.toml'}: no such file"
+
+
+def test_missing_default_file_says_how_to_name_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("INVSYNC_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert str(info.value) == "config.toml: no such file (pass -c FILE or set $INVSYNC_CONFIG)"
+
+
+# --- TOML syntax and schema errors --------------------------------------------------------------
+
+
+def test_toml_syntax_error_reports_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "[server]\nport = \n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    err = info.value
+    assert (err.key, err.line, err.column) == (None, 4, 8)
+    assert str(err) == f"{path}: line 4, column 8: invalid TOML: Invalid value"
+
+
+def test_toml_error_at_end_of_document_still_has_a_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, MINIMAL + 'name = "unclosed')
+    assert info.value.line == 3
+
+
+def test_str_reads_file_key_message(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + '[[channels]]\nid = "e"\nkind = "ebay"\npercent = 140\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}: channels[0].percent: must be between 0 and 100 (got 140)"
+
+
+def test_str_shows_the_path_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, '[[locations]]\nid = "a"\nprioriy = 1\n')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config("config.toml")
+    assert str(info.value) == (
+        "config.toml: locations[0].prioriy: unknown key (did you mean 'priority'?)"
+    )
+
+
+CHANNEL = '[[channels]]\nid = "c"\nkind = "ebay"\n'
+
+SCHEMA_ERRORS = [
+    pytest.param(
+        MINIMAL + "[server]\nprot = 1\n",
+        "server.prot",
+        "unknown key (did you mean 'port'?)",
+        id="unknown-key-with-suggestion",
+    ),
+    pytest.param(
+        MINIMAL + "[redis]\nzzz = 1\n",
+        "redis.zzz",
+        "unknown key (known: url, password_env, data_dir, idempotency_ttl_s, "
+        "connect_timeout_s, op_timeout_s)",
+        id="unknown-key-lists-known",
+    ),
+    pytest.param(
+        "chanels = []\n" + MINIMAL,
+        "chanels",
+        "unknown key (did you mean 'channels'?)",
+        id="unknown-section",
+    ),
+    pytest.param(
+        'source = "x"\n' + MINIMAL, "source", "unknown key", id="source-is-not-a-file-key"
+    ),
+    pytest.param(
+        '[[locations]]\nname = "East"\n',
+        "locations[0].id",
+        "required key is missing",
+        id="missing-id",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "c"\n',
+        "channels[0].kind",
+        "required key is missing",
+        id="missing-kind",
+    ),
+    pytest.param(
+        MINIMAL + '[server]\nport = "80"\n',
+        "server.port",
+        "expected an integer, got a string ('80')",
+        id="wrong-type",
+    ),
+    pytest.param(
+        MINIMAL + "[server]\nport = true\n",
+        "server.port",
+        "expected an integer, got a boolean (true)",
+        id="bool-is-not-int",
+    ),
+    pytest.param(
+        MINIMAL + '[[locations]]\nid = "b"\nname = 1979-05-27\n',
+        "locations[1].name",
+        "expected a string, got a date",
+        id="date",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "c"\nkind = "etsy"\n',
+        "channels[0].kind",
+        "must be one of 'shopify', 'amazon', 'ebay', 'walmart', 'tiktok', 'webhook', "
+        "'edi846', 'mqtt', 'pos' (got 'etsy')",
+        id="unknown-channel-kind",
+    ),
+    pytest.param(
+        '[[locations]]\nid = "a"\nkind = "depot"\n',
+        "locations[0].kind",
+        "must be one of 'warehouse', 'store', '3pl' (got 'depot')",
+        id="unknown-location-kind",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "options = { shop = [1] }\n",
+        "channels[0].options.shop",
+        "expected a boolean, an integer, a number or a string, got an array",
+        id="option-value-type",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { "TEE.M" = "one" }\n',
+        'bundles[0].components."TEE.M"',
+        "expected an integer, got a string ('one')",
+        id="component-units-type-quoted-key",
+    ),
+    pytest.param(
+        "locations = {}\n", "locations", "expected an array, got a table", id="table-not-array"
+    ),
+    pytest.param(
+        "[redis]\ndata_dir = 5\n" + MINIMAL,
+        "redis.data_dir",
+        "expected a path (a non-empty string), got 5",
+        id="path-type",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "message"), SCHEMA_ERRORS)
+def test_schema_errors_name_the_key(tmp_path: Path, text: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    assert (info.value.key, info.value.message) == (key, message)
+
+
+# --- semantic errors ----------------------------------------------------------------------------
+
+SEMANTIC_ERRORS = [
+    pytest.param("", "locations", "at least one [[locations]] entry is required", id="no-location"),
+    pytest.param(
+        TWO_LOCATIONS + '[[locations]]\nid = "wh-east"\n',
+        "locations[2].id",
+        "duplicate location id 'wh-east' (first at locations[0])",
+        id="duplicate-location",
+    ),
+    pytest.param(
+        '[[locations]]\nid = "wh:east"\n', "locations[0].id", "wh:east", id="colon-in-location-id"
+    ),
+    pytest.param('[[locations]]\nid = "{a}"\n', "locations[0].id", "{a}", id="brace-in-id"),
+    pytest.param(
+        '[[locations]]\nid = "-a"\n', "locations[0].id", "-a", id="id-starts-with-punctuation"
+    ),
+    pytest.param(
+        '[[locations]]\nid = "a"\nsafety_stock = -1\n',
+        "locations[0].safety_stock",
+        "must be at least 0 (got -1)",
+        id="negative-safety-stock",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + CHANNEL,
+        "channels[1].id",
+        "duplicate channel id 'c' (first at channels[0])",
+        id="duplicate-channel",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "c d"\nkind = "ebay"\n',
+        "channels[0].id",
+        "c d",
+        id="bad-channel-id",
+    ),
+    pytest.param(
+        TWO_LOCATIONS + CHANNEL + '[[channels]]\nid = "d"\nkind = "ebay"\nlocations = ["wh-x"]\n',
+        "channels[1].locations[0]",
+        "unknown location 'wh-x' (known: wh-east, wh-west)",
+        id="unknown-location",
+    ),
+    pytest.param(
+        TWO_LOCATIONS + CHANNEL + 'locations = ["wh-east", "wh-east"]\n',
+        "channels[0].locations[1]",
+        "location 'wh-east' is listed twice",
+        id="location-listed-twice",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "locations = []\n",
+        "channels[0].locations",
+        "must name at least one location (leave out for all)",
+        id="empty-locations",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "percent = 140\n",
+        "channels[0].percent",
+        "must be between 0 and 100 (got 140)",
+        id="percent-over-100",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "percent = -1\n",
+        "channels[0].percent",
+        "must be between 0 and 100 (got -1)",
+        id="percent-negative",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "buffer = -2\n",
+        "channels[0].buffer",
+        "must be at least 0 (got -2)",
+        id="negative-buffer",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "floor = -1\n",
+        "channels[0].floor",
+        "must be at least 0 (got -1)",
+        id="negative-floor",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "cap = -1\n",
+        "channels[0].cap",
+        "must be at least 0 (got -1)",
+        id="negative-cap",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "rate_limit_per_s = 0\n",
+        "channels[0].rate_limit_per_s",
+        "must be a number greater than 0 (got 0.0)",
+        id="zero-rate",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "rate_limit_per_s = inf\n",
+        "channels[0].rate_limit_per_s",
+        "must be a number greater than 0 (got inf)",
+        id="infinite-rate",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "burst = 0\n",
+        "channels[0].burst",
+        "must be at least 1 (got 0)",
+        id="zero-burst",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "batch_size = 1001\n",
+        "channels[0].batch_size",
+        "must be between 1 and 1000 (got 1001)",
+        id="batch-too-big",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "batch_size = 0\n",
+        "channels[0].batch_size",
+        "must be between 1 and 1000 (got 0)",
+        id="batch-zero",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "sla_days = -1\n",
+        "channels[0].sla_days",
+        "must be at least 0 (got -1)",
+        id="negative-sla",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "w"\nkind = "webhook"\nsecret_env = "W_SECRET"\n',
+        "channels[0].url",
+        "required for kind 'webhook' (where updates are POSTed)",
+        id="webhook-needs-url",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "w"\nkind = "webhook"\nurl = "https://b2b.example/in"\n',
+        "channels[0].secret_env",
+        "required for kind 'webhook' (the HMAC signing secret)",
+        id="webhook-needs-secret",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "w"\nkind = "webhook"\nurl = "ftp://b2b.example/in"\n'
+        'secret_env = "W"\n',
+        "channels[0].url",
+        "must be a URL starting with http:// or https:// (got 'ftp://b2b.example/in')",
+        id="webhook-url-scheme",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + 'url = "api.ebay.com"\n',
+        "channels[0].url",
+        "must be a URL starting with scheme:// (got 'api.ebay.com')",
+        id="url-without-scheme",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + 'token_env = "shpat_0123456789abcdef"\n',
+        "channels[0].token_env",
+        "must be the name of an environment variable (like SHOPIFY_TOKEN), not the secret itself",
+        id="secret-pasted-into-token-env",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + 'secret_env = "s3cr3t!"\n',
+        "channels[0].secret_env",
+        "not the secret itself",
+        id="secret-pasted-into-secret-env",
+    ),
+    pytest.param(
+        MINIMAL + '[server]\ntoken_env = "abc"\n',
+        "server.token_env",
+        "not the secret itself",
+        id="lowercase-server-token-env",
+    ),
+    pytest.param(
+        MINIMAL + '[mqtt]\npassword_env = "hunter2"\n',
+        "mqtt.password_env",
+        "not the secret itself",
+        id="mqtt-password-env",
+    ),
+    pytest.param(
+        MINIMAL + '[redis]\nurl = "redis://:hunter2@redis:6379/0"\n',
+        "redis.url",
+        "must not contain a password; put the name of a variable holding it in "
+        "redis.password_env instead",
+        id="password-in-redis-url",
+    ),
+    pytest.param(
+        MINIMAL + '[redis]\nurl = "http://redis:6379"\n',
+        "redis.url",
+        "must be a URL starting with redis:// or rediss:// or unix:// or valkey:// or "
+        "valkeys:// (got 'http://redis:6379')",
+        id="redis-url-scheme",
+    ),
+    pytest.param(
+        MINIMAL + "[redis]\nidempotency_ttl_s = 0\n",
+        "redis.idempotency_ttl_s",
+        "must be at least 1 (got 0)",
+        id="zero-ttl",
+    ),
+    pytest.param(
+        MINIMAL + "[redis]\nconnect_timeout_s = -1.5\n",
+        "redis.connect_timeout_s",
+        "must be a number greater than 0 (got -1.5)",
+        id="negative-timeout",
+    ),
+    pytest.param(
+        MINIMAL + "[server]\nport = 70000\n",
+        "server.port",
+        "must be between 1 and 65535 (got 70000)",
+        id="server-port-range",
+    ),
+    pytest.param(
+        MINIMAL + "[metrics]\nport = 0\n",
+        "metrics.port",
+        "must be between 1 and 65535 (got 0)",
+        id="metrics-port-range",
+    ),
+    pytest.param(
+        MINIMAL + "[metrics]\nport = 8080\n",
+        "metrics.port",
+        "same as server.port (8080); leave it out to serve /metrics there",
+        id="metrics-port-clash",
+    ),
+    pytest.param(
+        MINIMAL + '[mqtt]\nprefix = "invsync"\n',
+        "mqtt.prefix",
+        "must end with '/' and contain no '+' or '#' (got 'invsync')",
+        id="mqtt-prefix-slash",
+    ),
+    pytest.param(
+        MINIMAL + '[mqtt]\nurl = "tcp://broker"\n',
+        "mqtt.url",
+        "must be a URL starting with mqtt:// or mqtts:// or ws:// or wss:// (got 'tcp://broker')",
+        id="mqtt-url-scheme",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "pos"\nkind = "mqtt"\n',
+        "channels[0].kind",
+        "kind 'mqtt' needs [mqtt] url (MQTT is off without it)",
+        id="mqtt-channel-needs-broker",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { A = 1 }\n'
+        '[[bundles]]\nsku = "K"\ncomponents = { B = 1 }\n',
+        "bundles[1].sku",
+        "duplicate bundle sku 'K' (first at bundles[0])",
+        id="duplicate-bundle",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = {}\n',
+        "bundles[0].components",
+        "must list at least one component SKU",
+        id="empty-bundle",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { A = 0 }\n',
+        "bundles[0].components.A",
+        "must be at least 1 (got 0)",
+        id="zero-units",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { K = 1 }\n',
+        "bundles[0].components.K",
+        "a bundle cannot contain itself",
+        id="bundle-contains-itself",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K1"\ncomponents = { A = 1 }\n'
+        '[[bundles]]\nsku = "K2"\ncomponents = { K1 = 2, B = 1 }\n',
+        "bundles[1].components.K1",
+        "'K1' is itself a bundle; list its components instead",
+        id="nested-bundle",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = ""\ncomponents = { A = 1 }\n',
+        "bundles[0].sku",
+        "''",
+        id="empty-bundle-sku",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K{1}"\ncomponents = { A = 1 }\n',
+        "bundles[0].sku",
+        "K{1}",
+        id="hash-tag-in-bundle-sku",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { "A}" = 1 }\n',
+        'bundles[0].components."A}"',
+        "A}",
+        id="hash-tag-in-component",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + '[routing]\nstrategies = { shopify = "priority" }\n',
+        "routing.strategies.shopify",
+        "unknown channel 'shopify' (known: c)",
+        id="strategy-for-unknown-channel",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\ndefault_strategy = ""\n',
+        "routing.default_strategy",
+        "must not be empty",
+        id="empty-default-strategy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "message"), SEMANTIC_ERRORS)
+def test_semantic_errors_name_the_key(tmp_path: Path, text: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    assert info.value.key == key
+    assert message in info.value.message
+
+
+def test_pasted_secret_is_not_echoed(tmp_path: Path) -> None:
+    secret = "shpat_0123456789abcdef"
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, MINIMAL + CHANNEL + f'token_env = "{secret}"\n')
+    assert secret not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, MINIMAL + '[redis]\nurl = "redis://u:hunter2@redis"\n')
+    assert "hunter2" not in str(info.value)
+
+
+def test_disabled_channels_are_still_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, MINIMAL + CHANNEL + "enabled = false\npercent = 101\n")
+    assert info.value.key == "channels[0].percent"
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+def test_resolve_secret_reads_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVSYNC_TEST_TOKEN", "shpat_abc")
+    monkeypatch.setenv("INVSYNC_TEST_EMPTY", "")
+    monkeypatch.delenv("INVSYNC_TEST_UNSET", raising=False)
+    assert resolve_secret("INVSYNC_TEST_TOKEN") == "shpat_abc"
+    assert resolve_secret("INVSYNC_TEST_EMPTY") is None
+    assert resolve_secret("INVSYNC_TEST_UNSET") is None
+    assert resolve_secret(None) is None
+
+
+def test_config_keeps_only_the_env_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOP_TOKEN", "shpat_abc")
+    config = load(
+        tmp_path, MINIMAL + '[[channels]]\nid = "s"\nkind = "shopify"\ntoken_env = "SHOP_TOKEN"\n'
+    )
+    assert config.channels[0].token_env == "SHOP_TOKEN"
+    assert "shpat_abc" not in repr(config)
+    assert resolve_secret(config.channels[0].token_env) == os.environ["SHOP_TOKEN"]
+
+
+# --- views for the engine -----------------------------------------------------------------------
+
+POLICY_CONFIG = """
+[[locations]]
+id = "store-sf"
+kind = "store"
+priority = 50
+[[locations]]
+id = "wh-west"
+priority = 20
+[[locations]]
+id = "wh-east"
+priority = 20
+[[locations]]
+id = "3pl-tx"
+kind = "3pl"
+
+[[channels]]
+id = "amazon"
+kind = "amazon"
+buffer = 2
+
+[[channels]]
+id = "ebay"
+kind = "ebay"
+percent = 50
+cap = 20
+
+[[channels]]
+id = "paused"
+kind = "walmart"
+enabled = false
+
+[[channels]]
+id = "wholesale"
+kind = "webhook"
+url = "https://b2b.example/stock"
+secret_env = "B2B_SECRET"
+locations = ["wh-east", "wh-west"]
+floor = 5
+
+[[bundles]]
+sku = "KIT-TEE-CAP"
+components = { "TEE-BLK-M" = 1, "CAP-RED" = 1 }
+
+[[bundles]]
+sku = "KIT-SOCKS-3"
+components = { "SOCK-WHT" = 3 }
+"""
+
+
+def test_location_ids_are_ordered_by_priority_then_file_order(tmp_path: Path) -> None:
+    config = load(tmp_path, POLICY_CONFIG)
+    assert config.location_ids() == ["wh-west", "wh-east", "store-sf", "3pl-tx"]
+
+
+def test_policies_cover_enabled_channels_with_locations_defaulted_to_all(
+    tmp_path: Path,
+) -> None:
+    everywhere = ("wh-west", "wh-east", "store-sf", "3pl-tx")
+    assert load(tmp_path, POLICY_CONFIG).policies() == {
+        "amazon": ChannelPolicy(locations=everywhere, buffer=2),
+        "ebay": ChannelPolicy(locations=everywhere, percent=50, cap=20),
+        "wholesale": ChannelPolicy(locations=("wh-east", "wh-west"), floor=5),
+    }
+
+
+def test_bundle_map_gives_components_per_bundle(tmp_path: Path) -> None:
+    assert load(tmp_path, POLICY_CONFIG).bundle_map() == {
+        "KIT-TEE-CAP": Bundle(sku="KIT-TEE-CAP", components={"TEE-BLK-M": 1, "CAP-RED": 1}),
+        "KIT-SOCKS-3": Bundle(sku="KIT-SOCKS-3", components={"SOCK-WHT": 3}),
+    }
+
+
+def test_shipped_policies(tmp_path: Path) -> None:
+    policies = load_config(REPO / "config.toml").policies()
+    assert policies["amazon"].buffer == 2
+    assert (policies["ebay"].percent, policies["ebay"].cap) == (50, 20)
+    assert policies["wholesale"].floor == 5
+    assert policies["wholesale"].locations == ("wh-east", "wh-west")

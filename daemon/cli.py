@@ -83,6 +83,7 @@ def _event_id(given: str | None) -> str:
 @click.version_option(package_name="invsync")
 def main() -> None:
     """invsync: real-time omnichannel inventory sync."""
+    logs.configure(level="warning", stream=sys.stderr)
 
 
 @main.command()

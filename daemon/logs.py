@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure(*, json: bool | None = None, level: str = "info") -> None:
-    """Route structlog (and stdlib logging) to stdout; JSON unless stdout is a terminal."""
+def configure(
+    *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Route structlog to ``stream`` (stdout); JSON unless that stream is a terminal.
+
+    The daemon logs JSON on stdout (journald, log shippers); operator commands log warnings
+    to stderr so their stdout stays clean for ``--json`` output.
+    """
+    stream = stream or sys.stdout
     if json is None:
-        json = not sys.stdout.isatty()
+        json = not stream.isatty()
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -26,6 +34,6 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=True,
     )

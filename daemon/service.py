@@ -16,7 +16,7 @@ import structlog
 from ..engine.connection import Store, redact
 from ..engine.engine import Engine
 from ..engine.errors import StoreUnavailable
-from .config import Config
+from .config import Config, resolve_secret
 
 log = structlog.get_logger("invsync.daemon")
 
@@ -29,6 +29,7 @@ def open_store(config: Config, *, owner: bool) -> Store:
         owner=owner,
         connect_timeout=config.redis.connect_timeout_s,
         op_timeout=config.redis.op_timeout_s,
+        password=resolve_secret(config.redis.password_env),
     )
 
 
@@ -39,6 +40,7 @@ def open_engine(config: Config, store: Store) -> Engine:
         idempotency_ttl_s=config.redis.idempotency_ttl_s,
         bundles=config.bundle_map(),
         safety_stock={loc.id: loc.safety_stock for loc in config.locations},
+        op_timeout=config.redis.op_timeout_s,
     )
 
 

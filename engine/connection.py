@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from redis import exceptions as redis_errors
@@ -28,15 +28,23 @@ from .errors import StoreError, StoreUnavailable
 HEALTH_CHECK_INTERVAL = 15
 
 
-def open_redis(url: str, *, connect_timeout: float = 2.0, op_timeout: float = 5.0) -> Redis:
+def open_redis(
+    url: str,
+    *,
+    connect_timeout: float = 2.0,
+    op_timeout: float = 5.0,
+    password: str | None = None,
+) -> Redis:
     """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``); connects lazily.
 
     Replies are bytes. A connection or timeout error is retried twice with jittered exponential
     backoff on a fresh connection, then raised. ``op_timeout`` bounds each socket read, so
     blocking commands need their own client with a larger one.
     """
+    extra: dict[str, Any] = {} if password is None else {"password": password}
     return Redis.from_url(
         url,
+        **extra,
         decode_responses=False,  # keys and fields are bytes on the wire; decode at the edges
         socket_connect_timeout=connect_timeout,
         socket_timeout=op_timeout,
@@ -100,7 +108,9 @@ class Store:
         owner: bool = True,
         connect_timeout: float = 2.0,
         op_timeout: float = 5.0,
+        password: str | None = None,
     ) -> None:
+        self._password = password
         self._embedded = EmbeddedValkey(data_dir, owner=owner) if url is None else None
         self._url = url if url is not None else self._embedded_url()
         self._connect_timeout = connect_timeout
@@ -138,7 +148,10 @@ class Store:
             if self._embedded is not None:
                 await stack.enter_async_context(self._embedded)
             client = open_redis(
-                self._url, connect_timeout=self._connect_timeout, op_timeout=self._op_timeout
+                self._url,
+                connect_timeout=self._connect_timeout,
+                op_timeout=self._op_timeout,
+                password=self._password,
             )
             stack.push_async_callback(client.aclose)
             try:

@@ -19,6 +19,7 @@ import click
 from ..engine.connection import Store
 from ..engine.engine import Engine
 from ..engine.errors import InvsyncError
+from ..engine.keys import check_event_id
 from . import importer, logs
 from .config import Config, ConfigError, load_config
 from .service import open_engine, open_store, serve
@@ -155,12 +156,19 @@ def stock_set(
         raise click.UsageError(
             "give at least one of --on-hand, --safety-stock, --damaged, --incoming"
         )
+    # Each state is its own count: all are checked first so that exit 2 means nothing applied.
     for state, qty in wanted.items():
-        if qty < 0:
+        if not 0 <= qty <= importer.MAX_QTY:
             raise click.BadParameter(
-                f"must be >= 0, got {qty}", param_hint=f"--{state.replace('_', '-')}"
+                f"must be from 0 to {importer.MAX_QTY}, got {qty}",
+                param_hint=f"--{state.replace('_', '-')}",
             )
     base = _event_id(event_id)
+    try:
+        for state in wanted:
+            check_event_id(f"{base}:{state}")
+    except InvsyncError as exc:
+        _fail(exc)
 
     async def work(engine: Engine) -> dict[str, Any]:
         outcome = None

@@ -20,6 +20,9 @@ from ..engine.engine import Engine
 from ..engine.errors import InvsyncError
 
 HEADER = ("sku", "location", "on_hand")
+#: The engine's scripts refuse counts from 1e14 up (cjson keeps 14 digits): refused here, before
+#: anything is applied, rather than row by row after the rest of the file went in.
+MAX_QTY = keys.MAX_QTY
 
 
 class ImportFileError(Exception):
@@ -86,8 +89,12 @@ def parse(path: Path, locations: Iterable[str]) -> tuple[str, list[Row]]:
                 f"line {number}: unknown location {location!r} (known: {', '.join(sorted(known))})"
             )
             continue
-        if not qty.isdigit():
-            problems.append(f"line {number}: on_hand must be an integer >= 0, got {qty!r}")
+        # isascii: str.isdigit() also accepts digits such as "²" that int() rejects; the length
+        # bound keeps int() off strings longer than it converts.
+        if not (qty.isascii() and qty.isdigit() and len(qty) <= 20) or int(qty) > MAX_QTY:
+            problems.append(
+                f"line {number}: on_hand must be an integer from 0 to {MAX_QTY}, got {qty!r}"
+            )
             continue
         if (sku, location) in seen:
             problems.append(
@@ -123,7 +130,11 @@ async def apply(
             result.applied += 1
 
     for start in range(0, len(rows), window):
-        async with asyncio.TaskGroup() as group:
-            for row in rows[start : start + window]:
-                group.create_task(one(row))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for row in rows[start : start + window]:
+                    group.create_task(one(row))
+        except* InvsyncError as errors:
+            # The store went away: the caller reports that one error, not an exception group.
+            raise errors.exceptions[0] from None
     return result

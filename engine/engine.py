@@ -50,8 +50,10 @@ _json = msgspec.json.Encoder()
 
 
 def _positive(value: object, field: str) -> int:
-    if type(value) is not int or value < 1:
-        raise InvalidQuantity(f"{field} must be a positive integer, got {value!r}", field=field)
+    if type(value) is not int or not 1 <= value <= k.MAX_QTY:
+        raise InvalidQuantity(
+            f"{field} must be an integer from 1 to {k.MAX_QTY}, got {value!r}", field=field
+        )
     return value
 
 
@@ -118,8 +120,10 @@ class Engine:
         k.check_event_id(event_id)
         k.check_sku(sku)
         k.check_id(location, "location")
-        if type(qty) is not int or qty < 0:
-            raise InvalidQuantity(f"{state} must be an integer >= 0, got {qty!r}", field=state)
+        if type(qty) is not int or not 0 <= qty <= k.MAX_QTY:
+            raise InvalidQuantity(
+                f"{state} must be an integer from 0 to {k.MAX_QTY}, got {qty!r}", field=state
+            )
         args = {
             "skus": [sku],
             "sku": sku,
@@ -140,8 +144,11 @@ class Engine:
         k.check_event_id(event_id)
         k.check_sku(sku)
         k.check_id(location, "location")
-        if type(delta) is not int or delta == 0:
-            raise InvalidQuantity(f"delta must be a non-zero integer, got {delta!r}", field="delta")
+        if type(delta) is not int or delta == 0 or abs(delta) > k.MAX_QTY:
+            raise InvalidQuantity(
+                f"delta must be a non-zero integer within ±{k.MAX_QTY}, got {delta!r}",
+                field="delta",
+            )
         args = {
             "skus": [sku],
             "sku": sku,
@@ -331,7 +338,10 @@ class Engine:
             except InvsyncError as exc:
                 if exc.code in ("NOTHING_RESERVED", "UNKNOWN_ORDER"):
                     # Converted or released meanwhile, or a stale index entry: drop it.
-                    await self.redis.zrem(k.HOLDS_EXPIRY, key)
+                    try:
+                        await self.redis.zrem(k.HOLDS_EXPIRY, key)
+                    except (RedisConnectionError, RedisTimeoutError) as err:
+                        raise StoreUnavailable(f"Redis is unavailable: {err}") from err
                 elif exc.code != "NOT_EXPIRED":
                     raise
         return outcomes

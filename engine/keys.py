@@ -27,6 +27,10 @@ _SKU_FORBIDDEN = re.compile(r"[{}\s\x00-\x1f]")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 HOLDS_EXPIRY = "holds:expiry"
+
+#: Largest quantity (or absolute delta) a script accepts: Lua's cjson writes numbers with 14
+#: significant digits, so anything larger would not survive a round trip exactly.
+MAX_QTY = 10**14 - 1
 INVENTORY_PATTERN = "inv:{*}"
 
 
@@ -108,3 +112,13 @@ def tag_of(key: bytes | str) -> str:
     """The hash tag inside a key: ``ord:{shopify/1001}`` -> ``shopify/1001``."""
     text = key.decode() if isinstance(key, bytes) else key
     return text[text.index("{") + 1 : text.index("}")]
+
+
+def rejection(channel: str, order_id: str) -> str:
+    """The record of an order that could not be reserved anywhere (oversold)."""
+    return f"rej:{{{order_tag(channel, order_id)}}}"
+
+
+def pushed(channel: str) -> str:
+    """Hash of what ``channel`` was last sent: sku -> ``<available>:<version>``."""
+    return f"pushed:{{{channel}}}"

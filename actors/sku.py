@@ -31,7 +31,9 @@ class Topology:
     bundles_by_component: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, policies: Mapping[str, ChannelPolicy], bundles: Mapping[str, Bundle]) -> Topology:
+    def build(
+        cls, policies: Mapping[str, ChannelPolicy], bundles: Mapping[str, Bundle]
+    ) -> Topology:
         """A topology with the component -> bundles index derived from ``bundles``."""
         index: dict[str, list[str]] = {}
         for bundle in bundles.values():
@@ -65,10 +67,14 @@ class SkuActor(Actor[SkuMessage]):
         self._listeners = listeners
         self._version = -1
         self._last: dict[str, int] = {}
+        self._seen: Topology | None = None
 
     async def receive(self, message: SkuMessage) -> None:
         """Publish what changed for the channels; stale states (older versions) are ignored."""
         topo = self._topology()
+        if topo is not self._seen:
+            # Policies changed (reload): what was sent under the old ones says nothing now.
+            self._seen, self._last = topo, {}
         match message:
             case StockChanged(state=state, accepted_ms=accepted_ms):
                 if state.version <= self._version:

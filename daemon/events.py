@@ -18,8 +18,9 @@ Count = Annotated[int, msgspec.Meta(ge=0, lt=10**12)]
 Delta = Annotated[int, msgspec.Meta(gt=-(10**12), lt=10**12)]
 
 
-class _Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
-            tag_field="type"):
+class _Base(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"
+):
     id: Id
 
 
@@ -94,7 +95,9 @@ class StockCounted(_Base, frozen=True, tag="stock.counted"):
     incoming: Count | None = None
 
 
-Event = OrderCreated | OrderCancelled | OrderFulfilled | OrderReturned | StockAdjusted | StockCounted
+Event = (
+    OrderCreated | OrderCancelled | OrderFulfilled | OrderReturned | StockAdjusted | StockCounted
+)
 
 _one = msgspec.json.Decoder(Event)
 _many = msgspec.json.Decoder(Event | list[Event])

@@ -92,6 +92,26 @@ class Intake:
                 return int(lag) + int(pending)
         return 0
 
+    async def lag_seconds(self, now_ms: int | None = None) -> float:
+        """Age of the oldest event recorded but not yet processed (0 when caught up)."""
+        import time
+
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        summary: Any = await self.redis.xpending(self.stream, GROUP)
+        oldest = summary.get("min") if summary and summary.get("pending") else None
+        if oldest is None:
+            groups: list[dict[Any, Any]] = await self.redis.xinfo_groups(self.stream)
+            group = next((g for g in groups if _text(g.get("name", b"")) == GROUP), None)
+            if group is None or not group.get("lag"):
+                return 0.0
+            after: Any = await self.redis.xrange(
+                self.stream, min="(" + _text(group.get("last-delivered-id")), count=1
+            )
+            if not after:
+                return 0.0
+            oldest = after[0][0]
+        return max(0.0, (now_ms - _accepted_ms(_text(oldest))) / 1000)
+
     def _entries(self, rows: Sequence[tuple[object, dict[object, object]]]) -> list[Entry]:
         out = []
         for raw_id, fields in rows:
@@ -184,8 +204,7 @@ class Intake:
         if oldest is None:
             info: list[dict[Any, Any]] = await self.redis.xinfo_groups(self.stream)
             delivered = next(
-                (_text(g.get("last-delivered-id")) for g in info
-                 if _text(g.get("name")) == GROUP),
+                (_text(g.get("last-delivered-id")) for g in info if _text(g.get("name")) == GROUP),
                 None,
             )
             if delivered is None or delivered == "0-0":

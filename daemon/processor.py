@@ -218,10 +218,21 @@ class Processor:
             raise StoreUnavailable(str(exc)) from exc
         m.OVERSELLS.labels(channel=event.channel).inc()
         m.EVENTS.labels(kind="order.created", outcome="oversold").inc()
-        log.warning("order_oversold", channel=event.channel, order=event.order_id,
-                    event=event.id, shortages=shortages)
-        self._done(event.id, {"outcome": "refused", "code": "OVERSOLD",
-                              "message": "no location can serve this order"})
+        log.warning(
+            "order_oversold",
+            channel=event.channel,
+            order=event.order_id,
+            event=event.id,
+            shortages=shortages,
+        )
+        self._done(
+            event.id,
+            {
+                "outcome": "refused",
+                "code": "OVERSOLD",
+                "message": "no location can serve this order",
+            },
+        )
 
     # -- waiting for outcomes (the operator CLI) ------------------------------------------
 

@@ -1,8 +1,10 @@
-"""The long-running process of ``invsync run``: the store, the engine and their background work.
+"""The long-running process of ``invsync run``: wiring, life cycle, reload and shutdown.
 
-This is the daemon's core life cycle: open the store (embedded Valkey by default), load the
-engine's scripts, run the hold reaper, and on SIGTERM/SIGINT stop in order and exit 0. Intake
-(HTTP, webhooks, MQTT), actors and channel pushes plug into this life cycle.
+Start-up: the store (embedded Valkey by default), the engine, the actor system (SKU and channel
+actors), the intake consumer, the HTTP server, MQTT intake when configured, then READY=1.
+SIGHUP reloads the config (channels added, removed or changed; an invalid file is refused and the
+old config keeps running). SIGTERM/SIGINT: stop intake (HTTP, MQTT, the stream consumer), drain
+mailboxes, flush channel actors within a bound, stop the store, exit 0.
 """
 
 from __future__ import annotations
@@ -10,15 +12,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+import aiohttp
+import msgspec
 import structlog
 
+from ..actors.channel import ChannelActor
+from ..actors.clock import Clock, SystemClock
+from ..actors.messages import AvailabilityChanged, FullSync, StockChanged
+from ..actors.runtime import ActorSystem, Kind
+from ..actors.sku import SkuActor, Topology
+from ..adapters.base import ChannelAdapter
+from ..adapters.registry import make_adapter
+from ..engine import keys
+from ..engine.availability import LocationStock, availability_by_channel, bundle_available
 from ..engine.connection import Store, redact
 from ..engine.engine import Engine
-from ..engine.errors import StoreUnavailable
-from .config import Config, resolve_secret
+from ..engine.errors import InvsyncError, StoreUnavailable
+from ..engine.models import SkuState
+from ..metrics import definitions as m
+from . import systemd
+from .config import Channel, Config, ConfigError, load_config, resolve_secret
+from .events import BadEvent, Event
+from .intake import Intake
+from .processor import Processor
+from .stockview import stock_view
 
 log = structlog.get_logger("invsync.daemon")
+
+SKU_IDLE_S = 60.0
+SKU_MAILBOX = 1000
+CHANNEL_MAILBOX = 10_000
+DRAIN_TIMEOUT_S = 20.0
 
 
 def open_store(config: Config, *, owner: bool) -> Store:
@@ -51,31 +79,444 @@ async def reap_holds(engine: Engine, *, interval_s: float = 1.0) -> None:
             for outcome in await engine.expire_holds():
                 if outcome.order is not None:
                     log.info("hold_expired", hold=outcome.order.order_id)
-        except StoreUnavailable as exc:
-            log.warning("hold_reaper_store_unavailable", error=exc.message)
+        except InvsyncError as exc:
+            log.warning("hold_reaper_failed", code=exc.code, error=exc.message)
         await asyncio.sleep(interval_s)
 
 
-async def serve(config: Config) -> int:
-    """Run until SIGTERM or SIGINT; returns the process exit code."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with open_store(config, owner=True) as store, open_engine(config, store) as engine:
-        log.info(
-            "started",
-            store=redact(store.url),
-            embedded=store.embedded is not None,
-            locations=[loc.id for loc in config.locations],
-            channels=[ch.id for ch in config.channels if ch.enabled],
+def check_refs(config: Config, events: list[Event]) -> None:
+    """Refuse events naming a location or channel the config does not know (nothing recorded)."""
+    locations = {loc.id for loc in config.locations}
+    channels = {ch.id for ch in config.channels}
+    for event in events:
+        location = getattr(event, "location", None)
+        if location is not None and location not in locations:
+            raise BadEvent(f"event {event.id}: unknown location {location!r}")
+        for line in getattr(event, "lines", None) or ():
+            if line.location is not None and line.location not in locations:
+                raise BadEvent(f"event {event.id}: unknown location {line.location!r}")
+        channel = getattr(event, "channel", None)
+        if channel is not None and channel not in channels:
+            raise BadEvent(f"event {event.id}: unknown channel {channel!r}")
+
+
+def _channel_identity(channel: Channel) -> tuple[Any, ...]:
+    """What, when changed, needs a new channel actor (not just a re-sync)."""
+    return (
+        channel.kind,
+        channel.url,
+        channel.token_env,
+        channel.secret_env,
+        channel.rate_limit_per_s,
+        channel.burst,
+        channel.batch_size,
+        tuple(sorted(channel.options.items())),
+    )
+
+
+class Daemon:
+    """The running daemon; also the ``DaemonContext`` its HTTP API and MQTT intake see."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self._config = config
+        self._clock: Clock = clock or SystemClock()
+        self._engine: Engine | None = None
+        self._intake: Intake | None = None
+        self._system: ActorSystem | None = None
+        self._processor: Processor | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._adapters: dict[str, ChannelAdapter] = {}
+        self._channels: dict[str, Channel] = {}
+        self._channel_instances: dict[str, ChannelActor] = {}
+        self._topology = Topology.build({}, config.bundle_map())
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._consumer_stop = asyncio.Event()
+        self._ready = False
+        self.http_port: int | None = None
+
+    # -- DaemonContext ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        """The config in force."""
+        return self._config
+
+    @property
+    def engine(self) -> Engine:
+        """The engine (only while running)."""
+        assert self._engine is not None, "daemon not running"
+        return self._engine
+
+    @property
+    def intake(self) -> Intake:
+        """The intake stream (only while running)."""
+        assert self._intake is not None, "daemon not running"
+        return self._intake
+
+    @property
+    def adapters(self) -> Mapping[str, ChannelAdapter]:
+        """Channel id -> adapter of every running channel."""
+        return self._adapters
+
+    def check_events(self, events: list[Event]) -> None:
+        """Refuse events naming unknown locations or channels."""
+        check_refs(self._config, events)
+
+    async def readiness(self) -> dict[str, Any]:
+        """Redis answers, actors and intake running, and each channel's breaker state."""
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            await asyncio.wait_for(self.engine.redis.ping(), 1.0)
+            checks["redis"] = {"ok": True}
+        except Exception as exc:
+            checks["redis"] = {"ok": False, "error": str(exc) or type(exc).__name__}
+        checks["actors"] = {
+            "ok": self._system is not None and self._ready,
+            "active": self._system.active() if self._system else 0,
+        }
+        checks["intake"] = {"ok": self._ready and not self._consumer_stop.is_set()}
+        channels = {}
+        for channel_id in self._adapters:
+            actor = self._channel_actor(channel_id)
+            state = actor.breaker.state.name.lower() if actor else "stopped"
+            channels[channel_id] = {
+                "breaker": state,
+                "pending": actor.pending_count if actor else 0,
+            }
+        checks["channels"] = {"ok": True, "channels": channels}
+        ready = all(c["ok"] for c in checks.values())
+        return {"ready": ready, "checks": checks}
+
+    async def stock_view(self, sku: str) -> dict[str, Any] | None:
+        """``GET /v1/stock/{sku}``: states, availability and what each channel was last sent."""
+        keys.check_sku(sku)
+        state = await self.engine.stock(sku)
+        bundle = self._config.bundle_map().get(sku)
+        components: dict[str, SkuState | None] | None = None
+        if bundle is not None:
+            components = {c: await self.engine.stock(c) for c in bundle.components}
+        elif state is None:
+            return None
+        view = stock_view(self._config, sku, state, components)
+        for channel_id, entry in view["channels"].items():
+            raw = await self.engine.redis.hget(keys.pushed(channel_id), sku)
+            if raw is not None:
+                text = raw.decode() if isinstance(raw, bytes) else str(raw)
+                available, _, version = text.partition(":")
+                entry["pushed"], entry["pushed_version"] = int(available), int(version)
+        return view
+
+    async def order_view(self, channel: str, order_id: str) -> dict[str, Any] | None:
+        """An order's record, or the record of an order that could not be reserved."""
+        order = await self.engine.order(channel, order_id)
+        if order is not None:
+            view: dict[str, Any] = msgspec.to_builtins(order)
+            view["outcome"] = "reserved"
+            return view
+        raw = await self.engine.redis.get(keys.rejection(channel, order_id))
+        if raw is None:
+            return None
+        rejected: dict[str, Any] = msgspec.json.decode(raw)
+        rejected["outcome"] = "rejected"
+        return rejected
+
+    async def wait_processed(self, event_ids: list[str], timeout: float) -> dict[str, Any]:
+        """Event id -> outcome, waiting at most ``timeout`` seconds."""
+        assert self._processor is not None
+        return await self._processor.wait_processed(event_ids, timeout)
+
+    # -- channels ---------------------------------------------------------------------------
+
+    def _channel_actor(self, channel_id: str) -> ChannelActor | None:
+        return self._channel_instances.get(channel_id)
+
+    def _make_channel_actor(self, key: str) -> ChannelActor:
+        channel_id = key.partition(":")[2]
+        channel = self._channels[channel_id]
+        actor = ChannelActor(
+            key,
+            channel,
+            self._adapters[channel_id],
+            self.engine.redis,
+            self._clock,
+            lambda: self._current_values(channel_id),
         )
-        async with asyncio.TaskGroup() as group:
-            reaper = group.create_task(reap_holds(engine), name="hold-reaper")
-            await stop.wait()
-            log.info("stopping")
-            reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
-    log.info("stopped")
-    return 0
+        self._channel_instances[channel_id] = actor  # the latest instance (restarts replace it)
+        return actor
+
+    async def _current_values(self, channel_id: str) -> AsyncIterator[AvailabilityChanged]:
+        """Every SKU's (and bundle's) current value for one channel, for a full sync."""
+        engine = self.engine
+        topo = self._topology
+        policy = topo.policies.get(channel_id)
+        if policy is None:
+            return
+        only = {channel_id: policy}
+        chunk: list[str] = []
+
+        async def flush(skus: list[str]) -> list[AvailabilityChanged]:
+            async with engine.redis.pipeline(transaction=False) as pipe:
+                for sku in skus:
+                    pipe.hgetall(keys.inventory(sku))
+                rows = await pipe.execute()
+            out = []
+            for sku, raw in zip(skus, rows, strict=True):
+                if not raw:
+                    continue
+                state = engine.sku_state(sku, {a.decode(): b.decode() for a, b in raw.items()})
+                value = availability_by_channel(state.stock(), only)[channel_id]
+                out.append(AvailabilityChanged(sku=sku, available=value, version=state.version))
+            return out
+
+        async for sku in engine.skus():
+            chunk.append(sku)
+            if len(chunk) >= 500:
+                for update in await flush(chunk):
+                    yield update
+                chunk = []
+        if chunk:
+            for update in await flush(chunk):
+                yield update
+        for bundle in topo.bundles.values():
+            stocks: dict[str, dict[str, LocationStock]] = {}
+            version = 0
+            for component in bundle.components:
+                state = await engine.stock(component)
+                stocks[component] = state.stock() if state else {}
+                version += state.version if state else 0
+            yield AvailabilityChanged(
+                sku=bundle.sku, available=bundle_available(bundle, stocks, policy), version=version
+            )
+
+    async def _start_channel(self, channel: Channel) -> None:
+        assert self._session is not None and self._system is not None
+        try:
+            adapter = make_adapter(channel, self._session)
+        except ValueError as exc:
+            log.error("channel_not_started", channel=channel.id, reason=str(exc))
+            return
+        if adapter is None:
+            log.warning(
+                "channel_without_adapter",
+                channel=channel.id,
+                kind=channel.kind,
+                reason=f"no adapter for kind {channel.kind!r} in this version",
+            )
+            return
+        self._channels[channel.id] = channel
+        self._adapters[channel.id] = adapter
+        await self._system.send(f"channel:{channel.id}", FullSync())
+        log.info("channel_started", channel=channel.id, kind=channel.kind)
+
+    async def _stop_channel(self, channel_id: str) -> None:
+        assert self._system is not None
+        await self._system.stop(f"channel:{channel_id}", drain=True)
+        adapter = self._adapters.pop(channel_id, None)
+        self._channels.pop(channel_id, None)
+        self._channel_instances.pop(channel_id, None)
+        if adapter is not None:
+            await adapter.aclose()
+        log.info("channel_stopped", channel=channel_id)
+
+    def _rebuild_topology(self) -> None:
+        policies = self._config.policies()
+        running = {ch: p for ch, p in policies.items() if ch in self._adapters}
+        self._topology = Topology.build(running, self._config.bundle_map())
+
+    # -- reload -----------------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Apply the config file again; an invalid file is refused (old config keeps running)."""
+        systemd.reloading()
+        try:
+            new = load_config(self._config.source)
+        except ConfigError as exc:
+            log.error("reload_refused", reason=str(exc))
+            systemd.notify("READY=1", "STATUS=reload refused: invalid config")
+            return False
+        old = self._config
+        for section in ("redis", "server", "mqtt", "metrics"):
+            if getattr(old, section) != getattr(new, section):
+                log.warning(
+                    "reload_needs_restart",
+                    section=section,
+                    reason=f"[{section}] changes take effect at the next start",
+                )
+        old_channels = {ch.id: ch for ch in old.channels if ch.enabled}
+        new_channels = {ch.id: ch for ch in new.channels if ch.enabled}
+        old_policies, new_policies = old.policies(), new.policies()
+        self._config = msgspec.structs.replace(
+            new, redis=old.redis, server=old.server, mqtt=old.mqtt, metrics=old.metrics
+        )
+        assert self._engine is not None
+        self._engine.bundles = self._config.bundle_map()
+        self._engine.safety_stock = {loc.id: loc.safety_stock for loc in self._config.locations}
+        for channel_id in old_channels.keys() - new_channels.keys():
+            if channel_id in self._adapters:
+                await self._stop_channel(channel_id)
+        resync: list[str] = []
+        for channel_id, channel in new_channels.items():
+            before = old_channels.get(channel_id)
+            if before is not None and channel_id in self._adapters:
+                if _channel_identity(before) != _channel_identity(channel):
+                    await self._stop_channel(channel_id)
+                elif old_policies.get(channel_id) != new_policies.get(channel_id):
+                    resync.append(channel_id)
+                    continue
+                else:
+                    continue
+            await self._start_channel(channel)  # new, or restarted with new settings
+        self._rebuild_topology()
+        assert self._system is not None
+        for channel_id in resync:
+            await self._system.send(f"channel:{channel_id}", FullSync())
+        if old.bundle_map() != new.bundle_map():
+            for channel_id in self._adapters:
+                await self._system.send(f"channel:{channel_id}", FullSync())
+        log.info("reloaded", channels=sorted(self._adapters), resynced=resync)
+        systemd.notify("READY=1", f"STATUS=running, {len(self._adapters)} channel(s)")
+        return True
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def _notify_sku(self, state: SkuState, accepted_ms: int) -> None:
+        assert self._system is not None
+        await self._system.send(
+            f"sku:{state.sku}", StockChanged(state=state, accepted_ms=accepted_ms)
+        )
+
+    async def _sample_metrics(self) -> None:
+        while True:
+            system = self._system
+            if system is not None:
+                for kind in ("sku", "channel"):
+                    m.ACTORS_ACTIVE.labels(kind=kind).set(system.active(kind))
+                    m.MAILBOX_DEPTH.labels(kind=kind).set(system.mailbox_depth(kind))
+            if self._intake is not None:
+                with contextlib.suppress(Exception):
+                    m.INTAKE_LAG.set(await self._intake.lag_seconds())
+            await asyncio.sleep(1.0)
+
+    async def _trim_intake(self) -> None:
+        while True:
+            await asyncio.sleep(30.0)
+            if self._intake is not None:
+                with contextlib.suppress(StoreUnavailable, ConnectionError, OSError):
+                    await self._intake.trim()
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        from .http import build_app
+        from .server import HttpServer
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+        config = self._config
+        started = time.monotonic()
+        async with contextlib.AsyncExitStack() as stack:
+            store = await stack.enter_async_context(open_store(config, owner=True))
+            self._engine = await stack.enter_async_context(open_engine(config, store))
+            self._intake = Intake(store.redis)
+            await self._intake.ensure_group()
+            self._session = await stack.enter_async_context(aiohttp.ClientSession())
+            self._system = await stack.enter_async_context(ActorSystem(clock=self._clock))
+            self._system.register(
+                Kind(
+                    name="sku",
+                    factory=lambda key: SkuActor(key, self.engine, lambda: self._topology),
+                    mailbox_size=SKU_MAILBOX,
+                    idle_timeout_s=SKU_IDLE_S,
+                )
+            )
+            self._system.register(
+                Kind(
+                    name="channel",
+                    factory=self._make_channel_actor,
+                    mailbox_size=CHANNEL_MAILBOX,
+                    idle_timeout_s=None,
+                )
+            )
+            stack.push_async_callback(self._drain)
+            for channel in config.channels:
+                if channel.enabled:
+                    await self._start_channel(channel)
+            self._rebuild_topology()
+            self._processor = Processor(self.engine, lambda: self._config, self._notify_sku)
+            group = await stack.enter_async_context(asyncio.TaskGroup())
+            tasks = [
+                group.create_task(
+                    self.intake.consume(self._processor.handle_batch, stop=self._consumer_stop)
+                ),
+                group.create_task(reap_holds(self.engine)),
+                group.create_task(systemd.watchdog()),
+                group.create_task(self._sample_metrics()),
+                group.create_task(self._trim_intake()),
+            ]
+            if config.mqtt.url is not None:
+                from ..adapters.mqtt_intake import run_mqtt_intake
+
+                tasks.append(
+                    group.create_task(
+                        run_mqtt_intake(lambda: self._config, self.intake, self.check_events)
+                    )
+                )
+            server = HttpServer(build_app(self), config.server.host, config.server.port)
+            await server.__aenter__()
+            self.http_port = server.port
+            self._ready = True
+            systemd.notify("READY=1", f"STATUS=running, {len(self._adapters)} channel(s)")
+            log.info(
+                "started",
+                store=redact(store.url),
+                embedded=store.embedded is not None,
+                http=f"{config.server.host}:{server.port}",
+                channels=sorted(self._adapters),
+                startup_s=round(time.monotonic() - started, 3),
+            )
+            try:
+                while not self._stop.is_set():
+                    reload_wait = asyncio.ensure_future(self._reload.wait())
+                    stop_wait = asyncio.ensure_future(self._stop.wait())
+                    await asyncio.wait(
+                        {reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    reload_wait.cancel()
+                    stop_wait.cancel()
+                    if self._reload.is_set() and not self._stop.is_set():
+                        self._reload.clear()
+                        await self.reload()
+            finally:
+                systemd.notify("STOPPING=1")
+                log.info("stopping")
+                self._ready = False
+                await server.__aexit__(None, None, None)  # no new HTTP intake
+                self._consumer_stop.set()  # the consumer finishes its batch and returns
+                await tasks[0]
+                for task in tasks[1:]:
+                    task.cancel()
+        log.info("stopped")
+        return 0
+
+    async def _drain(self) -> None:
+        """Drain every mailbox and flush channel actors, bounded by DRAIN_TIMEOUT_S."""
+        assert self._system is not None
+        drained = await self._system.drain(DRAIN_TIMEOUT_S)
+        if not drained:
+            log.warning("drain_timed_out", timeout_s=DRAIN_TIMEOUT_S)
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+
+
+async def serve(config: Config) -> int:
+    """Run the daemon on ``config`` until SIGTERM or SIGINT; returns the exit code."""
+    code = 1
+    try:
+        code = await Daemon(config).run()
+    except* InvsyncError as group:
+        for exc in group.exceptions:
+            assert isinstance(exc, InvsyncError)
+            log.error("daemon_failed", code=exc.code, error=exc.message)
+    return code

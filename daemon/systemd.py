@@ -28,7 +28,8 @@ def notify(*states: str) -> bool:
 
 def reloading() -> bool:
     """Tell systemd a reload started (``Type=notify-reload`` needs the monotonic timestamp)."""
-    return notify("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+    now_us = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    return notify("RELOADING=1", f"MONOTONIC_USEC={now_us}")
 
 
 def watchdog_interval() -> float | None:

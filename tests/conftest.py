@@ -72,3 +72,68 @@ def artifacts() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def _answers(host: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+async def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A real MQTT broker: ``$MQTT_URL``, else one answering on 127.0.0.1:1883, else a
+    Mosquitto started here if installed, else the pure-Python amqtt broker (test extras)."""
+    import asyncio
+    import shutil
+    import subprocess
+
+    url = os.environ.get("MQTT_URL")
+    if url:
+        yield url
+        return
+    if _answers("127.0.0.1", 1883):
+        yield "mqtt://127.0.0.1:1883"
+        return
+    port = _free_port()
+    exe = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if exe:
+        conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                if _answers("127.0.0.1", port):
+                    break
+                await asyncio.sleep(0.05)
+            yield f"mqtt://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=5)
+        return
+    from amqtt.broker import Broker
+
+    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
+                                 {"allow_anonymous": True}}})
+    await broker.start()
+    try:
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        await broker.shutdown()

@@ -1,0 +1,144 @@
+"""MQTT intake: WMS and POS stock movements and orders arrive on ``<prefix>in/...`` topics.
+
+- ``<prefix>in/stock/{location}``: stock events (``stock.counted`` / ``stock.adjusted``); the
+  topic's location fills in a missing ``location``.
+- ``<prefix>in/orders/{channel}``: order events; the topic's channel fills in ``channel``.
+
+The payload is one generic event object or a list (the same JSON as ``POST /v1/events``).
+Messages are QoS 1 on a persistent session and acknowledged (PUBACK) only after the events are
+recorded in the intake stream, so a crash before that makes the broker deliver them again. The
+connection is re-established with exponential backoff when the broker goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import aiomqtt
+import msgspec
+import structlog
+
+from ..daemon.config import Config, resolve_secret
+from ..daemon.events import BadEvent, Event, convert_events, event_kind
+from ..daemon.intake import Intake
+from ..engine.errors import StoreUnavailable
+from ..metrics import definitions as m
+
+log = structlog.get_logger("invsync.mqtt")
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, tls) of an ``mqtt://`` / ``mqtts://`` URL."""
+    parts = urlsplit(url)
+    tls = parts.scheme == "mqtts"
+    return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+
+
+def events_from_message(
+    topic: str, payload: bytes, prefix: str, check: Callable[[list[Event]], None]
+) -> list[Event]:
+    """Decode a message into events, filling location/channel from the topic; BadEvent if bad."""
+    rest = topic[len(prefix) :] if topic.startswith(prefix) else topic
+    parts = rest.split("/")
+    if len(parts) != 3 or parts[0] != "in" or parts[1] not in ("stock", "orders") or not parts[2]:
+        raise BadEvent(
+            f"unknown topic {topic!r}: use {prefix}in/stock/<location> or "
+            f"{prefix}in/orders/<channel>"
+        )
+    try:
+        decoded = msgspec.json.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise BadEvent(f"malformed JSON: {exc}") from exc
+    objects = decoded if isinstance(decoded, list) else [decoded]
+    if not objects or not all(isinstance(o, dict) for o in objects):
+        raise BadEvent("payload must be an event object or a non-empty list of them")
+    field = "location" if parts[1] == "stock" else "channel"
+    stock_topic = parts[1] == "stock"
+    wrong = [
+        o.get("id") for o in objects if stock_topic != str(o.get("type", "")).startswith("stock.")
+    ]
+    if wrong:
+        raise BadEvent(f"events {wrong} do not belong on {topic}")
+    for obj in objects:
+        obj.setdefault(field, parts[2])
+        if obj[field] != parts[2]:
+            raise BadEvent(f"{field} {obj[field]!r} does not match the topic's {parts[2]!r}")
+    events = convert_events(objects)
+    check(events)
+    return events
+
+
+async def run_mqtt_intake(
+    config: Callable[[], Config],
+    intake: Intake,
+    check: Callable[[list[Event]], None],
+    *,
+    connected: asyncio.Event | None = None,
+) -> None:
+    """Subscribe and record events until cancelled; reconnects with backoff forever."""
+    delay = 0.5
+    while True:
+        cfg = config().mqtt
+        if cfg.url is None:
+            return
+        host, port, tls = broker_address(cfg.url)
+        prefix = cfg.prefix
+        try:
+            client = aiomqtt.Client(
+                host,
+                port,
+                identifier=f"{cfg.client_id}-intake",
+                username=cfg.username,
+                password=resolve_secret(cfg.password_env),
+                clean_session=False,  # the broker keeps our QoS 1 messages while we are away
+                tls_params=aiomqtt.TLSParameters() if tls else None,
+            )
+            # PUBACK only after the events are recorded (paho's manual acknowledgement).
+            paho = client._client
+            paho.manual_ack_set(True)
+            async with client:
+                await client.subscribe(f"{prefix}in/#", qos=1)
+                log.info("mqtt_intake_connected", broker=f"{host}:{port}")
+                if connected is not None:
+                    connected.set()
+                delay = 0.5
+                async for message in client.messages:
+                    await _handle(message, prefix, intake, check)
+                    if message.qos > 0:
+                        paho.ack(message.mid, message.qos)
+        except aiomqtt.MqttError as exc:
+            if connected is not None:
+                connected.clear()
+            log.warning("mqtt_intake_disconnected", error=str(exc), retry_in_s=round(delay, 2))
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 30.0)
+
+
+async def _handle(
+    message: aiomqtt.Message, prefix: str, intake: Intake, check: Callable[[list[Event]], None]
+) -> None:
+    topic = str(message.topic)
+    raw = message.payload
+    payload = raw if isinstance(raw, bytes) else str(raw).encode()
+    try:
+        events = events_from_message(topic, payload, prefix, check)
+    except BadEvent as exc:
+        # Acknowledged anyway: a malformed message would come back forever. Logged and counted.
+        m.EVENTS.labels(kind="mqtt", outcome="rejected").inc()
+        log.warning("mqtt_bad_event", topic=topic, error=str(exc))
+        return
+    delay = 0.2
+    while True:
+        try:
+            await intake.append(events, source="mqtt")
+            break
+        except StoreUnavailable as exc:
+            # Not acknowledged until recorded: keep the message (and the broker's redelivery).
+            log.warning("mqtt_store_unavailable", error=exc.message, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    for event in events:
+        m.EVENTS.labels(kind=event_kind(event), outcome="accepted").inc()

@@ -35,6 +35,7 @@ from ..adapters.base import (
     Update,
 )
 from ..daemon.config import Channel
+from ..engine import keys
 from ..metrics.definitions import (
     CHANNEL_BREAKER_OPEN,
     CHANNEL_PENDING_SKUS,
@@ -61,7 +62,7 @@ _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 def pushed_key(channel_id: str) -> str:
     """The hash of what ``channel_id`` was last sent: SKU -> ``"<available>:<version>"``."""
-    return f"pushed:{{{channel_id}}}"
+    return keys.pushed(channel_id)
 
 
 def _parse_pushed(raw: object) -> tuple[int, int] | None:

@@ -42,7 +42,7 @@ class ChannelError(Exception):
 
 
 class Throttled(ChannelError):
-    """The channel asks us to slow down (HTTP 429, a throttle error); retry after ``retry_after``."""
+    """The channel asks us to slow down (HTTP 429, a throttle error); wait ``retry_after``."""
 
 
 class Retryable(ChannelError):
@@ -54,7 +54,7 @@ class Permanent(ChannelError):
 
 
 class BadWebhook(Exception):
-    """An inbound webhook is malformed (400) or fails its signature check (``unauthorized``, 401)."""
+    """An inbound webhook is malformed (400) or fails its signature check (401)."""
 
     def __init__(self, message: str, *, unauthorized: bool = False) -> None:
         super().__init__(message)

@@ -131,10 +131,13 @@ def decode_events(body: bytes) -> list[Event]:
 
 def convert_events(objects: list[dict[str, object]]) -> list[Event]:
     """Events from already parsed JSON objects (webhook adapters translate into these)."""
-    try:
-        return [msgspec.convert(obj, Event) for obj in objects]
-    except msgspec.ValidationError as exc:
-        raise BadEvent(str(exc)) from exc
+    events: list[Event] = []
+    for i, obj in enumerate(objects):
+        try:
+            events.append(msgspec.convert(obj, Event))
+        except msgspec.ValidationError as exc:
+            raise BadEvent(f"$[{i}]: {exc}") from exc
+    return events
 
 
 def decode_event(raw: bytes) -> Event:

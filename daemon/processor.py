@@ -96,7 +96,7 @@ class Processor:
     async def apply(self, entry: Entry) -> None:
         """Apply one event; record and count its outcome. StoreUnavailable propagates."""
         event, kind = entry.event, event_kind(entry.event)
-        bound = log.bind(event=event.id, type=kind)
+        bound = log.bind(event_id=event.id, type=kind)
         try:
             outcome = await self._dispatch(event, entry.accepted_ms)
         except StoreUnavailable:
@@ -222,7 +222,7 @@ class Processor:
             "order_oversold",
             channel=event.channel,
             order=event.order_id,
-            event=event.id,
+            event_id=event.id,
             shortages=shortages,
         )
         self._done(

@@ -109,14 +109,14 @@ async def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
         yield "mqtt://127.0.0.1:1883"
         return
     port = _free_port()
-    exe = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    sbin = Path("/usr/sbin/mosquitto")
+    exe = shutil.which("mosquitto") or (str(sbin) if sbin.exists() else None)  # noqa: ASYNC240
     if exe:
         conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = await asyncio.create_subprocess_exec(
+            exe, "-c", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             for _ in range(100):
                 if _answers("127.0.0.1", port):
@@ -125,13 +125,18 @@ async def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
             yield f"mqtt://127.0.0.1:{port}"
         finally:
             proc.terminate()
-            proc.wait(timeout=5)
+            await asyncio.wait_for(proc.wait(), 5)
         return
     from amqtt.broker import Broker
 
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
-                                 {"allow_anonymous": True}}})
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+    )
     await broker.start()
     try:
         yield f"mqtt://127.0.0.1:{port}"

@@ -41,8 +41,10 @@ kind = "shopify"
 
 def test_topic_fills_in_location_and_channel() -> None:
     events = events_from_message(
-        "p/in/stock/wh-east", b'{"id": "e1", "type": "stock.counted", "sku": "T", "on_hand": 3}',
-        "p/", lambda _e: None,
+        "p/in/stock/wh-east",
+        b'{"id": "e1", "type": "stock.counted", "sku": "T", "on_hand": 3}',
+        "p/",
+        lambda _e: None,
     )
     assert isinstance(events[0], StockCounted) and events[0].location == "wh-east"
 
@@ -52,12 +54,22 @@ def test_topic_fills_in_location_and_channel() -> None:
     [
         ("p/in/stock/wh-east", b"{", "malformed JSON"),
         ("p/in/nope/wh-east", b"{}", "unknown topic"),
-        ("p/in/stock/wh-east", b'{"id": "e", "type": "stock.counted", "sku": "T",'
-         b' "location": "wh-west", "on_hand": 1}', "does not match"),
-        ("p/in/orders/shop", b'{"id": "e", "type": "stock.counted", "sku": "T", "on_hand": 1}',
-         "do not belong"),
-        ("p/in/stock/wh-east", b'{"id": "e", "type": "stock.adjusted", "sku": "T", "delta": 1.5}',
-         "int"),
+        (
+            "p/in/stock/wh-east",
+            b'{"id": "e", "type": "stock.counted", "sku": "T",'
+            b' "location": "wh-west", "on_hand": 1}',
+            "does not match",
+        ),
+        (
+            "p/in/orders/shop",
+            b'{"id": "e", "type": "stock.counted", "sku": "T", "on_hand": 1}',
+            "do not belong",
+        ),
+        (
+            "p/in/stock/wh-east",
+            b'{"id": "e", "type": "stock.adjusted", "sku": "T", "delta": 1.5}',
+            "int",
+        ),
     ],
 )
 def test_bad_messages_are_refused_with_a_reason(topic: str, payload: bytes, why: str) -> None:
@@ -78,8 +90,9 @@ async def test_events_published_on_mqtt_are_recorded_in_the_intake_stream(
     intake = Intake(redis)
     connected = asyncio.Event()
     task = asyncio.create_task(
-        run_mqtt_intake(lambda: config, intake, lambda e: check_refs(config, e),
-                        connected=connected)
+        run_mqtt_intake(
+            lambda: config, intake, lambda e: check_refs(config, e), connected=connected
+        )
     )
     try:
         await asyncio.wait_for(connected.wait(), 10)
@@ -93,14 +106,24 @@ async def test_events_published_on_mqtt_are_recorded_in_the_intake_stream(
             )
             await pub.publish(
                 f"{prefix}in/stock/wh-east",
-                json.dumps([{"id": "m1", "type": "stock.counted", "sku": "TEE", "on_hand": 7},
-                            {"id": "m2", "type": "stock.adjusted", "sku": "TEE", "delta": -2}]),
+                json.dumps(
+                    [
+                        {"id": "m1", "type": "stock.counted", "sku": "TEE", "on_hand": 7},
+                        {"id": "m2", "type": "stock.adjusted", "sku": "TEE", "delta": -2},
+                    ]
+                ),
                 qos=1,
             )
             await pub.publish(
                 f"{prefix}in/orders/shop",
-                json.dumps({"id": "m3", "type": "order.created", "order_id": "1",
-                            "lines": [{"sku": "TEE", "qty": 1}]}),
+                json.dumps(
+                    {
+                        "id": "m3",
+                        "type": "order.created",
+                        "order_id": "1",
+                        "lines": [{"sku": "TEE", "qty": 1}],
+                    }
+                ),
                 qos=1,
             )
         rows: list = []

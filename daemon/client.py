@@ -1,0 +1,220 @@
+"""``DaemonClient``: the operator CLI's way to the running daemon, through its HTTP API.
+
+The address and token come from the config's ``[server]`` section. Errors come back as the
+typed ``InvsyncError`` the daemon answered with (by its code); a daemon that does not answer at
+all is ``DaemonUnavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import quote
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from ..engine.errors import (
+    BY_CODE,
+    Conflict,
+    InvalidRequest,
+    InvsyncError,
+    NotFound,
+    StoreError,
+    StoreUnavailable,
+)
+from .config import ServerConfig, resolve_secret
+from .http import API_ERRORS, Forbidden, PayloadTooLarge, Unauthorized
+
+__all__ = ["DaemonClient", "DaemonUnavailable"]
+
+#: Every code the API answers with -> its type (the API's own codes win over the engine's).
+_BY_CODE: dict[str, type[InvsyncError]] = {
+    **BY_CODE,
+    StoreError.code: StoreError,
+    StoreUnavailable.code: StoreUnavailable,
+    NotFound.code: NotFound,
+    **API_ERRORS,
+}
+#: For a code this client does not know: the nearest type by HTTP status.
+_BY_STATUS: dict[int, type[InvsyncError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    503: StoreUnavailable,
+}
+
+
+class DaemonUnavailable(InvsyncError):
+    """No daemon answers at the configured address (not running, or not reachable)."""
+
+    code = "DAEMON_UNAVAILABLE"
+    http_status = 503
+
+
+def _connect_host(host: str) -> str:
+    """Where to connect for a listener on ``host``: a wildcard address means this machine."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+class DaemonClient:
+    """The running daemon's API, as an async context manager (one connection pool)."""
+
+    def __init__(
+        self, server: ServerConfig, *, timeout_s: float = 30.0, connect_timeout_s: float = 2.0
+    ) -> None:
+        host = _connect_host(server.host)
+        self.address = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
+        self.base_url = f"http://{self.address}"
+        self._token_env = server.token_env
+        self._token = resolve_secret(server.token_env)
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        self._session = aiohttp.ClientSession(headers=headers)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    # -- the API ------------------------------------------------------------------------------
+
+    async def alive(self, *, timeout_s: float = 1.0) -> bool:
+        """Whether an invsync daemon answers ``GET /healthz`` within ``timeout_s``."""
+        try:
+            status, body = await self._call("GET", "/healthz", timeout_s=timeout_s)
+        except InvsyncError:
+            return False
+        return status == 200 and isinstance(body, dict) and body.get("status") == "ok"
+
+    async def post_events(
+        self, events: list[dict[str, Any]], wait: float | None = None
+    ) -> dict[str, Any]:
+        """Record ``events`` (all or none); with ``wait``, also wait up to that many seconds
+        for them to be processed: ``{"accepted", "ids"[, "results"]}``."""
+        params = {} if wait is None else {"wait": f"{wait:g}"}
+        _, body = await self._ok(
+            "POST",
+            "/v1/events",
+            params=params,
+            data=msgspec.json.encode(events),
+            timeout_s=self._timeout_s + (wait or 0.0),
+        )
+        return self._object(body)
+
+    async def stock(self, sku: str) -> dict[str, Any] | None:
+        """The stock view of ``sku`` (``GET /v1/stock/{sku}``), or None if never stocked."""
+        try:
+            _, body = await self._ok("GET", f"/v1/stock/{quote(sku, safe='')}")
+        except InvsyncError as exc:
+            if exc.code == "UNKNOWN_SKU":
+                return None
+            raise
+        return self._object(body)
+
+    async def order(self, channel: str, order_id: str) -> dict[str, Any] | None:
+        """An order's state, or None if there is no such order on the channel."""
+        path = f"/v1/orders/{quote(channel, safe='')}/{quote(order_id, safe='')}"
+        try:
+            _, body = await self._ok("GET", path)
+        except InvsyncError as exc:
+            if exc.code == "UNKNOWN_ORDER":
+                return None
+            raise
+        return self._object(body)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _ok(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        status, body = await self._call(method, path, **kw)
+        if not 200 <= status < 300:
+            raise self._error(status, body)
+        return status, body
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[int, Any]:
+        if self._session is None:
+            raise RuntimeError("DaemonClient is not entered: use `async with DaemonClient(...)`")
+        total = self._timeout_s if timeout_s is None else timeout_s
+        timeout = aiohttp.ClientTimeout(total=total, connect=min(self._connect_timeout_s, total))
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        url = URL(self.base_url + path, encoded=True)
+        try:
+            async with self._session.request(
+                method, url, params=params, data=data, headers=headers, timeout=timeout
+            ) as response:
+                raw = await response.read()
+                status = response.status
+        except aiohttp.ClientConnectorError as exc:
+            refused = isinstance(exc.os_error, ConnectionRefusedError)
+            reason = "connection refused" if refused else exc.os_error.strerror or str(exc)
+            raise DaemonUnavailable(
+                f"no invsync daemon answers at {self.address}: {reason}", reason=reason
+            ) from exc
+        except TimeoutError as exc:
+            raise DaemonUnavailable(
+                f"the daemon at {self.address} did not answer within {total:g} s",
+                reason=f"no answer within {total:g} s",
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            # Connected, then lost: a POST may or may not have been recorded. Retrying it with
+            # the same event ids is safe (ids are idempotency keys).
+            raise DaemonUnavailable(
+                f"the daemon at {self.address} dropped the connection ({exc}); "
+                "retrying with the same event ids is safe",
+                reason=f"connection lost: {exc}",
+            ) from exc
+        try:
+            body = msgspec.json.decode(raw) if raw else None
+        except msgspec.DecodeError:
+            body = raw.decode("utf-8", "replace")[:200]
+        return status, body
+
+    def _error(self, status: int, body: Any) -> InvsyncError:
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+            return InvsyncError(
+                f"unexpected answer from {self.address}: HTTP {status} {body!r}", status=status
+            )
+        code: str = error["code"]
+        message = str(error.get("message", ""))
+        details = {k: v for k, v in error.items() if k not in ("code", "message")}
+        if status == 401 and self._token is None and self._token_env:
+            message += f" (server.token_env names ${self._token_env}, which is not set here)"
+        cls = _BY_CODE.get(code)
+        if cls is None:
+            cls = _BY_STATUS.get(status, InvsyncError)
+            details["server_code"] = code
+        return cls(message, **details)
+
+    @staticmethod
+    def _object(body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise InvsyncError(f"expected a JSON object from the daemon, got {body!r}")
+        return body

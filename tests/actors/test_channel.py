@@ -1,0 +1,442 @@
+"""The channel actor against real Redis and a real signed-webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import generate_latest
+
+from invsync.actors.breaker import BreakerState
+from invsync.actors.channel import ChannelActor, pushed_key
+from invsync.actors.clock import Clock, ManualClock, SystemClock
+from invsync.actors.messages import AvailabilityChanged, FullSync
+from invsync.actors.runtime import ActorSystem, Kind
+from invsync.adapters.webhook import WebhookAdapter
+from invsync.daemon.config import Channel
+from invsync.metrics.definitions import REGISTRY
+from tests.adapters.test_webhook import SECRET, Answer, Receiver, until, webhook_channel
+
+CHANNEL = "wholesale"
+
+MakeActor = Callable[..., Awaitable[ChannelActor]]
+
+
+def change(sku: str, available: int, version: int, accepted_ms: int = 0) -> AvailabilityChanged:
+    return AvailabilityChanged(
+        sku=sku, available=available, version=version, accepted_ms=accepted_ms
+    )
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, {"channel": CHANNEL, **labels}) or 0.0
+
+
+def pushes(outcome: str) -> float:
+    return sample("invsync_channel_pushes_total", outcome=outcome)
+
+
+async def no_values() -> AsyncIterator[AvailabilityChanged]:
+    return
+    yield  # pragma: no cover (makes this an async generator)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def make_actor(
+    redis: aioredis.Redis, session: aiohttp.ClientSession, receiver: Receiver
+) -> AsyncIterator[MakeActor]:
+    """Builds and activates channel actors on the receiver; passivates them after the test."""
+    actors: list[ChannelActor] = []
+
+    async def make(
+        channel: Channel | None = None,
+        *,
+        clock: Clock | None = None,
+        values: Callable[[], AsyncIterator[AvailabilityChanged]] = no_values,
+        **kwargs: Any,
+    ) -> ChannelActor:
+        channel = channel or webhook_channel(receiver.url)
+        kwargs.setdefault("rng", random.Random(7))
+        actor = ChannelActor(
+            f"channel:{channel.id}",
+            channel,
+            WebhookAdapter(channel, session, SECRET),
+            redis,
+            clock or SystemClock(),
+            values,
+            **kwargs,
+        )
+        await actor.on_activate()
+        actors.append(actor)
+        return actor
+
+    yield make
+    receiver.gate.set()
+    for actor in actors:
+        await actor.on_passivate()
+
+
+async def test_pushes_a_change_and_records_what_was_sent(
+    make_actor: MakeActor, receiver: Receiver, redis: aioredis.Redis
+) -> None:
+    ok_before = pushes("ok")
+    actor = await make_actor()
+    await actor.receive(change("TEE-BLK-M", 7, 3))
+    await until(lambda: not actor.busy)
+
+    (req,) = receiver.requests
+    assert req.signature_ok
+    assert req.payload == {
+        "channel": CHANNEL,
+        "updates": [{"sku": "TEE-BLK-M", "available": 7, "version": 3}],
+    }
+    assert await actor.pushed("TEE-BLK-M") == (7, 3)
+    assert await redis.hget(pushed_key(CHANNEL), "TEE-BLK-M") == b"7:3"
+    assert pushes("ok") == ok_before + 1
+    assert sample("invsync_channel_pending_skus") == 0
+
+
+async def test_coalesces_fifty_changes_into_one_push(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    actor = await make_actor()
+    receiver.gate.clear()  # the first push stays in flight until the gate opens
+    await actor.receive(change("A", 0, 1))
+    await until(lambda: len(receiver.requests) == 1)
+
+    for version in range(2, 52):
+        await actor.receive(change("A", version, version))
+    assert actor.pending_count == 1
+    assert sample("invsync_channel_pending_skus") == 1
+
+    receiver.gate.set()
+    await until(lambda: len(receiver.requests) == 2 and not actor.busy)
+    await asyncio.sleep(0.05)
+    assert len(receiver.requests) == 2
+    assert receiver.requests[1].payload["updates"] == [{"sku": "A", "available": 51, "version": 51}]
+    assert await actor.pushed("A") == (51, 51)
+
+
+async def test_an_older_version_never_overwrites_a_newer_one(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    actor = await make_actor()
+    await actor.receive(change("A", 5, 5))
+    await until(lambda: not actor.busy)
+
+    await actor.receive(change("A", 3, 3))  # older than what the channel has
+    await until(lambda: not actor.busy)
+
+    receiver.gate.clear()
+    await actor.receive(change("B", 1, 1))
+    await until(lambda: len(receiver.requests) == 2)
+    await actor.receive(change("B", 0, 0))  # older than the push in flight
+    await actor.receive(change("A", 9, 9))
+    await actor.receive(change("A", 8, 8))  # older than the pending value
+    assert actor.pending_count == 1
+    receiver.gate.set()
+    await until(lambda: not actor.busy)
+
+    assert receiver.pushed_values() == {"A": [(5, 5), (9, 9)], "B": [(1, 1)]}
+    assert await actor.pushed("A") == (9, 9)
+    assert await actor.pushed("B") == (1, 1)
+
+
+async def test_429_retry_after_holds_the_next_request(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    throttled_before = pushes("throttled")
+    receiver.answer(Answer(status=429, headers={"Retry-After": "0.3"}))
+    actor = await make_actor()
+    await actor.receive(change("A", 1, 1))
+    await until(lambda: len(receiver.requests) == 2 and not actor.busy)
+
+    first, second = receiver.requests
+    assert second.at - first.at >= 0.3
+    assert actor.bucket.rate < actor.channel.rate_limit_per_s  # the channel asked us to slow
+    assert pushes("throttled") == throttled_before + 1
+    assert await actor.pushed("A") == (1, 1)
+
+
+async def test_429_pause_runs_on_the_actor_clock(make_actor: MakeActor, receiver: Receiver) -> None:
+    clock = ManualClock()
+    receiver.answer(Answer(status=429, headers={"Retry-After": "5"}))
+    actor = await make_actor(clock=clock)
+    await actor.receive(change("A", 1, 1))
+    await until(lambda: len(receiver.requests) == 1 and clock.sleepers >= 1)
+
+    clock.advance(4.9)
+    await asyncio.sleep(0.1)
+    assert len(receiver.requests) == 1
+    clock.advance(0.1)
+    await until(lambda: len(receiver.requests) == 2 and not actor.busy)
+    assert await actor.pushed("A") == (1, 1)
+
+
+async def test_recovers_from_500s_with_backoff(make_actor: MakeActor, receiver: Receiver) -> None:
+    retryable_before = pushes("retryable")
+    receiver.answer(*[Answer(status=500)] * 3)
+    actor = await make_actor(backoff_base=0.05)
+    await actor.receive(change("A", 1, 1))
+    await actor.receive(change("B", 2, 1))
+    await until(lambda: len(receiver.requests) == 4 and not actor.busy)
+
+    assert all(sorted(r.skus) == ["A", "B"] for r in receiver.requests)
+    assert pushes("retryable") == retryable_before + 6  # two SKUs, three failed attempts
+    assert actor.breaker.state is BreakerState.CLOSED
+    assert await actor.pushed("A") == (1, 1)
+    assert await actor.pushed("B") == (2, 1)
+
+
+async def test_breaker_opens_after_failures_then_probes_and_closes(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    receiver.default = Answer(status=503)
+    actor = await make_actor(breaker_threshold=3, breaker_cooldown=0.4, backoff_base=0.01)
+    await actor.receive(change("A", 1, 1))
+    await until(lambda: actor.breaker.state is BreakerState.OPEN)
+    assert len(receiver.requests) == 3
+    assert sample("invsync_channel_breaker_open") == 1
+
+    for version in range(2, 6):  # pending keeps coalescing while the breaker is open
+        await actor.receive(change("A", version, version))
+    await asyncio.sleep(0.2)
+    assert len(receiver.requests) == 3  # no requests while open
+
+    receiver.default = Answer()
+    await until(lambda: len(receiver.requests) == 4 and not actor.busy)
+    assert receiver.requests[3].at - receiver.requests[2].at >= 0.4  # after the cool-down
+    assert receiver.requests[3].payload["updates"] == [{"sku": "A", "available": 5, "version": 5}]
+    assert actor.breaker.state is BreakerState.CLOSED
+    assert sample("invsync_channel_breaker_open") == 0
+
+
+async def test_a_failed_probe_keeps_the_breaker_open_longer(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    receiver.default = Answer(status=500)
+    actor = await make_actor(breaker_threshold=2, breaker_cooldown=0.2, backoff_base=0.01)
+    await actor.receive(change("A", 1, 1))
+    # Two failures open it; the probe after 0.2 s fails too, and the cool-down doubles.
+    await until(lambda: len(receiver.requests) == 3 and actor.breaker.cooldown == 0.4)
+    assert actor.breaker.state is BreakerState.OPEN
+
+    receiver.default = Answer()
+    await until(lambda: len(receiver.requests) == 4 and not actor.busy, timeout=3)
+    assert receiver.requests[3].at - receiver.requests[2].at >= 0.4
+
+
+async def test_timeouts_are_retried(
+    make_actor: MakeActor, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    retryable_before = pushes("retryable")
+    receiver.answer(Answer(hang=True))
+    actor = await make_actor(
+        webhook_channel(receiver.url, options={"timeout_s": 0.2}), backoff_base=0.01
+    )
+    await actor.receive(change("A", 1, 1))
+    await until(lambda: len(receiver.requests) == 2 and not actor.busy)
+    assert pushes("retryable") == retryable_before + 1
+    assert await actor.pushed("A") == (1, 1)
+
+
+async def test_partial_batch_failure_retries_only_the_failed_skus(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    refused: list[tuple[str, str]] = []
+    receiver.answer(
+        Answer(
+            body={
+                "results": [
+                    {"sku": "B", "status": "error", "retryable": True, "error": "locked"},
+                    {"sku": "D", "status": "error", "retryable": False, "error": "no such sku"},
+                ]
+            }
+        )
+    )
+    actor = await make_actor(
+        on_permanent=lambda sku, error: refused.append((sku, error)), backoff_base=0.01
+    )
+    for sku in "ABCD":  # no await suspends in receive: the four land in one batch
+        await actor.receive(change(sku, 1, 1))
+    await until(lambda: len(receiver.requests) == 2 and not actor.busy)
+
+    assert receiver.requests[0].skus == ["A", "B", "C", "D"]
+    assert receiver.requests[1].skus == ["B"]
+    assert refused == [("D", "no such sku")]
+    assert [await actor.pushed(s) for s in "ABCD"] == [(1, 1), (1, 1), (1, 1), None]
+
+
+async def test_permanent_refusal_drops_the_skus_and_reports_them(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    permanent_before = pushes("permanent")
+    refused: list[tuple[str, str]] = []
+
+    async def on_permanent(sku: str, error: str) -> None:
+        refused.append((sku, error))
+
+    receiver.answer(Answer(status=422, body={"error": "unknown sku"}))
+    actor = await make_actor(on_permanent=on_permanent)
+    await actor.receive(change("A", 1, 1))
+    await actor.receive(change("B", 2, 1))
+    await until(lambda: not actor.busy and len(refused) == 2)
+    await asyncio.sleep(0.05)
+
+    assert len(receiver.requests) == 1  # never retried
+    assert [sku for sku, _ in refused] == ["A", "B"]
+    assert all("422" in error for _, error in refused)
+    assert await actor.pushed("A") is None
+    assert pushes("permanent") == permanent_before + 2
+
+
+async def test_a_restarted_actor_does_not_repush_an_unchanged_value(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    first = await make_actor()
+    await first.receive(change("A", 4, 1))
+    await first.receive(change("B", 6, 1))
+    await until(lambda: not first.busy)
+    await first.on_passivate()
+    assert len(receiver.requests) == 1
+
+    second = await make_actor()
+    await second.receive(change("A", 4, 1))  # exactly what the channel has
+    await second.receive(change("A", 4, 2))  # a newer version of the same value
+    await second.receive(change("B", 7, 2))  # a new value
+    await until(lambda: not second.busy)
+    await asyncio.sleep(0.05)
+
+    assert len(receiver.requests) == 2
+    assert receiver.requests[1].skus == ["B"]
+    assert await second.pushed("A") == (4, 2)  # the version caught up without a push
+    assert await second.pushed("B") == (7, 2)
+
+
+async def test_full_sync_respects_the_rate_limit_and_pushes_every_sku_once(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    rate, burst, total, batch = 20.0, 2, 2000, 100
+    most_pending = 0
+    actor: ChannelActor | None = None
+
+    async def values() -> AsyncIterator[AvailabilityChanged]:
+        nonlocal most_pending
+        for i in range(total):
+            assert actor is not None
+            most_pending = max(most_pending, actor.pending_count)
+            yield change(f"SKU-{i:05d}", i % 17, 1)
+
+    channel = webhook_channel(receiver.url, rate_limit_per_s=rate, burst=burst, batch_size=batch)
+    actor = await make_actor(channel, values=values)
+    await asyncio.wait_for(actor.receive(FullSync()), 0.1)  # the mailbox is not held up
+    await until(lambda: sum(len(r.skus) for r in receiver.requests) == total, timeout=10)
+    await until(lambda: not actor.busy)
+
+    requests = receiver.requests
+    assert len(requests) == total // batch
+    start = requests[0].at
+    for i, req in enumerate(requests):
+        # The bucket grants at most burst + rate * elapsed (+1 for timer and loop slack).
+        assert i + 1 <= burst + rate * (req.at - start) + 1
+    assert requests[-1].at - start >= (len(requests) - burst) / rate * 0.9
+    sent = [sku for r in requests for sku in r.skus]
+    assert len(sent) == len(set(sent)) == total
+    assert most_pending <= 10 * batch  # streamed, at most ~10 batches ahead of the flusher
+    assert await actor.pushed("SKU-01999") == (1999 % 17, 1)
+
+
+async def test_latency_is_observed_from_acceptance_to_acknowledgement(
+    make_actor: MakeActor,
+) -> None:
+    count = "invsync_sync_latency_seconds_count"
+    total = "invsync_sync_latency_seconds_sum"
+    count_before, sum_before = sample(count), sample(total)
+    actor = await make_actor()
+    await actor.receive(change("A", 1, 1, accepted_ms=SystemClock().wall_ms() - 250))
+    await actor.receive(change("B", 1, 1))  # no originating event: not observed
+    await until(lambda: not actor.busy)
+
+    assert sample(count) == count_before + 1
+    assert 0.25 <= sample(total) - sum_before < 5
+
+
+async def test_passivation_flushes_what_is_pending(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    actor = await make_actor(webhook_channel(receiver.url, batch_size=50))
+    for i in range(120):
+        await actor.receive(change(f"S{i}", i, 1))
+    await actor.on_passivate()
+    assert sum(len(r.skus) for r in receiver.requests) == 120
+    assert len(receiver.requests) == 3
+
+
+async def test_passivation_gives_up_after_the_drain_bound(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    receiver.default = Answer(hang=True)
+    actor = await make_actor(drain_timeout=0.3)
+    await actor.receive(change("A", 1, 1))
+    await until(lambda: len(receiver.requests) == 1)
+    started = time.monotonic()
+    await actor.on_passivate()
+    assert time.monotonic() - started < 1.5
+    assert await actor.pushed("A") is None
+
+
+async def test_runs_as_a_virtual_actor_in_the_runtime(
+    redis: aioredis.Redis, session: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    channel = webhook_channel(receiver.url)
+
+    def factory(key: str) -> ChannelActor:
+        adapter = WebhookAdapter(channel, session, SECRET)
+        return ChannelActor(key, channel, adapter, redis, SystemClock(), no_values)
+
+    async with ActorSystem() as system:
+        system.register(Kind("channel", factory, idle_timeout_s=None))
+        for version in range(1, 4):
+            await system.send(f"channel:{CHANNEL}", change("A", version, version))
+        await until(lambda: bool(receiver.requests))
+    # Leaving the system drained the actor, which flushed its last value.
+    assert receiver.pushed_values()["A"][-1] == (3, 3)
+    assert await redis.hget(pushed_key(CHANNEL), "A") == b"3:3"
+
+
+def test_every_metric_of_the_spec_is_registered() -> None:
+    text = generate_latest(REGISTRY).decode()
+    for name in (
+        "invsync_sync_latency_seconds",
+        "invsync_reservation_latency_seconds",
+        "invsync_events_total",
+        "invsync_channel_pushes_total",
+        "invsync_channel_pending_skus",
+        "invsync_actors_active",
+        "invsync_mailbox_depth",
+        "invsync_oversells_total",
+        "invsync_exceptions_open",
+        "invsync_drift_total",
+        "invsync_channel_breaker_open",
+        "invsync_intake_lag_seconds",
+        "process_cpu_seconds_total",
+    ):
+        assert f"# TYPE {name.removesuffix('_total')} " in text or f"# TYPE {name} " in text

@@ -1,0 +1,397 @@
+"""The generic signed webhook channel against a real HTTP receiver on loopback.
+
+``Receiver`` is a small aiohttp.web app on 127.0.0.1 (port 0) that verifies the signature of
+every request, records it, and answers as told: 2xx, 429 with Retry-After, 5xx, a hang, or
+per-SKU results. The channel actor tests use it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from invsync.adapters.base import BadWebhook, Permanent, Retryable, Throttled, Update
+from invsync.adapters.registry import MissingSecret, make_adapter
+from invsync.adapters.signing import SIGNATURE_HEADER, sign, verify
+from invsync.adapters.webhook import WebhookAdapter, parse_retry_after
+from invsync.daemon.config import Channel
+
+SECRET = "s3cret-for-tests"
+
+
+@dataclass
+class Answer:
+    """How the receiver answers one request; ``body`` may be computed from the payload."""
+
+    status: int = 200
+    body: Any = None  # JSON value, or a callable(payload) -> JSON value
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False  # never answer (until the client gives up)
+
+
+@dataclass
+class Received:
+    """One request as the receiver saw it."""
+
+    at: float  # time.monotonic() on arrival
+    payload: dict[str, Any]
+    signature_ok: bool
+
+    @property
+    def skus(self) -> list[str]:
+        return [u["sku"] for u in self.payload["updates"]]
+
+
+class Receiver:
+    """A real HTTP endpoint for the webhook channel: verifies, records, answers as scripted."""
+
+    def __init__(self, secret: str = SECRET) -> None:
+        self.secret = secret
+        self.requests: list[Received] = []
+        self.answers: deque[Answer] = deque()  # consumed one per request, then `default`
+        self.default = Answer()
+        self.gate = asyncio.Event()  # cleared: requests wait here before answering
+        self.gate.set()
+        self.arrived = asyncio.Event()  # set on every request
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_post("/push", self._handle)
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/push"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.gate.set()
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    def answer(self, *answers: Answer) -> None:
+        """Queue answers for the next requests (after them: ``default``)."""
+        self.answers.extend(answers)
+
+    def pushed_values(self) -> dict[str, list[tuple[int, int]]]:
+        """SKU -> every (available, version) it was sent, in order (signed requests only)."""
+        out: dict[str, list[tuple[int, int]]] = {}
+        for req in self.requests:
+            for u in req.payload["updates"]:
+                out.setdefault(u["sku"], []).append((u["available"], u["version"]))
+        return out
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        ok = verify(self.secret, body, request.headers.get(SIGNATURE_HEADER))
+        if not ok:
+            return web.json_response({"error": "bad signature"}, status=401)
+        payload = json.loads(body)
+        self.requests.append(Received(at=time.monotonic(), payload=payload, signature_ok=ok))
+        self.arrived.set()
+        answer = self.answers.popleft() if self.answers else self.default
+        await self.gate.wait()
+        if answer.hang:
+            await asyncio.Event().wait()  # cancelled when the client disconnects
+        body_value = answer.body(payload) if callable(answer.body) else answer.body
+        if body_value is None:
+            return web.Response(status=answer.status, headers=answer.headers)
+        return web.json_response(body_value, status=answer.status, headers=answer.headers)
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0, step: float = 0.005) -> None:
+    """Wait (real time) until ``predicate()`` holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(step)
+
+
+def webhook_channel(url: str, **overrides: Any) -> Channel:
+    """A webhook channel pointed at ``url`` (fast limits unless overridden)."""
+    fields: dict[str, Any] = {
+        "id": "wholesale",
+        "kind": "webhook",
+        "url": url,
+        "secret_env": "WHOLESALE_SECRET",
+        "rate_limit_per_s": 1000.0,
+        "batch_size": 50,
+    }
+    fields.update(overrides)
+    return Channel(**fields)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def adapter(receiver: Receiver, session: aiohttp.ClientSession) -> WebhookAdapter:
+    return WebhookAdapter(webhook_channel(receiver.url), session, SECRET)
+
+
+UPDATES = [
+    Update(sku="TEE-BLK-M", available=7, version=3),
+    Update(sku="TEE-BLK-L", available=0, version=12),
+]
+
+
+# --- push -----------------------------------------------------------------------------------
+
+
+async def test_push_posts_the_spec_payload_signed(
+    adapter: WebhookAdapter, receiver: Receiver
+) -> None:
+    results = await adapter.push(UPDATES)
+
+    assert [r.outcome for r in results] == ["ok", "ok"]
+    assert [r.sku for r in results] == ["TEE-BLK-M", "TEE-BLK-L"]
+    (req,) = receiver.requests
+    assert req.signature_ok
+    assert req.payload == {
+        "channel": "wholesale",
+        "updates": [
+            {"sku": "TEE-BLK-M", "available": 7, "version": 3},
+            {"sku": "TEE-BLK-L", "available": 0, "version": 12},
+        ],
+    }
+
+
+async def test_receiver_refuses_a_wrong_secret(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    forged = WebhookAdapter(webhook_channel(receiver.url), session, "not-the-secret")
+    with pytest.raises(Permanent, match="401"):
+        await forged.push(UPDATES)
+    assert receiver.requests == []
+
+
+async def test_429_is_throttled_with_retry_after_seconds(
+    adapter: WebhookAdapter, receiver: Receiver
+) -> None:
+    receiver.answer(Answer(status=429, headers={"Retry-After": "3"}))
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(UPDATES)
+    assert caught.value.retry_after == 3.0
+
+
+async def test_429_is_throttled_with_retry_after_http_date(
+    adapter: WebhookAdapter, receiver: Receiver
+) -> None:
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    receiver.answer(Answer(status=429, headers={"Retry-After": when}))
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(UPDATES)
+    assert caught.value.retry_after is not None
+    assert 27 <= caught.value.retry_after <= 31
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 408])
+async def test_server_errors_are_retryable(
+    adapter: WebhookAdapter, receiver: Receiver, status: int
+) -> None:
+    receiver.answer(Answer(status=status, headers={"Retry-After": "2"}))
+    with pytest.raises(Retryable) as caught:
+        await adapter.push(UPDATES)
+    assert caught.value.retry_after == 2.0
+    assert str(status) in caught.value.message
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 301])
+async def test_other_client_errors_are_permanent(
+    adapter: WebhookAdapter, receiver: Receiver, status: int
+) -> None:
+    receiver.answer(Answer(status=status, body={"error": "nope"}, headers={"Location": "/x"}))
+    with pytest.raises(Permanent):
+        await adapter.push(UPDATES)
+
+
+async def test_a_hung_receiver_times_out_as_retryable(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    adapter = WebhookAdapter(
+        webhook_channel(receiver.url, options={"timeout_s": 0.2}), session, SECRET
+    )
+    receiver.answer(Answer(hang=True))
+    started = time.monotonic()
+    with pytest.raises(Retryable, match="no answer"):
+        await adapter.push(UPDATES)
+    assert time.monotonic() - started < 2
+
+
+async def test_connection_refused_is_retryable(session: aiohttp.ClientSession) -> None:
+    async with Receiver() as gone:
+        url = gone.url  # a port nobody listens on once the receiver is closed
+    adapter = WebhookAdapter(webhook_channel(url), session, SECRET)
+    with pytest.raises(Retryable):
+        await adapter.push(UPDATES)
+
+
+async def test_per_sku_results_fail_only_the_named_skus(
+    adapter: WebhookAdapter, receiver: Receiver
+) -> None:
+    receiver.answer(
+        Answer(
+            body={
+                "results": [
+                    {"sku": "TEE-BLK-M", "status": "ok"},
+                    {"sku": "TEE-BLK-L", "status": "error", "retryable": True, "error": "locked"},
+                ]
+            }
+        ),
+        Answer(body={"results": [{"sku": "TEE-BLK-M", "status": "error", "retryable": False}]}),
+    )
+    first = await adapter.push(UPDATES)
+    second = await adapter.push(UPDATES)
+
+    assert [(r.sku, r.outcome) for r in first] == [("TEE-BLK-M", "ok"), ("TEE-BLK-L", "retryable")]
+    assert first[1].error == "locked"
+    assert [(r.sku, r.outcome) for r in second] == [
+        ("TEE-BLK-M", "permanent"),
+        ("TEE-BLK-L", "ok"),  # not mentioned: the 2xx acknowledges it
+    ]
+
+
+async def test_a_2xx_without_results_acknowledges_the_batch(
+    adapter: WebhookAdapter, receiver: Receiver
+) -> None:
+    receiver.answer(Answer(status=204), Answer(body="OK"), Answer(body={"accepted": 2}))
+    for _ in range(3):
+        assert [r.outcome for r in await adapter.push(UPDATES)] == ["ok", "ok"]
+
+
+def test_timeout_option_must_be_a_positive_number(session: aiohttp.ClientSession) -> None:
+    for bad in (0, -1, "10", True):
+        with pytest.raises(ValueError, match="timeout_s"):
+            WebhookAdapter(webhook_channel("http://x", options={"timeout_s": bad}), session, "k")
+
+
+def test_parse_retry_after() -> None:
+    assert parse_retry_after("0.3") == 0.3
+    assert parse_retry_after(" 120 ") == 120.0
+    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("nan") is None
+    now = 1_800_000_000.0
+    assert parse_retry_after(email.utils.formatdate(now + 10, usegmt=True), now=now) == 10.0
+    assert parse_retry_after(email.utils.formatdate(now - 10, usegmt=True), now=now) == 0.0
+
+
+# --- inbound webhooks ---------------------------------------------------------------------
+
+
+def _signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    return {SIGNATURE_HEADER: sign(secret, body), "Content-Type": "application/json"}
+
+
+def test_parse_webhook_accepts_one_signed_event_and_defaults_the_channel(
+    adapter: WebhookAdapter,
+) -> None:
+    body = b'{"id": "evt-1", "type": "order.cancelled", "order_id": "1001"}'
+    assert adapter.parse_webhook(_signed(body), body) == [
+        {"id": "evt-1", "type": "order.cancelled", "order_id": "1001", "channel": "wholesale"}
+    ]
+
+
+def test_parse_webhook_accepts_a_list_and_any_header_case(adapter: WebhookAdapter) -> None:
+    body = b'[{"id": "a", "channel": "wholesale"}, {"id": "b"}]'
+    headers = {SIGNATURE_HEADER.lower(): sign(SECRET, body).upper()}
+    events = adapter.parse_webhook(headers, body)
+    assert [e["id"] for e in events] == ["a", "b"]
+    assert all(e["channel"] == "wholesale" for e in events)
+
+
+def test_parse_webhook_refuses_a_forged_signature(adapter: WebhookAdapter) -> None:
+    body = b'{"id": "evt-1", "type": "order.cancelled"}'
+    with pytest.raises(BadWebhook) as caught:
+        adapter.parse_webhook(_signed(body, secret="guess"), body)
+    assert caught.value.unauthorized
+    tampered = body.replace(b"cancelled", b"created")
+    with pytest.raises(BadWebhook) as caught:
+        adapter.parse_webhook(_signed(body), tampered)
+    assert caught.value.unauthorized
+
+
+def test_parse_webhook_refuses_a_missing_signature(adapter: WebhookAdapter) -> None:
+    body = b'{"id": "evt-1"}'
+    with pytest.raises(BadWebhook, match=SIGNATURE_HEADER) as caught:
+        adapter.parse_webhook({"Content-Type": "application/json"}, body)
+    assert caught.value.unauthorized
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"", b'"a string"', b"[1, 2]", b'[{"id": "a"}, 3]', b"\xff\xfe"],
+)
+def test_parse_webhook_refuses_malformed_json(adapter: WebhookAdapter, body: bytes) -> None:
+    with pytest.raises(BadWebhook) as caught:
+        adapter.parse_webhook(_signed(body), body)
+    assert not caught.value.unauthorized
+
+
+def test_parse_webhook_refuses_an_event_for_another_channel(adapter: WebhookAdapter) -> None:
+    body = b'{"id": "evt-1", "channel": "shopify"}'
+    with pytest.raises(BadWebhook, match="shopify"):
+        adapter.parse_webhook(_signed(body), body)
+
+
+# --- signing and the registry -------------------------------------------------------------
+
+
+def test_sign_and_verify_round_trip() -> None:
+    body = b'{"channel":"x","updates":[]}'
+    signature = sign(SECRET, body)
+    assert len(signature) == 64 and int(signature, 16) >= 0
+    assert verify(SECRET, body, signature)
+    assert verify(SECRET.encode(), body, signature.upper())
+    assert not verify(SECRET, body + b" ", signature)
+    assert not verify("other", body, signature)
+    assert not verify(SECRET, body, None)
+    assert not verify(SECRET, body, "")
+    assert not verify(SECRET, body, "é" * 64)
+
+
+def test_make_adapter_builds_a_webhook_adapter_with_the_named_secret(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHOLESALE_SECRET", SECRET)
+    adapter = make_adapter(webhook_channel("http://127.0.0.1:9/push"), session)
+    assert isinstance(adapter, WebhookAdapter)
+
+
+def test_make_adapter_names_a_missing_secret_variable(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WHOLESALE_SECRET", raising=False)
+    with pytest.raises(MissingSecret, match="WHOLESALE_SECRET") as caught:
+        make_adapter(webhook_channel("http://127.0.0.1:9/push"), session)
+    assert isinstance(caught.value, ValueError)
+    assert "wholesale" in str(caught.value)
+
+
+def test_make_adapter_has_nothing_yet_for_marketplaces(session: aiohttp.ClientSession) -> None:
+    channel = Channel(id="shop", kind="shopify", url="https://example.myshopify.com")
+    assert make_adapter(channel, session) is None

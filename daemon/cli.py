@@ -491,3 +491,31 @@ def bench_reserve(
     )
     if as_json:
         click.echo(json.dumps(figures))
+
+
+@bench.command("propagate")
+@config_option
+@click.option("--rate", default=2000.0, show_default=True, help="Events per second offered.")
+@click.option("--seconds", default=10.0, show_default=True, help="How long to offer them.")
+@click.option("--skus", default=10_000, show_default=True, help="Distinct SKUs.")
+@click.option("--channels", default=6, show_default=True, help="Webhook channels.")
+@click.option("--batch", default=10, show_default=True, help="Events per HTTP request.")
+@click.option("--json", "as_json", is_flag=True, help="Emit the figures as one JSON object.")
+def bench_propagate(
+    config_path: Path | None,
+    rate: float,
+    seconds: float,
+    skus: int,
+    channels: int,
+    batch: int,
+    as_json: bool,
+) -> None:
+    """Events/s from intake to channel acknowledgement, event->ack latency, daemon RSS."""
+    from .bench_propagate import run_propagate_bench
+
+    figures = asyncio.run(
+        run_propagate_bench(rate=rate, seconds=seconds, skus=skus, channels=channels,
+                            batch=batch, progress=not as_json)
+    )
+    if as_json:
+        click.echo(json.dumps(figures))

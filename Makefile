@@ -15,8 +15,10 @@ $(VENV)/.install-stamp: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
+# A development secret for the wholesale webhook channel of the shipped config.toml (production
+# passes secrets through the service's environment file, see docs/operations.md).
 run: install
-	$(BIN)/invsync run -c $(CONFIG)
+	INVSYNC_WHOLESALE_SECRET=$${INVSYNC_WHOLESALE_SECRET:-dev-secret} $(BIN)/invsync run -c $(CONFIG)
 
 lint: install
 	$(BIN)/ruff check .
@@ -27,6 +29,7 @@ test: install lint
 
 bench: install
 	$(BIN)/invsync bench reserve -c $(CONFIG)
+	$(BIN)/invsync bench propagate -c $(CONFIG)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

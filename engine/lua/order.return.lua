@@ -11,7 +11,7 @@ return run(function()
   local touched = {}
   for _, t in ipairs(takes) do
     local l, q = t[1], t[2]
-    bump(l.sku, l.location, 'on_hand', q)
+    bump(l.sku, location, 'on_hand', q)
     l.returned = l.returned + q
     touched[l.sku] = true
   end

@@ -333,11 +333,12 @@ class ChannelActor(Actor[ChannelMessage]):
         throttled: list[PushResult] = []
         retry: list[PushResult] = []
         refused: list[PushResult] = []
+        counts: dict[str, int] = {}
         for update in batch:
             result = by_sku.get(update.sku) or PushResult(
                 sku=update.sku, outcome="retryable", error="the adapter gave no result"
             )
-            self._pushes[result.outcome].inc()
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
             match result.outcome:
                 case "ok":
                     ok.append(update)
@@ -349,6 +350,8 @@ class ChannelActor(Actor[ChannelMessage]):
                     self._offer(update, requeue=True)
                 case "permanent":
                     refused.append(result)
+        for kind, n in counts.items():
+            self._pushes[kind].inc(n)  # once per outcome, not once per SKU: hot path
 
         if ok:
             now_ms = self._clock.wall_ms()

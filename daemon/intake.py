@@ -118,9 +118,11 @@ class Intake:
             entry_id = _text(raw_id)
             if not fields:  # trimmed or deleted while pending: nothing to replay
                 continue
-            data = {_text(k): v for k, v in fields.items()}
+            raw = fields.get(b"e")  # the client returns bytes keys (decode_responses=False)
             try:
-                event = decode_event(data["e"])  # type: ignore[arg-type]
+                if not isinstance(raw, bytes):
+                    raise KeyError("the entry has no event field")
+                event = decode_event(raw)
             except (msgspec.DecodeError, KeyError) as exc:
                 log.error("intake_undecodable_entry", entry=entry_id, error=str(exc))
                 continue
@@ -128,7 +130,7 @@ class Intake:
                 Entry(
                     id=entry_id,
                     event=event,
-                    source=_text(data.get("src", b"?")),
+                    source=_text(fields.get(b"src", b"?")),
                     accepted_ms=_accepted_ms(entry_id),
                 )
             )

@@ -55,6 +55,10 @@ class ChannelPolicy(msgspec.Struct, frozen=True, kw_only=True):
     cap: int | None = None
     floor: int = 0
 
+    def __post_init__(self) -> None:
+        # Checked once here, so the hot path (apply_policy, per event and channel) needs not.
+        validate_policy(self)
+
 
 class Bundle(msgspec.Struct, frozen=True, kw_only=True):
     """A kit sold as one SKU: component SKU -> units of that component per bundle."""
@@ -134,7 +138,7 @@ def apply_policy(pool_units: int, policy: ChannelPolicy) -> int:
     and 0 if below floor. Never negative; raises ValueError for a bad pool or policy.
     """
     _require_int("pool_units", pool_units, 0)
-    validate_policy(policy)
+    # The policy was validated when it was built (ChannelPolicy.__post_init__).
     # Clamp before scaling: a buffer bigger than the pool leaves nothing, not a negative share.
     units = max(0, pool_units - policy.buffer)
     # Floor division on a non-negative number rounds down: never offer a fraction of a unit.

@@ -233,12 +233,9 @@ def test_apply_policy_combined_rules_apply_in_order(
     ],
 )
 def test_invalid_policy_raises_naming_the_field(kw: dict[str, Any], field: str) -> None:
-    bad = policy(**kw)
+    # A bad policy cannot even be built, so the hot path never meets one.
     with pytest.raises(ValueError, match=rf"ChannelPolicy\.{field}"):
-        validate_policy(bad)
-    # The hot path refuses it too, rather than offering more than it should.
-    with pytest.raises(ValueError, match=rf"ChannelPolicy\.{field}"):
-        apply_policy(10, bad)
+        policy(**kw)
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,38 @@ local function order_state(doc)
   return 'fulfilled'
 end
 
+-- Free every unit a record still holds reserved; marks the SKUs in `touched`.
+local function release_all(doc, touched)
+  for _, l in ipairs(doc.lines) do
+    if l.reserved > 0 then
+      bump(l.sku, l.location, 'reserved', -l.reserved)
+      l.released = l.released + l.reserved
+      l.reserved = 0
+      touched[l.sku] = true
+    end
+  end
+  return touched
+end
+
+-- Apply `each(line, qty)` to every planned take; returns the SKUs touched.
+local function apply_takes(takes, each)
+  local touched = {}
+  for _, t in ipairs(takes) do
+    each(t[1], t[2])
+    touched[t[1].sku] = true
+  end
+  return touched
+end
+
+-- The end of every applied order/hold script: versions, state, record, marker, reply.
+local function finish(doc, touched, state)
+  bump_versions(touched)
+  doc.state = state or order_state(doc)
+  save_doc(KEYS[2], doc)
+  remember()
+  return reply('ok', doc)
+end
+
 -- Units physically free at (sku, location): reservations may use safety stock (that is what it
 -- is for: orders that arrive before the channel saw the last change) but never damaged units.
 local function free(sku, location)
@@ -199,14 +231,7 @@ local function reserve(kind)
   -- Apply.
   local touched = {}
   if hold then
-    for _, l in ipairs(hold.lines) do
-      if l.reserved > 0 then
-        bump(l.sku, l.location, 'reserved', -l.reserved)
-        l.released = l.released + l.reserved
-        l.reserved = 0
-        touched[l.sku] = true
-      end
-    end
+    release_all(hold, touched)
     hold.state = 'converted'
     hold.converted_to = ARGS.channel .. '/' .. ARGS.order_id
     save_doc(hold_key, hold)

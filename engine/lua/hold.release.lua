@@ -13,19 +13,7 @@ return run(function()
   if expired and doc.expires_ms > NOW then
     fail('NOT_EXPIRED', 'hold ' .. doc.order_id .. ' runs until ' .. doc.expires_ms)
   end
-  local touched = {}
-  for _, l in ipairs(doc.lines) do
-    if l.reserved > 0 then
-      bump(l.sku, l.location, 'reserved', -l.reserved)
-      l.released = l.released + l.reserved
-      l.reserved = 0
-      touched[l.sku] = true
-    end
-  end
-  bump_versions(touched)
-  doc.state = expired and 'expired' or 'released'
-  save_doc(KEYS[2], doc)
+  local touched = release_all(doc, {})
   redis.call('ZREM', KEYS[3], KEYS[2])
-  remember()
-  return reply('ok', doc)
+  return finish(doc, touched, expired and 'expired' or 'released')
 end)

@@ -5,19 +5,11 @@
 return run(function()
   if applied() then return reply('dup', load_doc(KEYS[2])) end
   local doc = load_existing(KEYS[2])
-  local takes = plan(doc, 'reserved', 'EXCEEDS_RESERVED')
-  local touched = {}
-  for _, t in ipairs(takes) do
-    local l, q = t[1], t[2]
+  local touched = apply_takes(plan(doc, 'reserved', 'EXCEEDS_RESERVED'), function(l, q)
     bump(l.sku, l.location, 'reserved', -q)
     bump(l.sku, l.location, 'on_hand', -q)
     l.reserved = l.reserved - q
     l.fulfilled = l.fulfilled + q
-    touched[l.sku] = true
-  end
-  bump_versions(touched)
-  doc.state = order_state(doc)
-  save_doc(KEYS[2], doc)
-  remember()
-  return reply('ok', doc)
+  end)
+  return finish(doc, touched)
 end)

@@ -7,17 +7,9 @@ return run(function()
   if applied() then return reply('dup', load_doc(KEYS[2])) end
   local location = id(ARGS.location, 'location')
   local doc = load_existing(KEYS[2])
-  local takes = plan(doc, 'returnable', 'EXCEEDS_FULFILLED')
-  local touched = {}
-  for _, t in ipairs(takes) do
-    local l, q = t[1], t[2]
-    bump(l.sku, location, 'on_hand', q)
+  local touched = apply_takes(plan(doc, 'returnable', 'EXCEEDS_FULFILLED'), function(l, q)
+    bump(l.sku, location, 'on_hand', q) -- at the receiving location, not where it shipped from
     l.returned = l.returned + q
-    touched[l.sku] = true
-  end
-  bump_versions(touched)
-  doc.state = order_state(doc)
-  save_doc(KEYS[2], doc)
-  remember()
-  return reply('ok', doc)
+  end)
+  return finish(doc, touched)
 end)

@@ -14,7 +14,7 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -77,6 +77,20 @@ def _with_engine(config: Config, work: Callable[[Engine], Awaitable[T]]) -> T:
     except InvsyncError as exc:
         _fail(exc)
         raise AssertionError("unreachable") from exc
+
+
+def _run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run the daemon's event loop: uvloop (libuv) where installed, else asyncio's own.
+
+    uvloop roughly halves the loop's own overhead (timers, task switches, socket transports),
+    which is most of what a busy daemon spends outside our code.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _check_location(config: Config, location: str) -> None:
@@ -198,7 +212,7 @@ def run(config_path: Path | None, log_level: str) -> None:
     config = _load(config_path)
     logs.configure(level=log_level)
     try:
-        code = asyncio.run(serve(config))
+        code = _run_loop(serve(config))
     except InvsyncError as exc:
         _fail(exc)
     sys.exit(code)

@@ -26,7 +26,6 @@ from ..engine.models import Line, Outcome, SkuState
 from ..metrics import definitions as m
 from .config import Config
 from .events import (
-    Event,
     OrderCancelled,
     OrderCreated,
     OrderFulfilled,
@@ -44,6 +43,15 @@ log = structlog.get_logger("invsync.processor")
 Notify = Callable[[SkuState, int], Awaitable[None]]
 ROUTE_ATTEMPTS = 3
 _RESULTS_KEPT = 10_000
+
+
+def _position(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (``"<ms>-<seq>"``) as a comparable pair."""
+    ms, _, seq = entry_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return 0, 0
 
 
 def _lines(lines: list[Any] | None) -> list[Line] | None:
@@ -67,7 +75,11 @@ class Processor:
         self._config = config
         self._notify = notify
         self._clock = clock
-        self._results: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # event id -> (stream entry id that produced it, outcome)
+        self._results: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
+        # event id -> the latest entry recorded for it: an outcome of an earlier entry with the
+        # same id (a re-sent event) is stale until this one is processed.
+        self._expected: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
 
     # -- batches --------------------------------------------------------------------------
@@ -98,13 +110,13 @@ class Processor:
         event, kind = entry.event, event_kind(entry.event)
         bound = log.bind(event_id=event.id, type=kind)
         try:
-            outcome = await self._dispatch(event, entry.accepted_ms)
+            outcome = await self._dispatch(entry)
         except StoreUnavailable:
             raise
         except InvsyncError as exc:
             m.EVENTS.labels(kind=kind, outcome="refused").inc()
             bound.warning("event_refused", code=exc.code, reason=exc.message)
-            self._done(event.id, {"outcome": "refused", "code": exc.code, "message": exc.message})
+            self._done(entry, {"outcome": "refused", "code": exc.code, "message": exc.message})
             return
         if outcome is None:  # an order that could not be met: recorded as oversold
             return
@@ -118,10 +130,10 @@ class Processor:
         }
         if outcome.order is not None:
             result["order_state"] = outcome.order.state
-        self._done(event.id, result)
+        self._done(entry, result)
 
-    async def _dispatch(self, event: Event, accepted_ms: int) -> Outcome | None:
-        engine = self._engine
+    async def _dispatch(self, entry: Entry) -> Outcome | None:
+        engine, event = self._engine, entry.event
         match event:
             case StockCounted():
                 outcome = None
@@ -138,7 +150,7 @@ class Processor:
                     event.id, event.sku, event.location, event.delta, reason=event.reason
                 )
             case OrderCreated():
-                return await self._reserve(event, accepted_ms)
+                return await self._reserve(event, entry)
             case OrderCancelled():
                 return await engine.release(
                     event.id, event.channel, event.order_id, _lines(event.lines)
@@ -153,7 +165,8 @@ class Processor:
                 )
         raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
-    async def _reserve(self, event: OrderCreated, accepted_ms: int) -> Outcome | None:
+    async def _reserve(self, event: OrderCreated, entry: Entry) -> Outcome | None:
+        accepted_ms = entry.accepted_ms
         config = self._config()
         policy = config.policies().get(event.channel)
         locations = list(policy.locations) if policy else config.location_ids()
@@ -186,7 +199,7 @@ class Processor:
                 continue
             self._observe_reservation(accepted_ms)
             return outcome
-        await self._oversold(event, shortages, accepted_ms)
+        await self._oversold(event, shortages, entry)
         return None
 
     def _observe_reservation(self, accepted_ms: int) -> None:
@@ -194,10 +207,10 @@ class Processor:
             m.RESERVATION_LATENCY.observe(max(0.0, self._clock() - accepted_ms / 1000))
 
     async def _oversold(
-        self, event: OrderCreated, shortages: list[dict[str, Any]], accepted_ms: int
+        self, event: OrderCreated, shortages: list[dict[str, Any]], entry: Entry
     ) -> None:
         """Record an order no location could serve; it is visible in GET /v1/orders/..."""
-        self._observe_reservation(accepted_ms)
+        self._observe_reservation(entry.accepted_ms)
         record = {
             "channel": event.channel,
             "order_id": event.order_id,
@@ -226,7 +239,7 @@ class Processor:
             shortages=shortages,
         )
         self._done(
-            event.id,
+            entry,
             {
                 "outcome": "refused",
                 "code": "OVERSOLD",
@@ -236,11 +249,35 @@ class Processor:
 
     # -- waiting for outcomes (the operator CLI) ------------------------------------------
 
-    def _done(self, event_id: str, result: dict[str, Any]) -> None:
-        self._results[event_id] = result
+    def expect(self, event_ids: list[str], entry_ids: list[str]) -> None:
+        """Note that ``event_ids`` were just recorded as stream entries ``entry_ids``: waiters
+        get the outcome of these entries, not a remembered one of an earlier send."""
+        for event_id, entry_id in zip(event_ids, entry_ids, strict=True):
+            position = _position(entry_id)
+            done = self._results.get(event_id)
+            if done is not None and done[0] >= position:
+                continue  # already processed (the consumer was quicker than the caller)
+            self._expected[event_id] = position
+            self._expected.move_to_end(event_id)
+            while len(self._expected) > _RESULTS_KEPT:
+                self._expected.popitem(last=False)
+
+    def _current(self, event_id: str) -> dict[str, Any] | None:
+        done = self._results.get(event_id)
+        if done is None:
+            return None
+        expected = self._expected.get(event_id)
+        return done[1] if expected is None or done[0] >= expected else None
+
+    def _done(self, entry: Entry, result: dict[str, Any]) -> None:
+        event_id = entry.event.id
+        self._results[event_id] = (_position(entry.id), result)
         self._results.move_to_end(event_id)
         while len(self._results) > _RESULTS_KEPT:
             self._results.popitem(last=False)
+        if self._current(event_id) is None:
+            return  # an earlier entry of a re-sent event: its waiters want the later one
+        self._expected.pop(event_id, None)
         for future in self._waiters.pop(event_id, []):
             if not future.done():
                 future.set_result(result)
@@ -251,8 +288,9 @@ class Processor:
         futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
         for event_id in event_ids:
             future: asyncio.Future[dict[str, Any]] = loop.create_future()
-            if event_id in self._results:
-                future.set_result(self._results[event_id])
+            current = self._current(event_id)
+            if current is not None:
+                future.set_result(current)
             else:
                 self._waiters.setdefault(event_id, []).append(future)
             futures[event_id] = future

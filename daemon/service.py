@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -44,6 +46,8 @@ from .stockview import stock_view
 log = structlog.get_logger("invsync.daemon")
 
 SKU_IDLE_S = 60.0
+#: Environment variable that overrides SKU_IDLE_S (seconds > 0): read once, by Daemon().
+SKU_IDLE_ENV = "INVSYNC_SKU_IDLE_S"
 SKU_MAILBOX = 1000
 CHANNEL_MAILBOX = 10_000
 DRAIN_TIMEOUT_S = 20.0
@@ -100,6 +104,41 @@ def check_refs(config: Config, events: list[Event]) -> None:
             raise BadEvent(f"event {event.id}: unknown channel {channel!r}")
 
 
+class _Intake(Intake):
+    """The intake stream, telling the processor which entry now stands for each event id (so a
+    re-sent id is waited for afresh, not answered with the outcome of its first send)."""
+
+    processor: Processor | None = None
+
+    async def append(self, events: Sequence[Event], *, source: str) -> list[str]:
+        """Record ``events`` atomically (see ``Intake.append``)."""
+        ids = await super().append(events, source=source)
+        if self.processor is not None:
+            self.processor.expect([event.id for event in events], ids)
+        return ids
+
+
+def sku_idle_s() -> float:
+    """How long a SKU actor stays active without messages: ``$INVSYNC_SKU_IDLE_S`` or
+    SKU_IDLE_S (an unusable value is logged and the default kept)."""
+    raw = os.environ.get(SKU_IDLE_ENV, "").strip()
+    if not raw:
+        return SKU_IDLE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        log.warning(
+            "sku_idle_ignored",
+            variable=SKU_IDLE_ENV,
+            reason=f"must be a number of seconds > 0, got {raw!r}",
+            using_s=SKU_IDLE_S,
+        )
+        return SKU_IDLE_S
+    return value
+
+
 def _channel_identity(channel: Channel) -> tuple[Any, ...]:
     """What, when changed, needs a new channel actor (not just a re-sync)."""
     return (
@@ -120,6 +159,7 @@ class Daemon:
     def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self._config = config
         self._clock: Clock = clock or SystemClock()
+        self._sku_idle_s = sku_idle_s()
         self._engine: Engine | None = None
         self._intake: Intake | None = None
         self._system: ActorSystem | None = None
@@ -128,6 +168,7 @@ class Daemon:
         self._adapters: dict[str, ChannelAdapter] = {}
         self._channels: dict[str, Channel] = {}
         self._channel_instances: dict[str, ChannelActor] = {}
+        self._stopping: set[str] = set()  # channels being stopped (out of the topology)
         self._topology = Topology.build({}, config.bundle_map())
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
@@ -306,12 +347,25 @@ class Daemon:
             return
         self._channels[channel.id] = channel
         self._adapters[channel.id] = adapter
+        # Before the FullSync: its value stream reads the channel's policy from the topology,
+        # and a reload may yield (stopping another channel) before it rebuilds the topology.
+        self._rebuild_topology()
         await self._system.send(f"channel:{channel.id}", FullSync())
         log.info("channel_started", channel=channel.id, kind=channel.kind)
 
     async def _stop_channel(self, channel_id: str) -> None:
         assert self._system is not None
-        await self._system.stop(f"channel:{channel_id}", drain=True)
+        key = f"channel:{channel_id}"
+        # SKU actors stop sending to it first; a message sent while it drains would otherwise
+        # re-activate it (with the old settings) after the stop, for good.
+        self._stopping.add(channel_id)
+        self._rebuild_topology()
+        try:
+            await self._system.stop(key, drain=True)
+            while key in self._system.keys("channel"):  # re-activated by a publish in flight
+                await self._system.stop(key, drain=True)
+        finally:
+            self._stopping.discard(channel_id)
         adapter = self._adapters.pop(channel_id, None)
         self._channels.pop(channel_id, None)
         self._channel_instances.pop(channel_id, None)
@@ -321,7 +375,9 @@ class Daemon:
 
     def _rebuild_topology(self) -> None:
         policies = self._config.policies()
-        running = {ch: p for ch, p in policies.items() if ch in self._adapters}
+        running = {
+            ch: p for ch, p in policies.items() if ch in self._adapters and ch not in self._stopping
+        }
         self._topology = Topology.build(running, self._config.bundle_map())
 
     # -- reload -----------------------------------------------------------------------------
@@ -419,8 +475,8 @@ class Daemon:
         async with contextlib.AsyncExitStack() as stack:
             store = await stack.enter_async_context(open_store(config, owner=True))
             self._engine = await stack.enter_async_context(open_engine(config, store))
-            self._intake = Intake(store.redis)
-            await self._intake.ensure_group()
+            intake = self._intake = _Intake(store.redis)
+            await intake.ensure_group()
             self._session = await stack.enter_async_context(aiohttp.ClientSession())
             self._system = await stack.enter_async_context(ActorSystem(clock=self._clock))
             self._system.register(
@@ -428,7 +484,7 @@ class Daemon:
                     name="sku",
                     factory=lambda key: SkuActor(key, self.engine, lambda: self._topology),
                     mailbox_size=SKU_MAILBOX,
-                    idle_timeout_s=SKU_IDLE_S,
+                    idle_timeout_s=self._sku_idle_s,
                 )
             )
             self._system.register(
@@ -445,6 +501,7 @@ class Daemon:
                     await self._start_channel(channel)
             self._rebuild_topology()
             self._processor = Processor(self.engine, lambda: self._config, self._notify_sku)
+            intake.processor = self._processor
             group = await stack.enter_async_context(asyncio.TaskGroup())
             tasks = [
                 group.create_task(

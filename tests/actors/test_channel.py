@@ -21,7 +21,8 @@ from invsync.actors.runtime import ActorSystem, Kind
 from invsync.adapters.webhook import WebhookAdapter
 from invsync.daemon.config import Channel
 from invsync.metrics.definitions import REGISTRY
-from tests.adapters.test_webhook import SECRET, Answer, Receiver, until, webhook_channel
+from tests.adapters.test_webhook import webhook_channel
+from tests.receiver import SECRET, Answer, Receiver, until
 
 CHANNEL = "wholesale"
 

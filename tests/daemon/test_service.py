@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from invsync.adapters.signing import SIGNATURE_HEADER, verify
 from tests.daemon.helpers import (
     CONFIG,
     Daemon,
     data_dir,
+    http_get,
     invsync,
     kill_valkey,
     ok,
     on_hand,
     pid_alive,
+    server_port,
     show,
     socket_url,
     valkey_pid,
@@ -42,14 +50,65 @@ def config(tmp_path: Path) -> Iterator[Path]:
         kill_valkey(path)
 
 
+#: A webhook channel (the one kind with an adapter so far) beside CONFIG's marketplaces.
+WHOLESALE = """
+[[channels]]
+id = "wholesale"
+kind = "webhook"
+url = "{url}"
+secret_env = "TEST_WHOLESALE_SECRET"
+"""
+SECRET = "s3cret"
+
+
+@contextlib.contextmanager
+def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook receiver in a thread: (url, payloads it accepted with a good signature)."""
+    payloads: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            good = verify(SECRET, body, self.headers.get(SIGNATURE_HEADER))
+            if good:
+                payloads.append(json.loads(body))
+            self.send_response(200 if good else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/push", payloads
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_run_serves_the_cli_from_its_own_server_and_stops_cleanly_on_sigterm(
-    config: Path,
+    tmp_path: Path,
 ) -> None:
-    with Daemon(config) as daemon:
+    with receiver() as (url, payloads):
+        _run_serve_and_stop(tmp_path, url, payloads)
+
+
+def _run_serve_and_stop(tmp_path: Path, url: str, payloads: list[dict[str, Any]]) -> None:
+    config = write_config(tmp_path, CONFIG + WHOLESALE.format(url=url))
+    env = {"TEST_WHOLESALE_SECRET": SECRET}
+    with Daemon(config, env=env) as daemon:
         started = daemon.wait_for("started")
         assert started["embedded"] is True
         assert started["store"] == socket_url(config)
-        assert started["channels"] == ["web", "amazon", "ebay", "walmart"]
+        assert started["http"] == f"127.0.0.1:{server_port(config)}"
+        # Only channels with an adapter run; the marketplaces are logged as not started.
+        assert started["channels"] == ["wholesale"]
+        skipped = {e["channel"] for e in daemon.events() if e["event"] == "channel_without_adapter"}
+        assert skipped == {"web", "amazon", "ebay", "walmart"}
+        assert http_get(config, "/healthz") == (200, b'{"status":"ok"}')
         server = valkey_pid(config)
         assert pid_alive(server)
 
@@ -57,6 +116,12 @@ def test_run_serves_the_cli_from_its_own_server_and_stops_cleanly_on_sigterm(
         # The CLI used the daemon's server: same process, still running after the command.
         assert valkey_pid(config) == server
         assert pid_alive(server)
+        # ... and its API: the change reached the channel, signed.
+        wait_until(lambda: bool(payloads), 5, "the push to the wholesale channel")
+        assert payloads[-1] == {
+            "channel": "wholesale",
+            "updates": [{"sku": "TEE", "available": 7, "version": 1}],
+        }
 
         begin = time.monotonic()
         assert daemon.stop(signal.SIGTERM, timeout=STOP_WITHIN_S) == 0
@@ -67,7 +132,7 @@ def test_run_serves_the_cli_from_its_own_server_and_stops_cleanly_on_sigterm(
         assert "Traceback" not in daemon.stderr()
 
     # What was written is there for the next daemon (stopped with Ctrl-C this time).
-    with Daemon(config, "run2") as again:
+    with Daemon(config, "run2", env=env) as again:
         again.wait_for("started")
         assert show(config, "TEE")["locations"]["wh-east"]["on_hand"] == 7
         server = valkey_pid(config)
@@ -122,12 +187,18 @@ def test_a_second_daemon_on_the_same_data_dir_is_refused(config: Path) -> None:
     with Daemon(config) as first:
         first.wait_for("started")
         server = valkey_pid(config)
-        with Daemon(config, "second") as second:
+        # Not `with Daemon(...)`: leaving that kills the data dir's server, the first's.
+        second = Daemon(config, "second").start()
+        try:
             assert second.proc is not None
             code = second.proc.wait(timeout=20)
             assert code != 0
-            assert "another invsync daemon owns" in second.stderr()
-            assert str(data_dir(config).resolve()) in second.stderr()
+            failed = second.event("daemon_failed")
+            assert failed is not None, second.output()
+            assert "another invsync daemon owns" in failed["error"]
+            assert str(data_dir(config).resolve()) in failed["error"]
+        finally:
+            second.kill()
         # The first one is untouched and still serving.
         assert first.proc is not None and first.proc.poll() is None
         assert valkey_pid(config) == server
@@ -189,7 +260,22 @@ def test_the_cli_reports_an_unusable_store_with_exit_1(tmp_path: Path) -> None:
     # A data dir that is a file: the store cannot start, and nothing is half done.
     config = write_config(tmp_path)
     data_dir(config).write_text("not a folder")
-    done = invsync(config, "stock", "set", "TEE", "--location", "wh-east", "--on-hand", "1")
+    done = invsync(
+        config, "stock", "set", "TEE", "--location", "wh-east", "--on-hand", "1", "--direct"
+    )
     assert done.returncode == 1
     assert "STORE_ERROR" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_operator_change_without_a_daemon_exits_1_and_names_direct(config: Path) -> None:
+    for command in (
+        ["stock", "set", "TEE", "--location", "wh-east", "--on-hand", "1"],
+        ["stock", "adjust", "TEE", "--location", "wh-east", "--delta", "1"],
+    ):
+        done = invsync(config, *command)
+        assert done.returncode == 1
+        assert f"127.0.0.1:{server_port(config)} is not running" in done.stderr
+        assert "--direct" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not data_dir(config).exists(), "nothing was written, no store was started"

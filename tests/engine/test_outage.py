@@ -24,7 +24,9 @@ async def test_engine_fails_fast_while_the_store_is_down_and_recovers_after(tmp_
     try:
         async with Engine(client) as engine:
             await engine.count("c1", TEE, "wh-east", 10)
-            await engine.reserve("r1", "shopify", "1001", [Line(sku=TEE, qty=3, location="wh-east")])
+            await engine.reserve(
+                "r1", "shopify", "1001", [Line(sku=TEE, qty=3, location="wh-east")]
+            )
 
             await server.kill()
             started = time.monotonic()

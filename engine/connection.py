@@ -16,7 +16,7 @@ from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -26,6 +26,9 @@ from .errors import StoreError, StoreUnavailable
 #: An idle pooled connection is PINGed before reuse after this many seconds, so a connection the
 #: server or a NAT dropped while idle is replaced before a command is sent on it.
 HEALTH_CHECK_INTERVAL = 15
+
+#: Connections one process keeps to the store at most (callers beyond wait for one).
+MAX_CONNECTIONS = 64
 
 
 def open_redis(
@@ -42,9 +45,13 @@ def open_redis(
     blocking commands need their own client with a larger one.
     """
     extra: dict[str, Any] = {} if password is None else {"password": password}
-    return Redis.from_url(
+    # A blocking pool: a burst of concurrent callers waits (up to op_timeout) for one of
+    # MAX_CONNECTIONS connections instead of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(
         url,
         **extra,
+        max_connections=MAX_CONNECTIONS,
+        timeout=op_timeout,
         decode_responses=False,  # keys and fields are bytes on the wire; decode at the edges
         socket_connect_timeout=connect_timeout,
         socket_timeout=op_timeout,
@@ -55,6 +62,7 @@ def open_redis(
             supported_errors=(redis_errors.ConnectionError, redis_errors.TimeoutError),
         ),
     )
+    return Redis.from_pool(pool)  # the client owns the pool and closes it with itself
 
 
 def redact(url: str) -> str:

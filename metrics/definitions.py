@@ -21,10 +21,13 @@ __all__ = [
     "LATENCY_BUCKETS",
     "MAILBOX_DEPTH",
     "OVERSELLS",
+    "PUSH_OUTCOMES",
+    "REDIS_UP",
     "REGISTRY",
     "RESERVATION_LATENCY",
     "SYNC_LATENCY",
     "forget_channel",
+    "touch_channel",
 ]
 
 REGISTRY = CollectorRegistry()
@@ -108,6 +111,15 @@ INTAKE_LAG = Gauge(
     registry=REGISTRY,
 )
 
+REDIS_UP = Gauge(
+    "invsync_redis_up",
+    "1 when the store (Redis/Valkey) answered the daemon's last ping, 0 when it did not.",
+    registry=REGISTRY,
+)
+
+#: Every outcome of ``invsync_channel_pushes_total``.
+PUSH_OUTCOMES = ("ok", "throttled", "retryable", "permanent")
+
 _PER_CHANNEL: tuple[Counter | Gauge | Histogram, ...] = (
     SYNC_LATENCY,
     CHANNEL_PENDING_SKUS,
@@ -117,6 +129,18 @@ _PER_CHANNEL: tuple[Counter | Gauge | Histogram, ...] = (
 )
 
 
+def touch_channel(channel: str) -> None:
+    """Create every series of a configured channel at zero (idempotent, cheap).
+
+    A counter series born at its first increment is invisible to ``increase()``/``rate()`` (no
+    earlier sample), so without this the first oversell of a channel would not raise the alert.
+    """
+    for metric in _PER_CHANNEL:
+        metric.labels(channel)
+    for outcome in PUSH_OUTCOMES:
+        CHANNEL_PUSHES.labels(channel, outcome)
+
+
 def forget_channel(channel: str) -> None:
     """Drop every series of a channel removed from the config (SIGHUP), so it stops showing."""
     for metric in _PER_CHANNEL:
@@ -124,7 +148,7 @@ def forget_channel(channel: str) -> None:
             metric.remove(channel)
         except KeyError:
             pass
-    for outcome in ("ok", "throttled", "retryable", "permanent"):
+    for outcome in PUSH_OUTCOMES:
         try:
             CHANNEL_PUSHES.remove(channel, outcome)
         except KeyError:

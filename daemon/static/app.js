@@ -169,8 +169,8 @@ function applyFilter() {
 function renderCounts() {
   const total = state.skus.length;
   const shown = state.filter === "" ? total : state.skus.filter(matches).length;
-  $("counts").textContent =
-    shown === total ? `${total} SKUs` : `${shown} of ${total} SKUs`;
+  const skus = total === 1 ? "SKU" : "SKUs";
+  $("counts").textContent = shown === total ? `${total} ${skus}` : `${shown} of ${total} ${skus}`;
   $("empty").hidden = total > 0;
 }
 
@@ -502,9 +502,12 @@ async function pollExceptions() {
 
 function start() {
   $("filter").addEventListener("input", applyFilter);
-  $("rows").addEventListener("animationend", (event) => {
-    event.target.classList.remove("flash", "up", "down");
-  });
+  for (const type of ["animationend", "animationcancel"]) {
+    // cancel: the row was hidden by the filter mid-flash (it must not replay when shown)
+    $("rows").addEventListener(type, (event) => {
+      event.target.classList.remove("flash", "up", "down");
+    });
+  }
   $("auth-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("auth-token").value.trim();

@@ -97,8 +97,8 @@ async def daemon_with_webhooks(
 
 
 async def drive(run: Running, skus: Sequence[str], on_hand: int = 10) -> None:
-    """Stock ``skus``, order one of each on every channel, and wait until every channel has
-    acknowledged the last value of every SKU."""
+    """Stock ``skus`` (new ones: nothing reserved yet), order one of each on every channel, and
+    wait until every channel has acknowledged the last value of every SKU."""
     await run.api.post_events(
         [counted(f"c-{uuid.uuid4().hex}", sku, "wh-east", on_hand) for sku in skus]
     )
@@ -109,9 +109,7 @@ async def drive(run: Running, skus: Sequence[str], on_hand: int = 10) -> None:
     expected = on_hand - len(run.receivers)
 
     def acknowledged() -> bool:
-        return all(
-            r.shows().get(sku) == expected for r in run.receivers.values() for sku in skus
-        )
+        return all(r.shows().get(sku) == expected for r in run.receivers.values() for sku in skus)
 
     await poll(acknowledged, 15, "every channel to acknowledge every SKU")
 

@@ -26,6 +26,7 @@ from ..engine.keys import check_id, check_sku
 
 __all__ = [
     "CHANNEL_KINDS",
+    "ROUTING_STRATEGIES",
     "BundleConfig",
     "Channel",
     "ChannelKind",
@@ -38,6 +39,8 @@ __all__ = [
     "MqttConfig",
     "RedisConfig",
     "RoutingConfig",
+    "RoutingFallback",
+    "RoutingStrategy",
     "ServerConfig",
     "load_config",
     "resolve_secret",
@@ -51,6 +54,11 @@ ChannelKind = Literal[
 ]
 CHANNEL_KINDS: tuple[str, ...] = get_args(ChannelKind)
 LocationKind = Literal["warehouse", "store", "3pl"]
+# The router's strategies (actors/router.py): "sla_cost" is the spec's order (SLA-feasible, fewest
+# shipments, lowest cost, priority); "priority" is the first router's priority order only.
+RoutingStrategy = Literal["sla_cost", "priority"]
+ROUTING_STRATEGIES: tuple[str, ...] = get_args(RoutingStrategy)
+RoutingFallback = Literal["late", "unroutable"]
 
 OptionValue = str | int | float | bool
 
@@ -124,13 +132,20 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fr
 
 
 class Location(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """`[[locations]]`: a place that holds stock; lower `priority` is preferred."""
+    """`[[locations]]`: a place that holds stock; lower `priority` is preferred.
+
+    Routing: `transit_days` and `ship_cost` (per shipment) by zone name; `serves` the channel ids
+    it may ship orders for (None = every channel).
+    """
 
     id: str
     name: str | None = None
     kind: LocationKind = "warehouse"
     priority: int = 100
     safety_stock: int = 0
+    transit_days: dict[str, int] = {}
+    ship_cost: dict[str, float] = {}
+    serves: tuple[str, ...] | None = None
 
 
 class Channel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -171,17 +186,44 @@ class BundleConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fro
 
 
 class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """`[routing]`: the router's strategy by default and per channel id, and region zones."""
+    """`[routing]`: the router's strategy by default and per channel id, the ship-to zones
+    (``"US-CA"`` or ``"US"`` -> zone; most specific wins, else `default_zone`), and what to do
+    when no assignment meets a channel's SLA (`fallback`).
+    """
 
-    default_strategy: str = "priority"
-    strategies: dict[str, str] = {}
+    default_strategy: RoutingStrategy = "sla_cost"
+    strategies: dict[str, RoutingStrategy] = {}
     zones: dict[str, str] = {}
+    default_zone: str = "default"
+    fallback: RoutingFallback = "late"
+
+    def zone_names(self) -> list[str]:
+        """Every zone a location may name: the values of `zones`, then `default_zone`."""
+        return list(dict.fromkeys([*self.zones.values(), self.default_zone]))
+
+    def strategy_for(self, channel: str) -> RoutingStrategy:
+        """The strategy routing `channel`'s orders: its entry in `strategies`, else the default."""
+        return self.strategies.get(channel, self.default_strategy)
 
 
 class ExceptionsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """`[exceptions]`: exception kind -> the action applied to it automatically."""
 
     auto_resolve: dict[str, str] = {}
+    #: Backorder automatically only when the missing units are expected within this many days.
+    backorder_within_days: int = 14
+    #: Days until units counted as ``incoming`` arrive (the counters carry no date of their own).
+    incoming_lead_days: int = 7
+    #: A channel whose breaker stays open this long gets a ``channel_unreachable`` exception.
+    unreachable_after_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("backorder_within_days", "incoming_lead_days"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value <= 3650:
+                raise ValueError(f"{name} must be a whole number of days from 0 to 3650")
+        if not 0 < self.unreachable_after_s <= 86_400:
+            raise ValueError("unreachable_after_s must be seconds > 0 and at most 86400")
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -444,6 +486,8 @@ def _show(value: object) -> str | None:
 # --- semantic validation --------------------------------------------------------------------------
 
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# ISO 3166-1 alpha-2 country, optionally "-" and an ISO 3166-2 subdivision code ("US-CA").
+_REGION = re.compile(r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$")
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
 _MQTT_SCHEMES = ("mqtt", "mqtts", "ws", "wss")
 
@@ -598,15 +642,53 @@ def _check_bundles(bundles: tuple[BundleConfig, ...]) -> None:
 
 
 def _check_routing(cfg: Config) -> None:
-    if not cfg.routing.default_strategy:
-        _fail("routing.default_strategy", "must not be empty")
+    routing = cfg.routing
     channels = [ch.id for ch in cfg.channels]
-    for channel, strategy in cfg.routing.strategies.items():
+    for channel in routing.strategies:
         key = _join_key("routing.strategies", channel)
         if channel not in channels:
             _fail(key, f"unknown channel '{channel}' (known: {', '.join(channels)})")
-        if not strategy:
-            _fail(key, "must not be empty")
+    seen: dict[str, str] = {}
+    for region, zone in routing.zones.items():
+        key = _join_key("routing.zones", region)
+        if not _REGION.match(region):
+            _fail(key, 'must be a country code or country-region, like "US" or "US-CA"')
+        # Ship-to addresses are matched without regard to case, so "us-ca" and "US-CA" clash.
+        if region.upper() in seen:
+            _fail(key, f"same region as {_join_key('routing.zones', seen[region.upper()])}")
+        seen[region.upper()] = region
+        if not zone:
+            _fail(key, "zone name must not be empty")
+    if not routing.default_zone:
+        _fail("routing.default_zone", "must not be empty")
+    zones = routing.zone_names()
+    for i, loc in enumerate(cfg.locations):
+        at = f"locations[{i}]"
+        for zone, days in loc.transit_days.items():
+            key = _join_key(f"{at}.transit_days", zone)
+            _check_zone(key, zone, zones)
+            _check_at_least(key, days, 0)
+        for zone, cost in loc.ship_cost.items():
+            key = _join_key(f"{at}.ship_cost", zone)
+            _check_zone(key, zone, zones)
+            if not (math.isfinite(cost) and cost >= 0):
+                _fail(key, f"must be a number >= 0 (got {cost})")
+        if loc.serves is not None:
+            for j, channel in enumerate(loc.serves):
+                key = f"{at}.serves[{j}]"
+                if channel not in channels:
+                    _fail(key, f"unknown channel '{channel}' (known: {', '.join(channels)})")
+                if channel in loc.serves[:j]:
+                    _fail(key, f"channel '{channel}' is listed twice")
+
+
+def _check_zone(key: str, zone: str, zones: list[str]) -> None:
+    if zone not in zones:
+        _fail(
+            key,
+            f"unknown zone '{zone}' (known: {', '.join(zones)}; zones are the values of "
+            "routing.zones and routing.default_zone)",
+        )
 
 
 def _check_id(key: str, value: str, what: str) -> None:

@@ -108,8 +108,10 @@ def test_defaults_of_a_minimal_config(tmp_path: Path) -> None:
         {},
     )
     assert config.bundles == ()
-    assert config.routing.default_strategy == "priority"
+    assert config.routing.default_strategy == "sla_cost"
     assert config.routing.strategies == {} and config.routing.zones == {}
+    assert (config.routing.default_zone, config.routing.fallback) == ("default", "late")
+    assert (loc.transit_days, loc.ship_cost, loc.serves) == ({}, {}, None)
     assert config.exceptions.auto_resolve == {}
 
 
@@ -641,8 +643,86 @@ SEMANTIC_ERRORS = [
     pytest.param(
         MINIMAL + '[routing]\ndefault_strategy = ""\n',
         "routing.default_strategy",
-        "must not be empty",
+        "must be one of 'sla_cost', 'priority' (got '')",
         id="empty-default-strategy",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + '[routing]\nstrategies = { c = "cheapest" }\n',
+        "routing.strategies.c",
+        "must be one of 'sla_cost', 'priority' (got 'cheapest')",
+        id="unknown-strategy",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\nfallback = "drop"\n',
+        "routing.fallback",
+        "must be one of 'late', 'unroutable' (got 'drop')",
+        id="unknown-fallback",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\nzones = { "California" = "west" }\n',
+        "routing.zones.California",
+        'must be a country code or country-region, like "US" or "US-CA"',
+        id="zone-key-not-a-region",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\nzones = { "US-CA" = "west", "us-ca" = "pacific" }\n',
+        "routing.zones.us-ca",
+        "same region as routing.zones.US-CA",
+        id="zone-key-twice-in-other-case",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\nzones = { US = "" }\n',
+        "routing.zones.US",
+        "zone name must not be empty",
+        id="empty-zone-name",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\ndefault_zone = ""\n',
+        "routing.default_zone",
+        "must not be empty",
+        id="empty-default-zone",
+    ),
+    pytest.param(
+        MINIMAL + 'transit_days = { westt = 2 }\n[routing]\nzones = { "US-CA" = "west" }\n',
+        "locations[0].transit_days.westt",
+        "unknown zone 'westt' (known: west, default;",
+        id="transit-days-for-unknown-zone",
+    ),
+    pytest.param(
+        MINIMAL + "transit_days = { default = -1 }\n",
+        "locations[0].transit_days.default",
+        "must be at least 0 (got -1)",
+        id="negative-transit-days",
+    ),
+    pytest.param(
+        MINIMAL + "ship_cost = { east = 3.5 }\n",
+        "locations[0].ship_cost.east",
+        "unknown zone 'east' (known: default;",
+        id="ship-cost-for-unknown-zone",
+    ),
+    pytest.param(
+        MINIMAL + "ship_cost = { default = -0.5 }\n",
+        "locations[0].ship_cost.default",
+        "must be a number >= 0 (got -0.5)",
+        id="negative-ship-cost",
+    ),
+    pytest.param(
+        MINIMAL + "ship_cost = { default = nan }\n",
+        "locations[0].ship_cost.default",
+        "must be a number >= 0 (got nan)",
+        id="nan-ship-cost",
+    ),
+    pytest.param(
+        MINIMAL + 'serves = ["c", "shopify"]\n' + CHANNEL,
+        "locations[0].serves[1]",
+        "unknown channel 'shopify' (known: c)",
+        id="serves-unknown-channel",
+    ),
+    pytest.param(
+        MINIMAL + 'serves = ["c", "c"]\n' + CHANNEL,
+        "locations[0].serves[1]",
+        "channel 'c' is listed twice",
+        id="serves-channel-twice",
     ),
 ]
 
@@ -774,3 +854,44 @@ def test_shipped_policies(tmp_path: Path) -> None:
     assert (policies["ebay"].percent, policies["ebay"].cap) == (50, 20)
     assert policies["wholesale"].floor == 5
     assert policies["wholesale"].locations == ("wh-east", "wh-west")
+
+
+ROUTING_CONFIG = """
+[[locations]]
+id = "wh-east"
+transit_days = { east = 1, west = 5, default = 7 }
+ship_cost = { east = 4, west = 9.5, default = 12 }
+
+[[locations]]
+id = "store-sf"
+kind = "store"
+transit_days = { west = 1 }
+serves = ["shop"]
+
+[[channels]]
+id = "shop"
+kind = "shopify"
+sla_days = 2
+
+[[channels]]
+id = "b2b"
+kind = "walmart"
+
+[routing]
+zones = { "US-CA" = "west", US = "east" }
+default_zone = "default"
+fallback = "unroutable"
+strategies = { b2b = "priority" }
+"""
+
+
+def test_routing_keys_load(tmp_path: Path) -> None:
+    config = load(tmp_path, ROUTING_CONFIG)
+    east, store = config.locations
+    assert east.transit_days == {"east": 1, "west": 5, "default": 7}
+    assert east.ship_cost == {"east": 4.0, "west": 9.5, "default": 12.0}
+    assert (east.serves, store.serves) == (None, ("shop",))
+    assert config.routing.zone_names() == ["west", "east", "default"]
+    assert config.routing.fallback == "unroutable"
+    assert config.routing.strategy_for("b2b") == "priority"
+    assert config.routing.strategy_for("shop") == "sla_cost"

@@ -455,15 +455,18 @@ async def test_page_follows_a_scripted_feed(tmp_path: Path, artifacts: Path) -> 
         assert page["rows"]["CAP"] == {"portal": "5", "web": NO_VALUE}
 
         # Exceptions: open records listed, a resolved one leaves the list.
+        # x2 comes first, so "only x1 listed" can only be the state after x2's resolution
+        # (before it the list reads x2, then x2 and x1): no race with the page's rendering.
         await feed.send(
+            {"type": "exception", "id": "x2", "kind": "unknown_sku", "sku": "ZZZ"},
             {"type": "exception", "id": "x1", "kind": "oversold", "sku": "MUG", "channel": "web",
              "message": "2 ordered, 1 available"},
-            {"type": "exception", "id": "x2", "kind": "unknown_sku", "sku": "ZZZ"},
             {"type": "exception", "id": "x2", "kind": "unknown_sku", "status": "resolved"},
         )  # fmt: skip
         await browser.wait_for(
             "document.querySelectorAll('#exceptions li').length === 1 && "
-            "document.querySelector('#exceptions-count').textContent === '1'",
+            "document.querySelector('#exceptions-count').textContent === '1' && "
+            "!document.querySelector('#exceptions').textContent.includes('ZZZ')",
             "the open exception",
         )
         assert (await browser.js(STATE))["exceptions"] == ["x1"]

@@ -26,6 +26,7 @@ from ..engine.errors import (
     StoreUnavailable,
 )
 from .config import ServerConfig, resolve_secret
+from .exceptions import EXCEPTION_ERRORS
 from .http import API_ERRORS, Forbidden, PayloadTooLarge, Unauthorized
 
 __all__ = ["DaemonClient", "DaemonUnavailable"]
@@ -37,6 +38,7 @@ _BY_CODE: dict[str, type[InvsyncError]] = {
     StoreUnavailable.code: StoreUnavailable,
     NotFound.code: NotFound,
     **API_ERRORS,
+    **EXCEPTION_ERRORS,
 }
 #: For a code this client does not know: the nearest type by HTTP status.
 _BY_STATUS: dict[int, type[InvsyncError]] = {
@@ -140,6 +142,48 @@ class DaemonClient:
             if exc.code == "UNKNOWN_ORDER":
                 return None
             raise
+        return self._object(body)
+
+    async def exceptions(
+        self,
+        *,
+        state: str = "open",
+        kind: str | None = None,
+        channel: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """``GET /v1/exceptions``: records newest first (``state`` open, resolved, ... or all)."""
+        params = {"state": state, "limit": str(limit)}
+        if kind is not None:
+            params["kind"] = kind
+        if channel is not None:
+            params["channel"] = channel
+        _, body = await self._ok("GET", "/v1/exceptions", params=params)
+        items = self._object(body).get("items", [])
+        return list(items) if isinstance(items, list) else []
+
+    async def exception(self, exception_id: str) -> dict[str, Any]:
+        """``GET /v1/exceptions/{id}`` (UnknownException when there is none)."""
+        _, body = await self._ok("GET", f"/v1/exceptions/{quote(exception_id, safe='')}")
+        return self._object(body)
+
+    async def resolve_exception(
+        self,
+        exception_id: str,
+        action: str,
+        *,
+        by: str = "operator",
+        sku: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /v1/exceptions/{id}/resolve``: run the action; the record after it."""
+        ask: dict[str, Any] = {"action": action, "by": by}
+        if sku is not None:
+            ask["sku"] = sku
+        if note is not None:
+            ask["note"] = note
+        path = f"/v1/exceptions/{quote(exception_id, safe='')}/resolve"
+        _, body = await self._ok("POST", path, data=msgspec.json.encode(ask))
         return self._object(body)
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -12,12 +12,12 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
-from ..actors.router import route
+from ..actors.router import RouteDecision, plan, routing_policy
 from ..engine import keys
 from ..engine.availability import LocationStock
 from ..engine.engine import Engine
@@ -38,11 +38,18 @@ from .events import (
 )
 from .intake import Entry
 
+if TYPE_CHECKING:
+    from .exceptions import ExceptionQueue
+
 log = structlog.get_logger("invsync.processor")
 
 Notify = Callable[[SkuState, int], Awaitable[None]]
 ROUTE_ATTEMPTS = 3
 _RESULTS_KEPT = 10_000
+#: SKUs whose last reservation is remembered (an oversell's "what took the last unit").
+_TAKES_KEPT = 50_000
+#: Refusals of an ``order.cancelled`` that mean units were fulfilled already (when they were).
+_CANCEL_AFTER_FULFILMENT = ("NOTHING_RESERVED", "EXCEEDS_RESERVED")
 
 
 def _position(entry_id: str) -> tuple[int, int]:
@@ -70,8 +77,13 @@ class Processor:
         notify: Notify,
         *,
         clock: Callable[[], float] = time.time,
+        exceptions: ExceptionQueue | None = None,
     ) -> None:
         self._engine = engine
+        #: Where refused events and unmet orders become exception records (None: only logged).
+        self.exceptions = exceptions
+        # sku -> the latest order that reserved it (in memory: "if known" after a restart)
+        self._last_take: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._config = config
         self._notify = notify
         self._clock = clock
@@ -116,6 +128,7 @@ class Processor:
         except InvsyncError as exc:
             m.EVENTS.labels(kind=kind, outcome="refused").inc()
             bound.warning("event_refused", code=exc.code, reason=exc.message)
+            await self._refused(entry, exc)  # before _done: a waiter then finds the record
             self._done(entry, {"outcome": "refused", "code": exc.code, "message": exc.message})
             return
         if outcome is None:  # an order that could not be met: recorded as oversold
@@ -165,12 +178,81 @@ class Processor:
                 )
         raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
+    async def _refused(self, entry: Entry, exc: InvsyncError) -> None:
+        """A refused event as an exception record: cancel after fulfilment, or a bad event."""
+        if self.exceptions is None or not 400 <= exc.http_status < 500:
+            return
+        event = entry.event
+        if isinstance(event, OrderCancelled) and exc.code in _CANCEL_AFTER_FULFILMENT:
+            order = await self._engine.order(event.channel, event.order_id)
+            if order is not None and any(line.fulfilled > 0 for line in order.lines):
+                await self.exceptions.raise_cancel_after_fulfilment(
+                    event.id, event.channel, event.order_id, exc.message
+                )
+                return
+        skus = event_skus(event)
+        await self.exceptions.raise_bad_event(
+            event.id,
+            exc.code,
+            exc.message,
+            source="processor",
+            channel=getattr(event, "channel", None),
+            order_id=getattr(event, "order_id", None),
+            sku=skus[0] if skus else None,
+            event_type=event_kind(event),
+        )
+
     async def _reserve(self, event: OrderCreated, entry: Entry) -> Outcome | None:
-        accepted_ms = entry.accepted_ms
+        outcome, shortages, decision = await self._route_and_reserve(event)
+        await self._explain(event, decision)
+        if outcome is not None:
+            self._observe_reservation(entry.accepted_ms)
+            return outcome
+        await self._oversold(event, shortages, entry, decision)
+        return None
+
+    async def _explain(self, event: OrderCreated, decision: RouteDecision | None) -> None:
+        """Keep the router's explanation for ``GET /v1/orders/...`` (candidates, scores, why)."""
+        if decision is None:
+            return
+        record = {
+            "late": decision.late,
+            "unroutable_code": decision.unroutable_code,
+            "unroutable_reason": decision.unroutable_reason,
+            "explanation": msgspec.to_builtins(decision.explanation),
+        }
+        await self._engine.redis.set(
+            keys.routing(event.channel, event.order_id),
+            msgspec.json.encode(record),
+            ex=int(self._config().redis.idempotency_ttl_s),
+        )
+
+    async def reserve_again(
+        self, event: OrderCreated
+    ) -> tuple[Outcome | None, list[dict[str, Any]]]:
+        """Route and reserve an order now (an exception's re-route or substitute); SKU actors
+        hear of the new states. (outcome, []) or (None, shortages)."""
+        outcome, shortages, decision = await self._route_and_reserve(event)
+        await self._explain(event, decision)
+        if outcome is not None:
+            for state in outcome.skus.values():
+                await self._notify(state, 0)
+        return outcome, shortages
+
+    async def route_and_reserve(
+        self, event: OrderCreated
+    ) -> tuple[Outcome | None, list[dict[str, Any]]]:
+        """Route the order and reserve it, routing again after a lost race (bounded)."""
+        outcome, shortages, _ = await self._route_and_reserve(event)
+        return outcome, shortages
+
+    async def _route_and_reserve(
+        self, event: OrderCreated
+    ) -> tuple[Outcome | None, list[dict[str, Any]], RouteDecision | None]:
         config = self._config()
-        policy = config.policies().get(event.channel)
-        locations = list(policy.locations) if policy else config.location_ids()
+        policy = routing_policy(config, event.channel)
         bundles = config.bundle_map()
+        decision: RouteDecision | None = None
         lines = [Line(sku=x.sku, qty=x.qty, location=x.location) for x in event.lines]
         needed: list[str] = []
         for line in lines:
@@ -185,7 +267,8 @@ class Processor:
                 for sku in needed:
                     state = await self._engine.stock(sku)
                     stock[sku] = state.stock() if state else {}
-                routed = route(lines, stock, locations, bundles)
+                decision = plan(lines, stock, event.ship_to, policy)
+                routed = decision.assignment
             if routed is None:
                 break
             try:
@@ -197,28 +280,59 @@ class Processor:
                 if all(line.location is not None for line in lines):
                     break
                 continue
-            self._observe_reservation(accepted_ms)
-            return outcome
-        await self._oversold(event, shortages, entry)
-        return None
+            self._took(event, outcome)
+            return outcome, [], decision
+        return None, shortages, decision
+
+    def _took(self, event: OrderCreated, outcome: Outcome) -> None:
+        if outcome.duplicate:
+            return
+        take = {
+            "event": event.id,
+            "channel": event.channel,
+            "order_id": event.order_id,
+            "ms": int(self._clock() * 1000),
+        }
+        for sku in outcome.skus:
+            self._last_take[sku] = take
+            self._last_take.move_to_end(sku)
+        while len(self._last_take) > _TAKES_KEPT:
+            self._last_take.popitem(last=False)
 
     def _observe_reservation(self, accepted_ms: int) -> None:
         if accepted_ms:
             m.RESERVATION_LATENCY.observe(max(0.0, self._clock() - accepted_ms / 1000))
 
     async def _oversold(
-        self, event: OrderCreated, shortages: list[dict[str, Any]], entry: Entry
+        self,
+        event: OrderCreated,
+        shortages: list[dict[str, Any]],
+        entry: Entry,
+        decision: RouteDecision | None = None,
     ) -> None:
-        """Record an order no location could serve; it is visible in GET /v1/orders/..."""
+        """Record an order no location could serve; it is visible in GET /v1/orders/...
+        and, as ``oversold`` or ``unknown_sku`` (a SKU never stocked), in the exception queue."""
         self._observe_reservation(entry.accepted_ms)
+        unknown = []
+        for line in event.lines:
+            if line.sku not in self._config().bundle_map() and line.sku not in unknown:
+                if await self._engine.stock(line.sku) is None:
+                    unknown.append(line.sku)
+        unroutable = (
+            not unknown
+            and decision is not None
+            and decision.unroutable_code in ("sla", "no_locations")
+        )
+        state = "unknown_sku" if unknown else "unroutable" if unroutable else "oversold"
         record = {
             "channel": event.channel,
             "order_id": event.order_id,
-            "state": "oversold",
+            "state": state,
             "event": event.id,
             "lines": [msgspec.to_builtins(x) for x in event.lines],
             "shortages": shortages,
             "decided_ms": int(self._clock() * 1000),
+            "ship_to": msgspec.to_builtins(event.ship_to) if event.ship_to else None,
         }
         try:
             await self._engine.redis.set(
@@ -229,7 +343,8 @@ class Processor:
             )
         except (ConnectionError, TimeoutError) as exc:  # pragma: no cover - redis-py wraps these
             raise StoreUnavailable(str(exc)) from exc
-        m.OVERSELLS.labels(channel=event.channel).inc()
+        if state == "oversold":  # a SKU never stocked, or out of SLA reach, is not an oversell
+            m.OVERSELLS.labels(channel=event.channel).inc()
         m.EVENTS.labels(kind="order.created", outcome="oversold").inc()
         log.warning(
             "order_oversold",
@@ -237,13 +352,33 @@ class Processor:
             order=event.order_id,
             event_id=event.id,
             shortages=shortages,
+            unknown_skus=unknown,
         )
+        if self.exceptions is not None:
+            if unknown:
+                reason = f"never stocked: {', '.join(unknown)}"
+            elif unroutable and decision is not None:
+                reason = decision.unroutable_reason or "no location can meet this order's SLA"
+            else:
+                reason = "no location can serve this order"
+            await self.exceptions.raise_order_problem(
+                state,
+                event,
+                shortages,
+                reason=reason,
+                last_take={
+                    s: self._last_take[s] for s in event_skus(event) if s in self._last_take
+                },
+                unknown=unknown,
+            )
         self._done(
             entry,
             {
                 "outcome": "refused",
-                "code": "OVERSOLD",
-                "message": "no location can serve this order",
+                "code": "UNKNOWN_SKU" if unknown else "OVERSOLD",
+                "message": f"never stocked: {', '.join(unknown)}"
+                if unknown
+                else "no location can serve this order",
             },
         )
 

@@ -21,10 +21,12 @@ from typing import Any
 import aiohttp
 import msgspec
 import structlog
+from redis.exceptions import RedisError
 
+from ..actors.breaker import BreakerState
 from ..actors.channel import ChannelActor
 from ..actors.clock import Clock, SystemClock
-from ..actors.messages import AvailabilityChanged, FullSync, StockChanged
+from ..actors.messages import AvailabilityChanged, FullSync, Recompute, StockChanged
 from ..actors.runtime import ActorSystem, Kind
 from ..actors.sku import SkuActor, Topology
 from ..adapters.base import ChannelAdapter
@@ -39,6 +41,7 @@ from ..metrics import definitions as m
 from . import systemd
 from .config import Channel, Config, ConfigError, load_config, resolve_secret
 from .events import BadEvent, Event
+from .exceptions import ExceptionQueue, ExceptionRecord, exception_routes
 from .intake import Intake
 from .processor import Processor
 from .stockview import stock_view
@@ -164,6 +167,7 @@ class Daemon:
         self._intake: Intake | None = None
         self._system: ActorSystem | None = None
         self._processor: Processor | None = None
+        self._exceptions: ExceptionQueue | None = None
         self._session: aiohttp.ClientSession | None = None
         self._adapters: dict[str, ChannelAdapter] = {}
         self._channels: dict[str, Channel] = {}
@@ -199,6 +203,12 @@ class Daemon:
     def adapters(self) -> Mapping[str, ChannelAdapter]:
         """Channel id -> adapter of every running channel."""
         return self._adapters
+
+    @property
+    def exceptions(self) -> ExceptionQueue:
+        """The exception queue (only while running)."""
+        assert self._exceptions is not None, "daemon not running"
+        return self._exceptions
 
     def check_events(self, events: list[Event]) -> None:
         """Refuse events naming unknown locations or channels."""
@@ -251,15 +261,19 @@ class Daemon:
     async def order_view(self, channel: str, order_id: str) -> dict[str, Any] | None:
         """An order's record, or the record of an order that could not be reserved."""
         order = await self.engine.order(channel, order_id)
+        routing_raw = await self.engine.redis.get(keys.routing(channel, order_id))
+        routing = msgspec.json.decode(routing_raw) if routing_raw is not None else None
         if order is not None:
             view: dict[str, Any] = msgspec.to_builtins(order)
             view["outcome"] = "reserved"
+            view["routing"] = routing
             return view
         raw = await self.engine.redis.get(keys.rejection(channel, order_id))
         if raw is None:
             return None
         rejected: dict[str, Any] = msgspec.json.decode(raw)
         rejected["outcome"] = "rejected"
+        rejected["routing"] = routing
         return rejected
 
     async def wait_processed(self, event_ids: list[str], timeout: float) -> dict[str, Any]:
@@ -284,7 +298,53 @@ class Daemon:
             lambda: self._current_values(channel_id),
         )
         self._channel_instances[channel_id] = actor  # the latest instance (restarts replace it)
+        own = actor.breaker.on_change
+
+        def breaker_changed(state: BreakerState) -> None:
+            if own is not None:
+                own(state)
+            if self._exceptions is not None:
+                self._exceptions.breaker_changed(channel_id, state is BreakerState.CLOSED)
+
+        actor.breaker.on_change = breaker_changed  # outages become channel_unreachable records
         return actor
+
+    # -- what resolving an exception does to channels ---------------------------------------
+
+    def _cancel_support(self, channel_id: str) -> tuple[bool, str]:
+        """Whether the channel's adapter can be told of a cancelled order line."""
+        adapter = self._adapters.get(channel_id)
+        if adapter is not None and hasattr(adapter, "cancel_order"):
+            return True, ""
+        channel = self._channels.get(channel_id)
+        kind = channel.kind if channel else "unknown"
+        return False, f"the {kind} channel adapter has no order cancellation API: tell it by hand"
+
+    async def _repush(self, channel_id: str, sku: str | None) -> None:
+        """Send our value of ``sku`` (or of every SKU) to the channel again."""
+        assert self._system is not None
+        if sku is None:
+            await self._system.send(f"channel:{channel_id}", FullSync())
+            return
+        await self.engine.redis.hdel(keys.pushed(channel_id), sku)  # else it is "already sent"
+        await self._system.send(f"sku:{sku}", Recompute(force=True, channels=(channel_id,)))
+
+    async def _publish_exception(self, record: ExceptionRecord) -> None:
+        """New and resolved exception records go to the live feed when one is wired."""
+        feed = getattr(self, "_feed", None)
+        if feed is not None:
+            result = feed.publish_exception(record)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def _watch_exceptions(self) -> None:
+        while True:
+            if self._exceptions is not None:
+                try:
+                    await self._exceptions.tick()
+                except InvsyncError as exc:
+                    log.warning("exception_tick_failed", code=exc.code, error=exc.message)
+            await asyncio.sleep(0.5)
 
     async def _current_values(self, channel_id: str) -> AsyncIterator[AvailabilityChanged]:
         """Every SKU's (and bundle's) current value for one channel, for a full sync."""
@@ -347,6 +407,7 @@ class Daemon:
             return
         self._channels[channel.id] = channel
         self._adapters[channel.id] = adapter
+        m.touch_channel(channel.id)  # every per-channel series exists (at 0) from now on
         # Before the FullSync: its value stream reads the channel's policy from the topology,
         # and a reload may yield (stopping another channel) before it rebuilds the topology.
         self._rebuild_topology()
@@ -367,6 +428,7 @@ class Daemon:
         finally:
             self._stopping.discard(channel_id)
         adapter = self._adapters.pop(channel_id, None)
+        m.forget_channel(channel_id)
         self._channels.pop(channel_id, None)
         self._channel_instances.pop(channel_id, None)
         if adapter is not None:
@@ -452,6 +514,12 @@ class Daemon:
             if self._intake is not None:
                 with contextlib.suppress(Exception):
                     m.INTAKE_LAG.set(await self._intake.lag_seconds())
+            if self._engine is not None:
+                try:
+                    up = bool(await asyncio.wait_for(self._engine.redis.ping(), 1.0))
+                except (RedisError, OSError, TimeoutError):
+                    up = False
+                m.REDIS_UP.set(1 if up else 0)
             await asyncio.sleep(1.0)
 
     async def _trim_intake(self) -> None:
@@ -464,6 +532,7 @@ class Daemon:
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         from .http import build_app
+        from .page import page_routes
         from .server import HttpServer
 
         loop = asyncio.get_running_loop()
@@ -475,6 +544,14 @@ class Daemon:
         async with contextlib.AsyncExitStack() as stack:
             store = await stack.enter_async_context(open_store(config, owner=True))
             self._engine = await stack.enter_async_context(open_engine(config, store))
+            self._exceptions = ExceptionQueue(
+                self._engine,
+                lambda: self._config,
+                cancel_support=self._cancel_support,
+                repush=self._repush,
+                publish=self._publish_exception,
+                notify=self._notify_sku,
+            )
             intake = self._intake = _Intake(store.redis)
             await intake.ensure_group()
             self._session = await stack.enter_async_context(aiohttp.ClientSession())
@@ -500,7 +577,10 @@ class Daemon:
                 if channel.enabled:
                     await self._start_channel(channel)
             self._rebuild_topology()
-            self._processor = Processor(self.engine, lambda: self._config, self._notify_sku)
+            self._processor = Processor(
+                self.engine, lambda: self._config, self._notify_sku, exceptions=self._exceptions
+            )
+            self._exceptions.reserve_again = self._processor.reserve_again
             intake.processor = self._processor
             group = await stack.enter_async_context(asyncio.TaskGroup())
             tasks = [
@@ -511,6 +591,7 @@ class Daemon:
                 group.create_task(systemd.watchdog()),
                 group.create_task(self._sample_metrics()),
                 group.create_task(self._trim_intake()),
+                group.create_task(self._watch_exceptions()),
             ]
             if config.mqtt.url is not None:
                 from ..adapters.mqtt_intake import run_mqtt_intake
@@ -520,7 +601,10 @@ class Daemon:
                         run_mqtt_intake(lambda: self._config, self.intake, self.check_events)
                     )
                 )
-            server = HttpServer(build_app(self), config.server.host, config.server.port)
+            routes = [*exception_routes(lambda: self.exceptions), *page_routes()]
+            server = HttpServer(
+                build_app(self, routes=routes), config.server.host, config.server.port
+            )
             await server.__aenter__()
             self.http_port = server.port
             self._ready = True

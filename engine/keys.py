@@ -122,3 +122,8 @@ def rejection(channel: str, order_id: str) -> str:
 def pushed(channel: str) -> str:
     """Hash of what ``channel`` was last sent: sku -> ``<available>:<version>``."""
     return f"pushed:{{{channel}}}"
+
+
+def routing(channel: str, order_id: str) -> str:
+    """The router's explanation of an order's locations (candidates, scores, why)."""
+    return f"route:{{{order_tag(channel, order_id)}}}"

@@ -195,3 +195,64 @@ async def test_an_order_that_loses_the_race_for_a_location_is_routed_again(h: Ha
     one, two = await h.engine.order("shop", "1"), await h.engine.order("shop", "2")
     assert one is not None and two is not None
     assert {one.lines[0].location, two.lines[0].location} == {"wh-east", "wh-west"}
+
+
+SLA_CONFIG = """
+[routing]
+zones = { "US-CA" = "west", US = "east" }
+fallback = "unroutable"
+
+[[locations]]
+id = "wh-east"
+priority = 1
+transit_days = { east = 1, west = 5 }
+ship_cost = { east = 4.0, west = 9.0 }
+
+[[locations]]
+id = "wh-west"
+priority = 2
+transit_days = { east = 5, west = 1 }
+ship_cost = { east = 9.0, west = 3.0 }
+
+[[channels]]
+id = "shop"
+kind = "shopify"
+sla_days = 2
+"""
+
+
+async def test_orders_route_by_sla_and_explain_why(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "sla.toml"
+    path.write_text(SLA_CONFIG)
+    config = load_config(path)
+    h = Harness(engine, config)
+    await h.intake.ensure_group()
+    await h.send(count("c1", "TEE", "wh-east", 5), count("c2", "TEE", "wh-west", 5))
+    west = order("o1", "1", ("TEE", 1))
+    west["ship_to"] = {"country": "US", "region": "CA"}
+    await h.send(west)
+    await h.run_until_idle()
+    placed = await engine.order("shop", "1")
+    # wh-east comes first by priority, but only wh-west reaches California within 2 days.
+    assert placed is not None and placed.lines[0].location == "wh-west"
+    why = json.loads(await engine.redis.get(keys.routing("shop", "1")) or b"{}")
+    assert why["late"] is False and why["explanation"]["why"]
+
+
+async def test_an_order_no_location_can_ship_within_the_sla_is_unroutable(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "sla.toml"
+    path.write_text(SLA_CONFIG)
+    config = load_config(path)
+    h = Harness(engine, config)
+    await h.intake.ensure_group()
+    await h.send(count("c1", "TEE", "wh-east", 5))  # only the east coast has stock
+    west = order("o1", "1", ("TEE", 1))
+    west["ship_to"] = {"country": "US", "region": "CA"}
+    await h.send(west)
+    await h.run_until_idle()
+    assert await engine.order("shop", "1") is None
+    rejected = json.loads(await engine.redis.get(keys.rejection("shop", "1")) or b"{}")
+    assert rejected["state"] == "unroutable"
+    assert await h.on_hand("TEE", "wh-east") == (5, 0)  # nothing reserved

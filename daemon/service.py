@@ -42,6 +42,7 @@ from . import systemd
 from .config import Channel, Config, ConfigError, load_config, resolve_secret
 from .events import BadEvent, Event
 from .exceptions import ExceptionQueue, ExceptionRecord, exception_routes
+from .feed import FeedHub
 from .intake import Intake
 from .processor import Processor
 from .stockview import stock_view
@@ -168,6 +169,7 @@ class Daemon:
         self._system: ActorSystem | None = None
         self._processor: Processor | None = None
         self._exceptions: ExceptionQueue | None = None
+        self._feed: FeedHub | None = None
         self._session: aiohttp.ClientSession | None = None
         self._adapters: dict[str, ChannelAdapter] = {}
         self._channels: dict[str, Channel] = {}
@@ -331,11 +333,8 @@ class Daemon:
 
     async def _publish_exception(self, record: ExceptionRecord) -> None:
         """New and resolved exception records go to the live feed when one is wired."""
-        feed = getattr(self, "_feed", None)
-        if feed is not None:
-            result = feed.publish_exception(record)
-            if asyncio.iscoroutine(result):
-                await result
+        if self._feed is not None:
+            self._feed.publish_exception(msgspec.to_builtins(record))
 
     async def _watch_exceptions(self) -> None:
         while True:
@@ -531,6 +530,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""
+        from .feed import store_snapshot
         from .http import build_app
         from .page import page_routes
         from .server import HttpServer
@@ -544,6 +544,9 @@ class Daemon:
         async with contextlib.AsyncExitStack() as stack:
             store = await stack.enter_async_context(open_store(config, owner=True))
             self._engine = await stack.enter_async_context(open_engine(config, store))
+            # The feed outlives the actors and the HTTP server (entered before them).
+            self._feed = await stack.enter_async_context(FeedHub(clock=self._clock))
+            listeners = (self._feed.listener,)
             self._exceptions = ExceptionQueue(
                 self._engine,
                 lambda: self._config,
@@ -559,7 +562,9 @@ class Daemon:
             self._system.register(
                 Kind(
                     name="sku",
-                    factory=lambda key: SkuActor(key, self.engine, lambda: self._topology),
+                    factory=lambda key: SkuActor(
+                        key, self.engine, lambda: self._topology, lambda: listeners
+                    ),
                     mailbox_size=SKU_MAILBOX,
                     idle_timeout_s=self._sku_idle_s,
                 )
@@ -601,7 +606,8 @@ class Daemon:
                         run_mqtt_intake(lambda: self._config, self.intake, self.check_events)
                     )
                 )
-            routes = [*exception_routes(lambda: self.exceptions), *page_routes()]
+            feed_route = self._feed.route(store_snapshot(self.engine, lambda: self._topology))
+            routes = [*exception_routes(lambda: self.exceptions), feed_route, *page_routes()]
             server = HttpServer(
                 build_app(self, routes=routes), config.server.host, config.server.port
             )

@@ -10,6 +10,7 @@ call is idempotent by the event's id).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -175,10 +176,9 @@ class Intake:
             except (StoreUnavailable, RedisConnectionError, RedisTimeoutError) as exc:
                 log.warning("intake_store_unavailable", error=str(exc), retry_in_s=delay)
                 backlog = True
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):  # not wait_for: it can eat a cancel
+                        await stop.wait()
                 delay = min(delay * 2, 5.0)
 
     async def _read(

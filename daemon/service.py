@@ -55,6 +55,33 @@ SKU_IDLE_ENV = "INVSYNC_SKU_IDLE_S"
 SKU_MAILBOX = 1000
 CHANNEL_MAILBOX = 10_000
 DRAIN_TIMEOUT_S = 20.0
+SLOW_STOP_S = 8.0
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and see them end. A cancellation can be swallowed (asyncio.wait_for on
+    Python 3.11 does it when the awaited call finishes at the same moment, and so may a library
+    that turns it into its own error), so cancel again until each task has really ended."""
+    for task in tasks:
+        task.cancel()
+    for _ in range(100):
+        pending = [task for task in tasks if not task.done()]
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=0.1)
+        for task in pending:
+            task.cancel()
+    log.error("tasks_would_not_stop", tasks=[t.get_name() for t in tasks if not t.done()])
+
+
+def _log_pending_tasks() -> None:
+    """Log every task still running, with the line it waits on (a slow shutdown's why)."""
+    import io
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(limit=8, file=out)
+        log.warning("stop_waiting_on_task", task=task.get_name(), stack=out.getvalue())
 
 
 def open_store(config: Config, *, owner: bool) -> Store:
@@ -220,7 +247,8 @@ class Daemon:
         """Redis answers, actors and intake running, and each channel's breaker state."""
         checks: dict[str, dict[str, Any]] = {}
         try:
-            await asyncio.wait_for(self.engine.redis.ping(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self.engine.redis.ping()
             checks["redis"] = {"ok": True}
         except Exception as exc:
             checks["redis"] = {"ok": False, "error": str(exc) or type(exc).__name__}
@@ -514,8 +542,11 @@ class Daemon:
                 with contextlib.suppress(Exception):
                     m.INTAKE_LAG.set(await self._intake.lag_seconds())
             if self._engine is not None:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                # cancellation that stops this task (and the daemon then never exits).
                 try:
-                    up = bool(await asyncio.wait_for(self._engine.redis.ping(), 1.0))
+                    async with asyncio.timeout(1.0):
+                        up = bool(await self._engine.redis.ping())
                 except (RedisError, OSError, TimeoutError):
                     up = False
                 m.REDIS_UP.set(1 if up else 0)
@@ -638,12 +669,13 @@ class Daemon:
             finally:
                 systemd.notify("STOPPING=1")
                 log.info("stopping")
+                # If stopping takes long, say what it waits for (each task and where it is).
+                asyncio.get_running_loop().call_later(SLOW_STOP_S, _log_pending_tasks)
                 self._ready = False
                 await server.__aexit__(None, None, None)  # no new HTTP intake
                 self._consumer_stop.set()  # the consumer finishes its batch and returns
                 await tasks[0]
-                for task in tasks[1:]:
-                    task.cancel()
+                await _cancel_all(tasks[1:])
         log.info("stopped")
         return 0
 

@@ -61,6 +61,17 @@ def _position(entry_id: str) -> tuple[int, int]:
         return 0, 0
 
 
+_counters: dict[tuple[str, str], Any] = {}
+
+
+def _count(kind: str, outcome: str) -> None:
+    """``invsync_events_total{kind, outcome} += 1``, the labelled child cached (per event)."""
+    child = _counters.get((kind, outcome))
+    if child is None:
+        child = _counters[(kind, outcome)] = m.EVENTS.labels(kind=kind, outcome=outcome)
+    child.inc()
+
+
 def _lines(lines: list[Any] | None) -> list[Line] | None:
     if lines is None:
         return None
@@ -120,21 +131,22 @@ class Processor:
     async def apply(self, entry: Entry) -> None:
         """Apply one event; record and count its outcome. StoreUnavailable propagates."""
         event, kind = entry.event, event_kind(entry.event)
-        bound = log.bind(event_id=event.id, type=kind)
         try:
             outcome = await self._dispatch(entry)
         except StoreUnavailable:
             raise
         except InvsyncError as exc:
-            m.EVENTS.labels(kind=kind, outcome="refused").inc()
-            bound.warning("event_refused", code=exc.code, reason=exc.message)
+            _count(kind, "refused")
+            log.warning(
+                "event_refused", event_id=event.id, type=kind, code=exc.code, reason=exc.message
+            )
             await self._refused(entry, exc)  # before _done: a waiter then finds the record
             self._done(entry, {"outcome": "refused", "code": exc.code, "message": exc.message})
             return
         if outcome is None:  # an order that could not be met: recorded as oversold
             return
         label = "duplicate" if outcome.duplicate else "applied"
-        m.EVENTS.labels(kind=kind, outcome=label).inc()
+        _count(kind, label)
         for state in outcome.skus.values():
             await self._notify(state, entry.accepted_ms)
         result: dict[str, Any] = {

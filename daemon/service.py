@@ -120,19 +120,14 @@ async def reap_holds(engine: Engine, *, interval_s: float = 1.0) -> None:
 
 
 def check_refs(config: Config, events: list[Event]) -> None:
-    """Refuse events naming a location or channel the config does not know (nothing recorded)."""
-    locations = {loc.id for loc in config.locations}
-    channels = {ch.id for ch in config.channels}
-    for event in events:
-        location = getattr(event, "location", None)
-        if location is not None and location not in locations:
-            raise BadEvent(f"event {event.id}: unknown location {location!r}")
-        for line in getattr(event, "lines", None) or ():
-            if line.location is not None and line.location not in locations:
-                raise BadEvent(f"event {event.id}: unknown location {line.location!r}")
-        channel = getattr(event, "channel", None)
-        if channel is not None and channel not in channels:
-            raise BadEvent(f"event {event.id}: unknown channel {channel!r}")
+    """Refuse events naming a location or channel the config does not know (nothing recorded):
+    the HTTP API's check, as a BadEvent for intakes that have no HTTP status to answer with."""
+    from .http import check_references
+
+    try:
+        check_references(config, events)
+    except InvsyncError as exc:
+        raise BadEvent(exc.message) from exc
 
 
 class _Intake(Intake):

@@ -23,40 +23,20 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import msgspec
 
+from .bench import process_rss_mb
 from .feed import BATCH_WINDOW_S
+from .loop import run_loop
 
 T = TypeVar("T")
 
 #: Latency histogram: 1 ms bins up to 60 s (the last bin collects anything slower).
 _BINS = 60_000
 _CHANNELS = ("web", "amazon", "ebay", "walmart")
-
-
-def _run(main: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop where installed, as the daemon does."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
-
-
-def _rss_mb(pid: int | str = "self") -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def _cpu_s() -> float:
@@ -182,7 +162,7 @@ async def _serve(args: dict[str, Any]) -> None:
                 if lags
                 else 0.0,
                 "server_cpu_s": round(_cpu_s() - cpu0, 2),
-                "server_rss_mb": round(_rss_mb(), 1),
+                "server_rss_mb": round(process_rss_mb(), 1),
                 "server_peak_rss_mb": round(
                     resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
                 ),
@@ -449,4 +429,4 @@ if __name__ == "__main__":
     from .logs import configure
 
     configure(level="warning", stream=sys.stderr)  # stdout carries the report
-    _run(_serve(json.loads(sys.argv[1])))
+    run_loop(_serve(json.loads(sys.argv[1])))

@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from .bench import percentile
+from .bench import percentile, process_rss_mb
 
 SECRET = "bench-secret"
 
@@ -36,16 +36,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class Receiver:
@@ -198,7 +188,7 @@ async def run_propagate_bench(
                             keys.append((sku, counts[s]))
                         group.create_task(post(events, keys))
                         if r % 50 == 0:
-                            rss_peak = max(rss_peak, _rss_mb(daemon.pid))
+                            rss_peak = max(rss_peak, process_rss_mb(daemon.pid))
                 elapsed = time.perf_counter() - start_t
                 # Wait until every SKU's final value reached every channel.
                 deadline = time.monotonic() + 60
@@ -210,7 +200,7 @@ async def run_propagate_bench(
                     await asyncio.sleep(0.1)
                 converged = all(receiver.latest.get((f"ch{c}", sku)) == n
                                 for sku, n in final.items() for c in range(channels))
-                rss_peak = max(rss_peak, _rss_mb(daemon.pid))
+                rss_peak = max(rss_peak, process_rss_mb(daemon.pid))
         finally:
             with contextlib.suppress(ProcessLookupError):
                 daemon.send_signal(signal.SIGTERM)

@@ -11,13 +11,12 @@ unavailable; 2 bad usage, bad config or a malformed input file (nothing applied)
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,6 +29,7 @@ from ..engine.errors import BY_CODE, InvsyncError
 from ..engine.keys import check_event_id
 from . import importer, logs
 from .config import Config, ConfigError, load_config
+from .loop import run_loop
 from .service import open_engine, open_store, serve
 from .stockview import render_text, stock_view
 
@@ -80,23 +80,6 @@ def _with_engine(config: Config, work: Callable[[Engine], Awaitable[T]]) -> T:
     except InvsyncError as exc:
         _fail(exc)
         raise AssertionError("unreachable") from exc
-
-
-def _run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run the daemon's event loop: uvloop (libuv) where installed, else asyncio's own.
-
-    uvloop roughly halves the loop's own overhead (timers, task switches, socket transports),
-    which is most of what a busy daemon spends outside our code.
-    """
-    # Fewer, larger young-generation collections: the default thresholds made full passes pause
-    # the loop for ~65 ms every couple of seconds under load (feed p99 54 -> 27 ms measured).
-    gc.set_threshold(50_000, 20, 10)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        return asyncio.run(main)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(main)
 
 
 def _check_location(config: Config, location: str) -> None:
@@ -218,7 +201,7 @@ def run(config_path: Path | None, log_level: str) -> None:
     config = _load(config_path)
     logs.configure(level=log_level)
     try:
-        code = _run_loop(serve(config))
+        code = run_loop(serve(config))
     except InvsyncError as exc:
         _fail(exc)
     sys.exit(code)
@@ -718,7 +701,7 @@ def bench_feed(
     """Websocket feed: deltas delivered/s to N clients, change->delivery p50/p99, server RSS."""
     from .bench_feed import run_feed_bench
 
-    figures = _run_loop(
+    figures = run_loop(
         run_feed_bench(
             clients=clients,
             rate=rate,

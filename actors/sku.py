@@ -15,6 +15,7 @@ from ..engine.availability import (
     changed,
 )
 from ..engine.engine import Engine
+from ..engine.models import SkuState
 from .messages import AvailabilityChanged, Recompute, SkuMessage, StockChanged
 from .runtime import Actor
 
@@ -44,6 +45,20 @@ class Topology:
             bundles=dict(bundles),
             bundles_by_component={c: tuple(b) for c, b in index.items()},
         )
+
+
+def bundle_inputs(
+    bundle: Bundle, states: Mapping[str, SkuState]
+) -> tuple[dict[str, Mapping[str, LocationStock]], int]:
+    """A bundle's component stocks and its version: the sum of its components' versions (which
+    only ever grows), so a bundle's value is versioned like any SKU's."""
+    stocks: dict[str, Mapping[str, LocationStock]] = {}
+    version = 0
+    for component in bundle.components:
+        state = states.get(component)
+        stocks[component] = state.stock() if state else {}
+        version += state.version if state else 0
+    return stocks, version
 
 
 #: Observers of every availability a SKU actor publishes (the live feed, MQTT topics).
@@ -93,12 +108,8 @@ class SkuActor(Actor[SkuMessage]):
             state = await self._engine.stock(self.sku)
             stock: Mapping[str, LocationStock] = state.stock() if state else {}
             return availability_by_channel(stock, topo.policies), state.version if state else 0
-        stocks: dict[str, dict[str, LocationStock]] = {}
-        version = 0
-        for component in bundle.components:
-            state = await self._engine.stock(component)
-            stocks[component] = state.stock() if state else {}
-            version += state.version if state else 0  # a sum of versions only ever grows
+        states = await self._engine.stocks(list(bundle.components))
+        stocks, version = bundle_inputs(bundle, states)
         return {
             ch: bundle_available(bundle, stocks, policy) for ch, policy in topo.policies.items()
         }, version

@@ -36,24 +36,22 @@ import asyncio
 import contextlib
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
 import msgspec
 import structlog
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..actors.clock import Clock, SystemClock
 from ..actors.messages import AvailabilityChanged
-from ..actors.sku import Topology
+from ..actors.sku import Topology, bundle_inputs
 from ..engine import keys
-from ..engine.availability import LocationStock, availability_by_channel, bundle_available
+from ..engine.availability import availability_by_channel, bundle_available
 from ..engine.engine import Engine
-from ..engine.errors import InvalidRequest, InvsyncError, StoreUnavailable
+from ..engine.errors import InvalidRequest, InvsyncError
 
 __all__ = [
     "FEED_PATH",
@@ -651,18 +649,18 @@ def store_snapshot(engine: Engine, topology: Callable[[], Topology]) -> Snapshot
             plain = list(dict.fromkeys([s async for s in engine.skus()]))  # SCAN may repeat
             bundles = list(topo.bundles.values())
         components = {c for b in bundles for c in b.components}
-        states = await _stocks(engine, [*plain, *(components - set(plain))])
+        states = await engine.stocks([*plain, *(components - set(plain))])
         items: list[dict[str, Any]] = []
         for sku in plain:
-            stock, version = states.get(sku, ({}, 0))
+            state = states.get(sku)
+            stock = state.stock() if state else {}
+            version = state.version if state else 0
             for channel, available in availability_by_channel(stock, policies).items():
                 items.append(
                     {"sku": sku, "channel": channel, "available": available, "version": version}
                 )
         for bundle in bundles:
-            parts = {c: states.get(c, ({}, 0)) for c in bundle.components}
-            stocks = {c: stock for c, (stock, _) in parts.items()}
-            version = sum(v for _, v in parts.values())
+            stocks, version = bundle_inputs(bundle, states)
             for channel, policy in policies.items():
                 items.append(
                     {
@@ -675,24 +673,3 @@ def store_snapshot(engine: Engine, topology: Callable[[], Topology]) -> Snapshot
         return items
 
     return snapshot
-
-
-async def _stocks(
-    engine: Engine, skus: Sequence[str], chunk: int = 500
-) -> dict[str, tuple[Mapping[str, LocationStock], int]]:
-    """SKU -> (stock per location, version) of the stocked ones, read in pipelined chunks."""
-    out: dict[str, tuple[Mapping[str, LocationStock], int]] = {}
-    for start in range(0, len(skus), chunk):
-        part = skus[start : start + chunk]
-        try:
-            async with engine.redis.pipeline(transaction=False) as pipe:
-                for sku in part:
-                    pipe.hgetall(keys.inventory(sku))
-                rows = await pipe.execute()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        for sku, raw in zip(part, rows, strict=True):
-            if raw:
-                state = engine.sku_state(sku, {a.decode(): b.decode() for a, b in raw.items()})
-                out[sku] = (state.stock(), state.version)
-    return out

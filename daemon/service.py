@@ -28,11 +28,11 @@ from ..actors.channel import ChannelActor
 from ..actors.clock import Clock, SystemClock
 from ..actors.messages import AvailabilityChanged, FullSync, Recompute, StockChanged
 from ..actors.runtime import ActorSystem, Kind
-from ..actors.sku import SkuActor, Topology
+from ..actors.sku import SkuActor, Topology, bundle_inputs
 from ..adapters.base import ChannelAdapter
 from ..adapters.registry import make_adapter
 from ..engine import keys
-from ..engine.availability import LocationStock, availability_by_channel, bundle_available
+from ..engine.availability import availability_by_channel, bundle_available
 from ..engine.connection import Store, redact
 from ..engine.engine import Engine
 from ..engine.errors import InvsyncError, StoreUnavailable
@@ -376,38 +376,29 @@ class Daemon:
         if policy is None:
             return
         only = {channel_id: policy}
+
+        async def values(skus: list[str]) -> list[AvailabilityChanged]:
+            states = await engine.stocks(skus)
+            return [
+                AvailabilityChanged(
+                    sku=sku,
+                    available=availability_by_channel(state.stock(), only)[channel_id],
+                    version=state.version,
+                )
+                for sku, state in states.items()
+            ]
+
         chunk: list[str] = []
-
-        async def flush(skus: list[str]) -> list[AvailabilityChanged]:
-            async with engine.redis.pipeline(transaction=False) as pipe:
-                for sku in skus:
-                    pipe.hgetall(keys.inventory(sku))
-                rows = await pipe.execute()
-            out = []
-            for sku, raw in zip(skus, rows, strict=True):
-                if not raw:
-                    continue
-                state = engine.sku_state(sku, {a.decode(): b.decode() for a, b in raw.items()})
-                value = availability_by_channel(state.stock(), only)[channel_id]
-                out.append(AvailabilityChanged(sku=sku, available=value, version=state.version))
-            return out
-
         async for sku in engine.skus():
             chunk.append(sku)
             if len(chunk) >= 500:
-                for update in await flush(chunk):
+                for update in await values(chunk):
                     yield update
                 chunk = []
-        if chunk:
-            for update in await flush(chunk):
-                yield update
+        for update in await values(chunk):
+            yield update
         for bundle in topo.bundles.values():
-            stocks: dict[str, dict[str, LocationStock]] = {}
-            version = 0
-            for component in bundle.components:
-                state = await engine.stock(component)
-                stocks[component] = state.stock() if state else {}
-                version += state.version if state else 0
+            stocks, version = bundle_inputs(bundle, await engine.stocks(list(bundle.components)))
             yield AvailabilityChanged(
                 sku=bundle.sku, available=bundle_available(bundle, stocks, policy), version=version
             )

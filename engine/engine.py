@@ -359,6 +359,24 @@ class Engine:
             return None
         return self.sku_state(sku, {_text(a): _text(b) for a, b in raw.items()})
 
+    async def stocks(self, skus: Sequence[str], *, chunk: int = 500) -> dict[str, SkuState]:
+        """The current state of every stocked SKU of ``skus`` (pipelined, ``chunk`` per trip);
+        SKUs never stocked are absent."""
+        out: dict[str, SkuState] = {}
+        for start in range(0, len(skus), chunk):
+            part = skus[start : start + chunk]
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for sku in part:
+                        pipe.hgetall(k.inventory(sku))
+                    rows = await pipe.execute()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            for sku, raw in zip(part, rows, strict=True):
+                if raw:
+                    out[sku] = self.sku_state(sku, {_text(a): _text(b) for a, b in raw.items()})
+        return out
+
     async def order(self, channel: str, order_id: str) -> Order | None:
         """The record of an order, or None."""
         return await self._doc(k.order(channel, order_id))
@@ -444,9 +462,6 @@ class Engine:
         decoded = _reply_decoder.decode(payload)
         return Outcome(
             duplicate=status == b"dup",
-            skus={
-                sku: self.sku_state(sku, fields)
-                for sku, fields in decoded.skus.items()
-            },
+            skus={sku: self.sku_state(sku, fields) for sku, fields in decoded.skus.items()},
             order=decoded.order,
         )

@@ -117,7 +117,10 @@ class ChannelActor(Actor[ChannelMessage]):
         self._current_values = current_values
         self._hash = pushed_key(channel.id)
         self._drain_timeout = drain_timeout
-        self._lookahead = max(1, lookahead_batches) * channel.batch_size
+        # The channel's API may take fewer per call than the configured batch (eBay: 25).
+        limit = getattr(adapter, "max_batch", None)
+        self._batch_size = min(channel.batch_size, limit) if limit else channel.batch_size
+        self._lookahead = max(1, lookahead_batches) * self._batch_size
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._rng = rng or random.Random()
@@ -256,7 +259,7 @@ class ChannelActor(Actor[ChannelMessage]):
                 # Open: no requests; pending keeps coalescing meanwhile (one value per SKU).
                 await self._clock.sleep(wait)
                 continue
-            taken = self._take(self.channel.batch_size)
+            taken = self._take(self._batch_size)
             # In flight from here: an older value arriving meanwhile is refused at once.
             self._inflight = {u.sku: u for u in taken}
             try:

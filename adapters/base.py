@@ -6,10 +6,18 @@ coalescing and the circuit breaker live once, in the channel actor (``actors/cha
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
+
+if TYPE_CHECKING:
+    import aiohttp
+    from redis.asyncio import Redis
+
+    from ..daemon.config import Channel, MqttConfig
 
 
 class Update(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +61,11 @@ class Permanent(ChannelError):
     """The channel refuses this for good (4xx other than 429, bad credentials); do not retry."""
 
 
+class Unauthorized(Permanent):
+    """401/403: the credentials were refused. Adapters with a token source refresh once and
+    retry before letting this reach the channel actor."""
+
+
 class BadWebhook(Exception):
     """An inbound webhook is malformed (400) or fails its signature check (401)."""
 
@@ -60,6 +73,40 @@ class BadWebhook(Exception):
         super().__init__(message)
         self.message = message
         self.unauthorized = unauthorized
+
+
+class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of an order told to a channel (a cancellation)."""
+
+    sku: str
+    qty: int
+
+
+#: Records events (the spec's generic event objects) into the durable intake, as a webhook would;
+#: ``source`` names where they came from (``"poll:shopify"``). Returns their ids.
+Ingest = Callable[[list[dict[str, object]], str], Awaitable[list[str]]]
+
+
+async def _no_ingest(events: list[dict[str, object]], source: str) -> list[str]:
+    raise RuntimeError("this adapter context cannot record events")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdapterContext:
+    """What an adapter may use besides its channel's config, handed over by the daemon.
+
+    ``session`` and ``redis`` belong to the daemon (adapters never close them); ``redis`` keeps
+    small durable adapter state (EDI control numbers) under keys ``adapter:{<channel>}:...``.
+    ``wall`` is epoch seconds, ``monotonic`` for deadlines and token expiry.
+    """
+
+    session: aiohttp.ClientSession
+    redis: Redis | None = None
+    ingest: Ingest = _no_ingest
+    mqtt: MqttConfig | None = None
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class ChannelAdapter(Protocol):
@@ -76,3 +123,48 @@ class ChannelAdapter(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+@runtime_checkable
+class ReadsBack(Protocol):
+    """An adapter whose channel can say what quantity it holds (drift detection)."""
+
+    async def read_back(self, skus: Sequence[str]) -> dict[str, int]:
+        """SKU -> the quantity the channel shows now; SKUs it does not list are left out."""
+        ...
+
+
+@runtime_checkable
+class CancelsOrders(Protocol):
+    """An adapter whose channel's API can cancel an order (or some of its lines)."""
+
+    async def cancel_order(
+        self, order_id: str, lines: Sequence[OrderLine] | None, reason: str
+    ) -> None:
+        """Cancel on the channel; raises Throttled/Retryable/Permanent when it refuses."""
+        ...
+
+
+class BaseAdapter:
+    """Defaults every adapter shares: no inbound webhooks, nothing to close, no batch limit.
+
+    ``max_batch`` is the most updates the channel's API takes in one call (None: no limit); the
+    channel actor never hands ``push`` more than ``min(batch_size, max_batch)``.
+    """
+
+    max_batch: ClassVar[int | None] = None
+    channel: Channel
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, object]]:
+        """This channel takes no inbound webhooks."""
+        raise BadWebhook(f"channel '{self.channel.id}' ({self.channel.kind}) takes no webhooks")
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP session belongs to the daemon."""
+
+
+def results_for(
+    updates: Sequence[Update], failures: Mapping[str, PushResult]
+) -> list[PushResult]:
+    """One result per update: the failure the channel reported for its SKU, else ``ok``."""
+    return [failures.get(u.sku) or PushResult(sku=u.sku, outcome="ok") for u in updates]

@@ -1,14 +1,32 @@
-"""Which adapter speaks for a configured channel: ``make_adapter(channel, session)``."""
+"""Which adapter speaks for a configured channel: ``make_adapter(channel, ctx)``.
+
+Each kind's module (``adapters/<kind>.py``) exposes ``create(channel, ctx)``; it is imported on
+first use, so a deployment without MQTT or EDI channels never loads their code.
+"""
 
 from __future__ import annotations
 
-import aiohttp
+import importlib
+from collections.abc import Callable
+from typing import cast
 
 from ..daemon.config import Channel, resolve_secret
-from .base import ChannelAdapter
-from .webhook import WebhookAdapter
+from .base import AdapterContext, ChannelAdapter
 
-__all__ = ["MissingSecret", "make_adapter"]
+__all__ = ["ADAPTER_MODULES", "MissingSecret", "make_adapter", "require_secret", "secret_option"]
+
+#: Channel kind -> the module under ``adapters/`` that speaks it.
+ADAPTER_MODULES: dict[str, str] = {
+    "webhook": "webhook",
+    "shopify": "shopify",
+    "amazon": "amazon",
+    "ebay": "ebay",
+    "walmart": "walmart",
+    "tiktok": "tiktok",
+    "edi846": "edi846",
+    "mqtt": "mqtt_availability",
+    "pos": "mqtt_availability",
+}
 
 
 class MissingSecret(ValueError):
@@ -22,15 +40,41 @@ class MissingSecret(ValueError):
         super().__init__(f"channel '{channel}': {key}: {what}")
 
 
-def make_adapter(channel: Channel, session: aiohttp.ClientSession) -> ChannelAdapter | None:
-    """The adapter for ``channel``, sharing ``session``; None for kinds without one yet.
+def require_secret(channel: Channel, key: str) -> str:
+    """The secret a ``*_env`` field of the channel names (``token_env``, ``secret_env``)."""
+    env = getattr(channel, key)
+    value = resolve_secret(env)
+    if value is None:
+        raise MissingSecret(channel.id, key, env)
+    return value
 
-    Raises MissingSecret (a ValueError naming the variable) when a required secret is absent.
+
+def secret_option(channel: Channel, key: str, *, required: bool = True) -> str | None:
+    """The secret an ``options.<key>`` (ending in ``_env``) names, e.g. ``client_secret_env``."""
+    env = channel.options.get(key)
+    if env is None and not required:
+        return None
+    if env is not None and not isinstance(env, str):
+        raise ValueError(f"channel '{channel.id}': options.{key} must name an environment variable")
+    value = resolve_secret(env)
+    if value is None and required:
+        raise MissingSecret(channel.id, f"options.{key}", env)
+    return value
+
+
+def make_adapter(channel: Channel, ctx: AdapterContext) -> ChannelAdapter | None:
+    """The adapter for ``channel``; None for kinds without one.
+
+    Raises ValueError (MissingSecret names the variable) when the channel's config cannot work.
     """
-    if channel.kind == "webhook":
-        secret = resolve_secret(channel.secret_env)
-        if secret is None:
-            raise MissingSecret(channel.id, "secret_env", channel.secret_env)
-        return WebhookAdapter(channel, session, secret)
-    # Marketplace adapters (shopify, amazon, ebay, walmart, ...) arrive with their own issue.
-    return None
+    module_name = ADAPTER_MODULES.get(channel.kind)
+    if module_name is None:
+        return None
+    try:
+        module = importlib.import_module(f".{module_name}", __package__)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.{module_name}":
+            raise
+        return None
+    create = cast(Callable[[Channel, AdapterContext], ChannelAdapter], module.create)
+    return create(channel, ctx)

@@ -9,8 +9,6 @@ Inbound webhooks for the channel are verified with the same signature and secret
 
 from __future__ import annotations
 
-import email.utils
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
@@ -19,15 +17,12 @@ import aiohttp
 import msgspec
 
 from ..daemon.config import Channel
-from .base import BadWebhook, Permanent, PushResult, Retryable, Throttled, Update
+from .base import AdapterContext, BadWebhook, BaseAdapter, PushResult, Update
+from .http import DEFAULT_TIMEOUT_S, base_url, check, header, parse_retry_after, send, timeout_for
+from .registry import require_secret
 from .signing import SIGNATURE_HEADER, sign, verify
 
-__all__ = ["DEFAULT_TIMEOUT_S", "WebhookAdapter", "parse_retry_after"]
-
-DEFAULT_TIMEOUT_S = 10.0
-
-# Status codes outside 5xx that still mean "try again later".
-_RETRYABLE_4XX = frozenset({408, 425})
+__all__ = ["DEFAULT_TIMEOUT_S", "WebhookAdapter", "create", "parse_retry_after"]
 
 
 class _Payload(msgspec.Struct, kw_only=True):
@@ -50,40 +45,13 @@ _encode = msgspec.json.Encoder().encode
 _reply_decoder = msgspec.json.Decoder(_Reply)
 
 
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), else None.
-
-    ``now`` is epoch seconds for the HTTP-date form (default: the wall clock); never negative.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:  # an HTTP-date is always GMT
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+def create(channel: Channel, ctx: AdapterContext) -> WebhookAdapter:
+    """The adapter for a ``webhook`` channel (its secret from ``secret_env``)."""
+    secret = require_secret(channel, "secret_env")
+    return WebhookAdapter(channel, ctx.session, secret, wall=ctx.wall)
 
 
-def _timeout(channel: Channel) -> aiohttp.ClientTimeout:
-    value = channel.options.get("timeout_s", DEFAULT_TIMEOUT_S)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(
-            f"channel '{channel.id}': options.timeout_s must be a number of seconds > 0 "
-            f"(got {value!r})"
-        )
-    return aiohttp.ClientTimeout(total=float(value))
-
-
-class WebhookAdapter:
+class WebhookAdapter(BaseAdapter):
     """Pushes batches to a ``webhook`` channel's ``url`` and verifies its inbound webhooks.
 
     The session is shared and owned by the caller (``aclose`` leaves it open); the request
@@ -98,47 +66,23 @@ class WebhookAdapter:
         *,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        if not channel.url:
-            raise ValueError(f"channel '{channel.id}': kind 'webhook' needs a url")
         if not secret:
             raise ValueError(f"channel '{channel.id}': the webhook signing secret is empty")
         self.channel = channel
-        self._url = channel.url
+        self._url = base_url(channel)
         self._session = session
         self._secret = secret
-        self._timeout = _timeout(channel)
+        self._timeout = timeout_for(channel)
         self._wall = wall
 
     async def push(self, updates: Sequence[Update]) -> list[PushResult]:
         """POST one signed batch; per-SKU results, or Throttled/Retryable/Permanent for all."""
         body = _encode(_Payload(channel=self.channel.id, updates=updates))
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self._secret, body)}
-        try:
-            async with self._session.post(
-                self._url,
-                data=body,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-            ) as resp:
-                status = resp.status
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"), now=self._wall())
-                reply = await resp.read()
-        except aiohttp.InvalidURL as exc:
-            raise Permanent(f"invalid url {self._url!r}: {exc}") from exc
-        except TimeoutError as exc:
-            raise Retryable(f"no answer within {self._timeout.total} s") from exc
-        except aiohttp.ClientError as exc:
-            raise Retryable(f"{type(exc).__name__}: {exc}") from exc
-
-        if 200 <= status < 300:
-            return self._results(updates, reply)
-        reason = f"HTTP {status}: {reply[:200].decode('utf-8', 'replace')}".rstrip(": ")
-        if status == 429:
-            raise Throttled(reason, retry_after=retry_after)
-        if status >= 500 or status in _RETRYABLE_4XX:
-            raise Retryable(reason, retry_after=retry_after)
-        raise Permanent(reason)
+        reply = await send(
+            self._session, "POST", self._url, timeout=self._timeout, headers=headers, body=body
+        )
+        return self._results(updates, check(reply, now=self._wall()).body)
 
     def _results(self, updates: Sequence[Update], reply: bytes) -> list[PushResult]:
         # The 2xx is the acknowledgement: SKUs the receiver does not mention are ok, and a body
@@ -173,7 +117,7 @@ class WebhookAdapter:
         Events without a ``channel`` get this channel's id; BadWebhook(unauthorized=True) for a
         missing or wrong signature, BadWebhook for malformed JSON or a foreign ``channel``.
         """
-        signature = _header(headers, SIGNATURE_HEADER)
+        signature = header(headers, SIGNATURE_HEADER)
         if signature is None:
             raise BadWebhook(f"missing {SIGNATURE_HEADER} header", unauthorized=True)
         if not verify(self._secret, body, signature):
@@ -199,18 +143,3 @@ class WebhookAdapter:
                 )
             events.append(item)
         return events
-
-    async def aclose(self) -> None:
-        """Nothing to release: the HTTP session belongs to the caller."""
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is not None:
-        return value
-    # Plain dicts are case-sensitive; HTTP header names are not.
-    lowered = name.lower()
-    for key, val in headers.items():
-        if key.lower() == lowered:
-            return val
-    return None

@@ -33,6 +33,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ExceptionsConfig",
+    "Faults",
     "Location",
     "LocationKind",
     "MetricsConfig",
@@ -42,6 +43,7 @@ __all__ = [
     "RoutingFallback",
     "RoutingStrategy",
     "ServerConfig",
+    "SimulatorConfig",
     "load_config",
     "resolve_secret",
 ]
@@ -226,6 +228,34 @@ class ExceptionsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
             raise ValueError("unreachable_after_s must be seconds > 0 and at most 86400")
 
 
+class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Faults the channel simulator injects into its answers (rates are fractions 0..1)."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    throttle_rate: float = 0.0
+    #: How long a "timeout" holds the request before answering 504 (longer than the client waits).
+    timeout_s: float = 30.0
+
+
+class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """`[simulator]`: the local marketplace simulators of `invsync simulate` (not the daemon).
+
+    Channels whose `url` starts with `http://{host}:{port}/` are simulated; order traffic goes
+    to the daemon's `[server]` as each marketplace's own signed webhooks.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    #: Orders generated per minute across the simulated channels (0 = none).
+    orders_per_minute: float = 0.0
+    seed: int | None = None
+    faults: Faults = Faults()
+    #: Per channel id, replacing `faults` for that channel.
+    channel_faults: dict[str, Faults] = {}
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """The whole validated config; paths in it are absolute, `source` is the file it came from."""
 
@@ -238,6 +268,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     bundles: tuple[BundleConfig, ...] = ()
     routing: RoutingConfig = RoutingConfig()
     exceptions: ExceptionsConfig = ExceptionsConfig()
+    simulator: SimulatorConfig = SimulatorConfig()
     # Set by load_config, not read from the file (a `source` key there is rejected).
     source: Path = Path(DEFAULT_PATH)
 
@@ -510,6 +541,7 @@ def _validate(cfg: Config) -> None:
             )
     _check_locations(cfg.locations)
     _check_channels(cfg)
+    _check_simulator(cfg)
     _check_bundles(cfg.bundles)
     _check_routing(cfg)
 
@@ -539,6 +571,28 @@ def _check_mqtt(mqtt: MqttConfig) -> None:
     if not mqtt.client_id:
         _fail("mqtt.client_id", "must not be empty")
     _check_env_name("mqtt.password_env", mqtt.password_env)
+
+
+def _check_simulator(cfg: Config) -> None:
+    sim = cfg.simulator
+    _check_port("simulator.port", sim.port)
+    if not 0 <= sim.orders_per_minute <= 60_000:
+        _fail("simulator.orders_per_minute", "must be from 0 to 60000")
+    channel_ids = {ch.id for ch in cfg.channels}
+    faults = [("simulator.faults", sim.faults)] + [
+        (f"simulator.channel_faults.{ch}", f) for ch, f in sim.channel_faults.items()
+    ]
+    for ch in sim.channel_faults:
+        if ch not in channel_ids:
+            _fail(f"simulator.channel_faults.{ch}", f"no channel '{ch}' is configured")
+    for key, f in faults:
+        for name in ("error_rate", "timeout_rate", "throttle_rate"):
+            if not 0.0 <= getattr(f, name) <= 1.0:
+                _fail(f"{key}.{name}", "must be a fraction from 0 to 1")
+        if not 0.0 <= f.latency_ms <= 60_000:
+            _fail(f"{key}.latency_ms", "must be from 0 to 60000")
+        if not 0.0 < f.timeout_s <= 600:
+            _fail(f"{key}.timeout_s", "must be seconds > 0 and at most 600")
 
 
 def _check_locations(locations: tuple[Location, ...]) -> None:

@@ -345,7 +345,7 @@ def _count(events: Sequence[Event], outcome: str) -> None:
         EVENTS.labels(kind=event_kind(event), outcome=outcome).inc()
 
 
-async def _record(ctx: DaemonContext, events: list[Event], source: str) -> list[str]:
+async def record_events(ctx: DaemonContext, events: list[Event], source: str) -> list[str]:
     """Check references, append atomically, count; returns the events' ids."""
     try:
         check_references(ctx.config, events)
@@ -394,7 +394,7 @@ def build_app(
         except BadEvent as exc:
             EVENTS.labels(kind="unknown", outcome="rejected").inc()
             raise MalformedEvent(str(exc)) from exc
-        ids = await _record(ctx, events, "http")
+        ids = await record_events(ctx, events, "http")
         answer: dict[str, Any] = {"accepted": len(events), "ids": ids}
         if wait is not None:
             answer["results"] = await _results(ids, wait)
@@ -425,7 +425,7 @@ def build_app(
         except BadEvent as exc:
             EVENTS.labels(kind="unknown", outcome="rejected").inc()
             raise MalformedEvent(str(exc)) from exc
-        ids = await _record(ctx, events, f"webhook:{channel}")
+        ids = await record_events(ctx, events, f"webhook:{channel}")
         return JsonResponse({"accepted": len(events), "ids": ids}, status_code=202)
 
     async def get_order(request: Request) -> Response:

@@ -29,7 +29,7 @@ from ..actors.clock import Clock, SystemClock
 from ..actors.messages import AvailabilityChanged, FullSync, Recompute, StockChanged
 from ..actors.runtime import ActorSystem, Kind
 from ..actors.sku import SkuActor, Topology, bundle_inputs
-from ..adapters.base import ChannelAdapter
+from ..adapters.base import AdapterContext, ChannelAdapter
 from ..adapters.registry import make_adapter
 from ..engine import keys
 from ..engine.availability import availability_by_channel, bundle_available
@@ -40,7 +40,7 @@ from ..engine.models import SkuState
 from ..metrics import definitions as m
 from . import systemd
 from .config import Channel, Config, ConfigError, load_config, resolve_secret
-from .events import BadEvent, Event
+from .events import BadEvent, Event, convert_events
 from .exceptions import ExceptionQueue, ExceptionRecord, exception_routes
 from .feed import FeedHub
 from .intake import Intake
@@ -403,10 +403,26 @@ class Daemon:
                 sku=bundle.sku, available=bundle_available(bundle, stocks, policy), version=version
             )
 
+    def _adapter_context(self) -> AdapterContext:
+        assert self._session is not None
+        return AdapterContext(
+            session=self._session,
+            redis=self.engine.redis,
+            ingest=self.ingest,
+            mqtt=self._config.mqtt if self._config.mqtt.url else None,
+        )
+
+    async def ingest(self, objects: list[dict[str, object]], source: str) -> list[str]:
+        """Record events an adapter fetched from its channel (orders it polled), as a webhook
+        would; raises BadEvent or an InvsyncError like the HTTP intake."""
+        from .http import record_events
+
+        return await record_events(self, convert_events(objects), source)
+
     async def _start_channel(self, channel: Channel) -> None:
         assert self._session is not None and self._system is not None
         try:
-            adapter = make_adapter(channel, self._session)
+            adapter = make_adapter(channel, self._adapter_context())
         except ValueError as exc:
             log.error("channel_not_started", channel=channel.id, reason=str(exc))
             return

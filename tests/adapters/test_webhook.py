@@ -15,8 +15,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from invsync.adapters.base import BadWebhook, Permanent, Retryable, Throttled, Update
-from invsync.adapters.registry import MissingSecret, make_adapter
+from invsync.adapters.base import (
+    AdapterContext,
+    BadWebhook,
+    Permanent,
+    Retryable,
+    Throttled,
+    Update,
+)
+from invsync.adapters.registry import ADAPTER_MODULES, MissingSecret, make_adapter
 from invsync.adapters.signing import SIGNATURE_HEADER, sign, verify
 from invsync.adapters.webhook import WebhookAdapter, parse_retry_after
 from invsync.daemon.config import Channel
@@ -280,7 +287,8 @@ def test_make_adapter_builds_a_webhook_adapter_with_the_named_secret(
     session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WHOLESALE_SECRET", SECRET)
-    adapter = make_adapter(webhook_channel("http://127.0.0.1:9/push"), session)
+    ctx = AdapterContext(session=session)
+    adapter = make_adapter(webhook_channel("http://127.0.0.1:9/push"), ctx)
     assert isinstance(adapter, WebhookAdapter)
 
 
@@ -289,11 +297,15 @@ def test_make_adapter_names_a_missing_secret_variable(
 ) -> None:
     monkeypatch.delenv("WHOLESALE_SECRET", raising=False)
     with pytest.raises(MissingSecret, match="WHOLESALE_SECRET") as caught:
-        make_adapter(webhook_channel("http://127.0.0.1:9/push"), session)
+        make_adapter(webhook_channel("http://127.0.0.1:9/push"), AdapterContext(session=session))
     assert isinstance(caught.value, ValueError)
     assert "wholesale" in str(caught.value)
 
 
-def test_make_adapter_has_nothing_yet_for_marketplaces(session: aiohttp.ClientSession) -> None:
-    channel = Channel(id="shop", kind="shopify", url="https://example.myshopify.com")
-    assert make_adapter(channel, session) is None
+def test_make_adapter_has_nothing_for_a_kind_without_an_adapter(
+    session: aiohttp.ClientSession,
+) -> None:
+    channel = Channel(id="till", kind="pos", url="https://example.com")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(ADAPTER_MODULES, "pos", "no_such_module")
+        assert make_adapter(channel, AdapterContext(session=session)) is None

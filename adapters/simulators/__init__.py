@@ -1,0 +1,1 @@
+"""Local simulators of the marketplaces' APIs (``invsync simulate``): one module per channel."""

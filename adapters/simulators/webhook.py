@@ -1,0 +1,94 @@
+"""A wholesale portal receiving the generic ``webhook`` channel's signed pushes.
+
+It checks ``X-Invsync-Signature`` (HMAC-SHA256 hex of the body under the channel's
+``secret_env``) like a careful receiver would, refuses a bad one with 401, keeps the quantities,
+and answers 200 ``{"results": [...]}``; its orders reach the daemon as the spec's generic events,
+signed the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from ...daemon.config import Channel, Faults
+from ..registry import require_secret
+from ..signing import SIGNATURE_HEADER, sign, verify
+from .core import SimChannel, SimOrder, json_response
+
+__all__ = ["WebhookReceiver", "create"]
+
+
+class _Update(msgspec.Struct, kw_only=True):
+    sku: str
+    available: int
+    version: int
+
+
+class _Payload(msgspec.Struct, kw_only=True):
+    channel: str
+    updates: list[_Update]
+
+
+_decode = msgspec.json.Decoder(_Payload).decode
+
+
+def create(channel: Channel, faults: Faults, rng: random.Random) -> WebhookReceiver:
+    """The receiver of a ``webhook`` channel (its secret from ``secret_env``)."""
+    return WebhookReceiver(channel, require_secret(channel, "secret_env"), faults=faults, rng=rng)
+
+
+class WebhookReceiver(SimChannel):
+    """``POST {url}``: the generic webhook push."""
+
+    kind = "webhook"
+
+    def __init__(self, channel: Channel, secret: str, **kwargs: object) -> None:
+        super().__init__(channel, **kwargs)  # type: ignore[arg-type]
+        self.secret = secret
+        self.versions: dict[str, int] = {}
+
+    def routes(self) -> Sequence[BaseRoute]:
+        """The one route: the mount path itself."""
+        return [self.route("/", self._push, methods=["POST"], operation="push")]
+
+    async def _push(self, request: Request) -> Response:
+        body = await request.body()
+        if not verify(self.secret, body, request.headers.get(SIGNATURE_HEADER)):
+            return json_response({"error": "bad signature"}, 401)
+        try:
+            payload = _decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return json_response({"error": str(exc)}, 400)
+        results = []
+        for update in payload.updates:
+            if update.available < 0:
+                results.append({"sku": update.sku, "status": "error", "retryable": False,
+                                "error": "negative quantity"})
+                continue
+            self.quantities[update.sku] = update.available
+            self.versions[update.sku] = update.version
+            results.append({"sku": update.sku, "status": "ok"})
+        return json_response({"results": results})
+
+    def order_notification(self, order: SimOrder) -> tuple[dict[str, str], bytes] | None:
+        """The spec's generic event for the order, signed with ``X-Invsync-Signature``."""
+        lines = [{"sku": line.sku, "qty": line.qty} for line in order.lines]
+        types = {"created": "order.created", "cancelled": "order.cancelled",
+                 "fulfilled": "order.fulfilled", "refunded": "order.cancelled"}
+        event: dict[str, object] = {
+            "id": f"{self.id}-{order.order_id}-{order.status}",
+            "type": types[order.status],
+            "channel": self.id,
+            "order_id": order.order_id,
+        }
+        if order.status == "created":
+            event["lines"] = lines
+            event["ship_to"] = {"country": order.country, "region": order.region}
+        body = msgspec.json.encode(event)
+        return {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)}, body

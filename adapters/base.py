@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import msgspec
@@ -97,7 +98,8 @@ class AdapterContext:
 
     ``session`` and ``redis`` belong to the daemon (adapters never close them); ``redis`` keeps
     small durable adapter state (EDI control numbers) under keys ``adapter:{<channel>}:...``.
-    ``wall`` is epoch seconds, ``monotonic`` for deadlines and token expiry.
+    ``wall`` is epoch seconds, ``monotonic`` for deadlines and token expiry. ``base_dir`` is
+    the config file's folder: relative paths in a channel's options resolve against it.
     """
 
     session: aiohttp.ClientSession
@@ -106,6 +108,7 @@ class AdapterContext:
     mqtt: MqttConfig | None = None
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+    base_dir: Path = Path(".")
     extra: dict[str, Any] = field(default_factory=dict)
 
 

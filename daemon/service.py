@@ -410,6 +410,7 @@ class Daemon:
             redis=self.engine.redis,
             ingest=self.ingest,
             mqtt=self._config.mqtt if self._config.mqtt.url else None,
+            base_dir=self._config.source.parent,
         )
 
     async def ingest(self, objects: list[dict[str, object]], source: str) -> list[str]:

@@ -66,14 +66,9 @@ def pushed_key(channel_id: str) -> str:
 
 
 def _parse_pushed(raw: object) -> tuple[int, int] | None:
-    if raw is None:
-        return None
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    available, _, version = text.partition(":")
-    try:
-        return int(available), int(version)
-    except ValueError:
-        return None  # unreadable: treat as never sent, the next push rewrites it
+    # Unreadable: treat as never sent, the next push rewrites it.
+    parsed = keys.parse_pushed(raw)
+    return None if parsed is None else (parsed[0], parsed[1])
 
 
 def _no_op(sku: str, error: str) -> None:
@@ -304,7 +299,9 @@ class ChannelActor(Actor[ChannelMessage]):
                 continue  # never push an older version over a newer one
             if available == update.available:
                 if update.version > version:
-                    caught_up[update.sku] = f"{available}:{update.version}"
+                    caught_up[update.sku] = keys.format_pushed(
+                        available, update.version, self._clock.wall_ms()
+                    )
                 continue
             out.append(update)
         if caught_up:
@@ -361,7 +358,9 @@ class ChannelActor(Actor[ChannelMessage]):
             for update in ok:
                 if update.accepted_ms > 0:
                     self._latency.observe(max(0.0, (now_ms - update.accepted_ms) / 1000))
-            await self._record({u.sku: f"{u.available}:{u.version}" for u in ok})
+            await self._record(
+                {u.sku: keys.format_pushed(u.available, u.version, now_ms) for u in ok}
+            )
             self._attempt = 0
             self.bucket.recover()
         elif retry or throttled:

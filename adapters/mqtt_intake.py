@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -28,6 +28,9 @@ from ..engine.errors import StoreUnavailable
 from ..metrics import definitions as m
 
 log = structlog.get_logger("invsync.mqtt")
+
+#: (topic, raw payload, why it was refused): told of every refused message.
+OnBad = Callable[[str, bytes, str], Awaitable[None]]
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:
@@ -77,8 +80,13 @@ async def run_mqtt_intake(
     check: Callable[[list[Event]], None],
     *,
     connected: asyncio.Event | None = None,
+    on_bad: OnBad | None = None,
 ) -> None:
-    """Subscribe and record events until cancelled; reconnects with backoff forever."""
+    """Subscribe and record events until cancelled; reconnects with backoff forever.
+
+    ``on_bad(topic, payload, error)`` is told of each refused message (the daemon turns it into
+    a ``bad_event`` exception); its own failures are logged, never block the intake.
+    """
     delay = 0.5
     while True:
         cfg = config().mqtt
@@ -106,7 +114,7 @@ async def run_mqtt_intake(
                     connected.set()
                 delay = 0.5
                 async for message in client.messages:
-                    await _handle(message, prefix, intake, check)
+                    await _handle(message, prefix, intake, check, on_bad)
                     if message.qos > 0:
                         paho.ack(message.mid, message.qos)
         except aiomqtt.MqttError as exc:
@@ -118,7 +126,11 @@ async def run_mqtt_intake(
 
 
 async def _handle(
-    message: aiomqtt.Message, prefix: str, intake: Intake, check: Callable[[list[Event]], None]
+    message: aiomqtt.Message,
+    prefix: str,
+    intake: Intake,
+    check: Callable[[list[Event]], None],
+    on_bad: OnBad | None = None,
 ) -> None:
     topic = str(message.topic)
     raw = message.payload
@@ -129,6 +141,11 @@ async def _handle(
         # Acknowledged anyway: a malformed message would come back forever. Logged and counted.
         m.EVENTS.labels(kind="mqtt", outcome="rejected").inc()
         log.warning("mqtt_bad_event", topic=topic, error=str(exc))
+        if on_bad is not None:
+            try:
+                await on_bad(topic, payload, str(exc))
+            except Exception as report_exc:
+                log.warning("mqtt_bad_event_not_recorded", topic=topic, error=str(report_exc))
         return
     delay = 0.2
     while True:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 import uuid
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+import msgspec
 
 from ..engine.connection import Store
 from ..engine.engine import Engine
@@ -598,6 +600,113 @@ def exceptions_resolve(
         click.echo(_render_exception(record))
     if record["state"] == "open":  # the action ran but did not settle it (e.g. no stock)
         sys.exit(1)
+
+
+@main.group()
+def channels() -> None:
+    """Channel commands: drift-check."""
+
+
+@channels.command("drift-check")
+@click.argument("channel")
+@click.option("--sku", "skus", multiple=True, help="Only these SKUs (repeatable); default all.")
+@click.option(
+    "--confirm-s", type=float, help="Seconds before the second look ([exceptions] default)."
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@config_option
+def channels_drift_check(
+    channel: str,
+    skus: tuple[str, ...],
+    confirm_s: float | None,
+    as_json: bool,
+    config_path: Path | None,
+) -> None:
+    """Read CHANNEL's quantities back now; confirmed differences become drift exceptions.
+
+    Exit 1 when drift was found, 2 when the channel could not be read.
+    """
+    config = _load(config_path)
+
+    async def work(client: DaemonClient) -> dict[str, Any]:
+        return await client.drift_check(channel, skus=list(skus) or None, confirm_s=confirm_s)
+
+    report = _through_daemon(config, work)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(
+            f"{channel}: {report['checked']} SKU(s) read back, {report['not_listed']} not listed "
+            f"there, {report['suspected']} different at first look, {len(report['drift'])} drift"
+        )
+        for finding in report["drift"]:
+            click.echo(
+                f"  {finding['sku']}: {channel} shows {finding['theirs']}, we pushed "
+                f"{finding['ours']} (exception {finding['exception']})"
+            )
+        if report.get("error"):
+            click.echo(f"error: {report['error']}", err=True)
+    if report.get("error"):
+        sys.exit(2)
+    if report["drift"]:
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+@click.option("--port", type=int, help="Listen here instead of [simulator] port.")
+@click.option(
+    "--orders-per-minute", type=float, help="Order traffic to the daemon ([simulator] default)."
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+def simulate(
+    config_path: Path | None, port: int | None, orders_per_minute: float | None, log_level: str
+) -> None:
+    """Run the local marketplace simulators for the config's channels until SIGTERM/SIGINT.
+
+    Every channel whose url starts with http://{[simulator] host}:{port}/ is served at the rest
+    of its url with its marketplace's API; orders go to the daemon as signed webhooks.
+    """
+    from ..adapters.simulators.server import Simulator
+
+    config = _load(config_path)
+    logs.configure(level=log_level)
+    if port is not None or orders_per_minute is not None:
+        sim_cfg = msgspec.structs.replace(
+            config.simulator,
+            port=config.simulator.port if port is None else port,
+            orders_per_minute=(
+                config.simulator.orders_per_minute
+                if orders_per_minute is None
+                else orders_per_minute
+            ),
+        )
+        config = msgspec.structs.replace(config, simulator=sim_cfg)
+
+    async def serve_simulators() -> int:
+        try:
+            sim = Simulator.from_config(config)
+        except ValueError as exc:
+            click.echo(f"invsync simulate: {exc}", err=True)
+            return 2
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            async with sim:
+                await stop.wait()
+        except OSError as exc:
+            click.echo(f"invsync simulate: cannot listen on {sim.url}: {exc}", err=True)
+            return 1
+        return 0
+
+    sys.exit(run_loop(serve_simulators()))
 
 
 @main.group()

@@ -218,6 +218,10 @@ class ExceptionsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
     incoming_lead_days: int = 7
     #: A channel whose breaker stays open this long gets a ``channel_unreachable`` exception.
     unreachable_after_s: float = 60.0
+    #: Read back every channel that can say its quantities this often (0 = never on a timer).
+    drift_check_s: float = 300.0
+    #: A difference must still be there this much later (our value unchanged) to be drift.
+    drift_confirm_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("backorder_within_days", "incoming_lead_days"):
@@ -226,6 +230,10 @@ class ExceptionsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
                 raise ValueError(f"{name} must be a whole number of days from 0 to 3650")
         if not 0 < self.unreachable_after_s <= 86_400:
             raise ValueError("unreachable_after_s must be seconds > 0 and at most 86400")
+        if not (self.drift_check_s == 0 or 1 <= self.drift_check_s <= 86_400):
+            raise ValueError("drift_check_s must be 0 (off) or seconds from 1 to 86400")
+        if not 0 <= self.drift_confirm_s <= 3_600:
+            raise ValueError("drift_confirm_s must be seconds from 0 to 3600")
 
 
 class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..adapters.base import ChannelError
 from ..engine import keys
 from ..engine.engine import Engine
 from ..engine.errors import Conflict, InvalidRequest, InvsyncError, NotFound, StoreUnavailable
@@ -284,6 +285,9 @@ class OutageTracker:
 ReserveAgain = Callable[[OrderCreated], Awaitable[tuple[Outcome | None, list[dict[str, Any]]]]]
 #: Channel id -> (can the channel be told of a cancellation, why not).
 CancelSupport = Callable[[str], tuple[bool, str]]
+#: (channel, order id, [(sku, qty)] or None for the whole order, reason): cancel on the channel
+#: through its adapter; raises the adapter's ChannelError when the channel refuses.
+CancelOnChannel = Callable[[str, str, list[tuple[str, int]] | None, str], Awaitable[None]]
 #: (channel, sku or None): re-send our value of one SKU, or every SKU (full sync).
 Repush = Callable[[str, str | None], Awaitable[None]]
 #: Tells SKU actors of a state changed by an action (the processor's notify).
@@ -314,6 +318,7 @@ class ExceptionQueue:
         *,
         reserve_again: ReserveAgain | None = None,
         cancel_support: CancelSupport = _no_cancel,
+        cancel_on_channel: CancelOnChannel | None = None,
         repush: Repush = _no_repush,
         publish: Publish | None = None,
         notify: Notify | None = None,
@@ -324,6 +329,7 @@ class ExceptionQueue:
         self._config = config
         self.reserve_again = reserve_again
         self._cancel_support = cancel_support
+        self._cancel_on_channel = cancel_on_channel
         self._repush = repush
         self.publish = publish
         self._notify: Notify = notify or _no_notify
@@ -516,9 +522,15 @@ class ExceptionQueue:
         stock: dict[str, Any] = {}
         for sku in skus:
             raw = await self._call(self._redis.hget(keys.pushed(event.channel), sku))
-            if raw is not None:
-                available, _, version = _text(raw).partition(":")
-                pushed[sku] = {"available": int(available), "version": int(version)}
+            parsed = keys.parse_pushed(raw)
+            if parsed is not None:
+                available, version, at_ms = parsed
+                pushed[sku] = {
+                    "available": available,
+                    "version": version,
+                    "at_ms": at_ms,
+                    "at": _date(at_ms, seconds=True) if at_ms is not None else None,
+                }
             else:
                 pushed[sku] = None
             state = await self._engine.stock(sku)
@@ -852,8 +864,30 @@ class ExceptionQueue:
         assert record.channel is not None
         out: dict[str, Any] = {}
         order_id = record.order_id
+        order = await self._engine.order(record.channel, order_id) if order_id else None
+        # The channel first: if it refuses, nothing here has changed and the record stays open.
+        notified, why = self._cancel_support(record.channel)
+        if record.kind == "cancel_after_fulfilment":
+            notified, why = False, "the channel cancelled this order itself"
+        if notified and order_id is not None and self._cancel_on_channel is not None:
+            lines = _cancel_lines(record, order)
+            try:
+                await self._cancel_on_channel(
+                    record.channel, order_id, lines, f"invsync exception {record.id}"
+                )
+            except ChannelError as exc:
+                raise ActionNotPossible(
+                    f"{record.channel} refused the cancellation ({type(exc).__name__}): "
+                    f"{exc.message}; nothing was changed, resolve again when it answers"
+                ) from exc
+            out["channel_notified"] = True
+            out["channel_lines"] = None if lines is None else [list(x) for x in lines]
+        else:
+            out["channel_notified"] = False
+            out["channel_not_notified_because"] = (
+                why if not notified else "the record names no order to cancel"
+            )
         if order_id is not None:
-            order = await self._engine.order(record.channel, order_id)
             reserved = sum(x.reserved for x in order.lines) if order else 0
             if order is not None and reserved > 0:
                 result = await self._engine.release(
@@ -865,17 +899,11 @@ class ExceptionQueue:
                 )
                 out["released"] = reserved
                 out["order_state"] = result.order.state if result.order else None
-                out["_skus"] = list(result.skus.values())
+                for state in result.skus.values():
+                    await self._notify(state, 0)
             else:
                 out["released"] = 0
             await self._update_rejection(record, state="cancelled")
-        notified, why = self._cancel_support(record.channel)
-        out["channel_notified"] = notified
-        if not notified:
-            out["channel_not_notified_because"] = why
-        states = out.pop("_skus", [])
-        for state in states:
-            await self._notify(state, 0)
         return out
 
     async def _update_rejection(self, record: ExceptionRecord, **fields: Any) -> None:
@@ -896,6 +924,17 @@ class ExceptionQueue:
             return await awaitable
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+
+
+def _cancel_lines(record: ExceptionRecord, order: Any) -> list[tuple[str, int]] | None:
+    """The lines to cancel on the channel: the record's order lines (a rejected order was never
+    reserved, so its event's lines), None (the whole order) when neither is known."""
+    raw = record.details.get("lines")
+    if isinstance(raw, list) and raw:
+        return [(str(x["sku"]), int(x["qty"])) for x in raw if isinstance(x, dict)]
+    if order is not None and order.lines:
+        return [(x.sku, x.qty) for x in order.lines]
+    return None
 
 
 def _text(value: object) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
 import os
 import signal
@@ -29,7 +30,14 @@ from ..actors.clock import Clock, SystemClock
 from ..actors.messages import AvailabilityChanged, FullSync, Recompute, StockChanged
 from ..actors.runtime import ActorSystem, Kind
 from ..actors.sku import SkuActor, Topology, bundle_inputs
-from ..adapters.base import AdapterContext, ChannelAdapter
+from ..adapters.base import (
+    AdapterContext,
+    CancelsOrders,
+    ChannelAdapter,
+    OrderLine,
+    Permanent,
+    ReadsBack,
+)
 from ..adapters.registry import make_adapter
 from ..engine import keys
 from ..engine.availability import availability_by_channel, bundle_available
@@ -40,6 +48,7 @@ from ..engine.models import SkuState
 from ..metrics import definitions as m
 from . import systemd
 from .config import Channel, Config, ConfigError, load_config, resolve_secret
+from .drift import DriftReport, check_channel, drift_routes
 from .events import BadEvent, Event, convert_events
 from .exceptions import ExceptionQueue, ExceptionRecord, exception_routes
 from .feed import FeedHub
@@ -117,6 +126,17 @@ async def reap_holds(engine: Engine, *, interval_s: float = 1.0) -> None:
         except InvsyncError as exc:
             log.warning("hold_reaper_failed", code=exc.code, error=exc.message)
         await asyncio.sleep(interval_s)
+
+
+def _event_id_in(payload: bytes) -> str | None:
+    """The ``id`` of a refused event payload when it has a usable one (for the record)."""
+    try:
+        decoded = msgspec.json.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    first = decoded[0] if isinstance(decoded, list) and decoded else decoded
+    value = first.get("id") if isinstance(first, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else None
 
 
 def check_refs(config: Config, events: list[Event]) -> None:
@@ -276,11 +296,9 @@ class Daemon:
             return None
         view = stock_view(self._config, sku, state, components)
         for channel_id, entry in view["channels"].items():
-            raw = await self.engine.redis.hget(keys.pushed(channel_id), sku)
-            if raw is not None:
-                text = raw.decode() if isinstance(raw, bytes) else str(raw)
-                available, _, version = text.partition(":")
-                entry["pushed"], entry["pushed_version"] = int(available), int(version)
+            parsed = keys.parse_pushed(await self.engine.redis.hget(keys.pushed(channel_id), sku))
+            if parsed is not None:
+                entry["pushed"], entry["pushed_version"], entry["pushed_ms"] = parsed
         return view
 
     async def order_view(self, channel: str, order_id: str) -> dict[str, Any] | None:
@@ -339,11 +357,22 @@ class Daemon:
     def _cancel_support(self, channel_id: str) -> tuple[bool, str]:
         """Whether the channel's adapter can be told of a cancelled order line."""
         adapter = self._adapters.get(channel_id)
-        if adapter is not None and hasattr(adapter, "cancel_order"):
+        if isinstance(adapter, CancelsOrders):
             return True, ""
         channel = self._channels.get(channel_id)
         kind = channel.kind if channel else "unknown"
         return False, f"the {kind} channel adapter has no order cancellation API: tell it by hand"
+
+    async def _cancel_on_channel(
+        self, channel_id: str, order_id: str, lines: list[tuple[str, int]] | None, reason: str
+    ) -> None:
+        """Cancel ``order_id`` (or its ``lines``) on the channel through its adapter."""
+        adapter = self._adapters.get(channel_id)
+        if not isinstance(adapter, CancelsOrders):
+            raise Permanent(f"channel {channel_id!r} cannot cancel orders through its API")
+        told = None if lines is None else [OrderLine(sku=s, qty=q) for s, q in lines]
+        await adapter.cancel_order(order_id, told, reason)
+        log.info("order_cancelled_on_channel", channel=channel_id, order_id=order_id)
 
     async def _repush(self, channel_id: str, sku: str | None) -> None:
         """Send our value of ``sku`` (or of every SKU) to the channel again."""
@@ -358,6 +387,50 @@ class Daemon:
         """New and resolved exception records go to the live feed when one is wired."""
         if self._feed is not None:
             self._feed.publish_exception(msgspec.to_builtins(record))
+
+    async def check_drift(
+        self, channel_id: str, skus: list[str] | None = None, confirm_s: float | None = None
+    ) -> DriftReport:
+        """Read back ``channel_id`` now and report confirmed drift (``POST .../drift-check``)."""
+        adapter = self._adapters.get(channel_id)
+        if adapter is None:
+            from .http import UnknownChannel
+
+            raise UnknownChannel(f"no running channel {channel_id!r}")
+        exceptions = self._config.exceptions
+        return await check_channel(
+            channel_id,
+            adapter,
+            self.engine.redis,
+            self.exceptions.report_drift,
+            confirm_s=exceptions.drift_confirm_s if confirm_s is None else confirm_s,
+            skus=skus,
+        )
+
+    async def _watch_drift(self) -> None:
+        """Every ``drift_check_s``, each channel that can read back is checked in turn."""
+        while True:
+            every = self._config.exceptions.drift_check_s
+            await asyncio.sleep(every if every > 0 else 5.0)
+            if every <= 0:
+                continue
+            for channel_id, adapter in list(self._adapters.items()):
+                if not isinstance(adapter, ReadsBack) or channel_id in self._stopping:
+                    continue
+                try:
+                    await self.check_drift(channel_id)
+                except InvsyncError as exc:
+                    log.warning("drift_check_failed", channel=channel_id, error=exc.message)
+
+    async def _bad_mqtt_message(self, topic: str, payload: bytes, error: str) -> None:
+        """A refused MQTT message becomes a ``bad_event`` exception; its id is a digest of topic
+        and payload, so a redelivered copy does not open a second record."""
+        digest = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:16]
+        event_id = _event_id_in(payload) or f"mqtt-{digest}"
+        await self.exceptions.raise_bad_event(
+            event_id, "MALFORMED_EVENT", f"{error} (payload: {payload[:200]!r})",
+            source=f"mqtt:{topic}",
+        )
 
     async def _watch_exceptions(self) -> None:
         while True:
@@ -585,6 +658,7 @@ class Daemon:
                 self._engine,
                 lambda: self._config,
                 cancel_support=self._cancel_support,
+                cancel_on_channel=self._cancel_on_channel,
                 repush=self._repush,
                 publish=self._publish_exception,
                 notify=self._notify_sku,
@@ -631,17 +705,28 @@ class Daemon:
                 group.create_task(self._sample_metrics()),
                 group.create_task(self._trim_intake()),
                 group.create_task(self._watch_exceptions()),
+                group.create_task(self._watch_drift()),
             ]
             if config.mqtt.url is not None:
                 from ..adapters.mqtt_intake import run_mqtt_intake
 
                 tasks.append(
                     group.create_task(
-                        run_mqtt_intake(lambda: self._config, self.intake, self.check_events)
+                        run_mqtt_intake(
+                            lambda: self._config,
+                            self.intake,
+                            self.check_events,
+                            on_bad=self._bad_mqtt_message,
+                        )
                     )
                 )
             feed_route = self._feed.route(store_snapshot(self.engine, lambda: self._topology))
-            routes = [*exception_routes(lambda: self.exceptions), feed_route, *page_routes()]
+            routes = [
+                *exception_routes(lambda: self.exceptions),
+                *drift_routes(self.check_drift),
+                feed_route,
+                *page_routes(),
+            ]
             server = HttpServer(
                 build_app(self, routes=routes), config.server.host, config.server.port
             )

@@ -120,8 +120,30 @@ def rejection(channel: str, order_id: str) -> str:
 
 
 def pushed(channel: str) -> str:
-    """Hash of what ``channel`` was last sent: sku -> ``<available>:<version>``."""
+    """Hash of what ``channel`` was last sent: sku -> ``<available>:<version>:<ms>``
+    (``format_pushed``/``parse_pushed``; older entries lack ``:<ms>``)."""
     return f"pushed:{{{channel}}}"
+
+
+def format_pushed(available: int, version: int, at_ms: int) -> str:
+    """A ``pushed`` hash value: what was sent, its SKU version, when the channel acknowledged."""
+    return f"{available}:{version}:{at_ms}"
+
+
+def parse_pushed(raw: object) -> tuple[int, int, int | None] | None:
+    """``(available, version, at_ms or None)`` of a ``pushed`` hash value; None if unreadable."""
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    parts = text.split(":")
+    try:
+        if len(parts) == 2:
+            return int(parts[0]), int(parts[1]), None
+        if len(parts) == 3:
+            return int(parts[0]), int(parts[1]), int(parts[2])
+    except ValueError:
+        pass
+    return None
 
 
 def routing(channel: str, order_id: str) -> str:

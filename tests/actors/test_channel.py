@@ -20,6 +20,7 @@ from invsync.actors.messages import AvailabilityChanged, FullSync
 from invsync.actors.runtime import ActorSystem, Kind
 from invsync.adapters.webhook import WebhookAdapter
 from invsync.daemon.config import Channel
+from invsync.engine import keys
 from invsync.metrics.definitions import REGISTRY
 from tests.adapters.test_webhook import webhook_channel
 from tests.receiver import SECRET, Answer, Receiver, until
@@ -110,7 +111,9 @@ async def test_pushes_a_change_and_records_what_was_sent(
         "updates": [{"sku": "TEE-BLK-M", "available": 7, "version": 3}],
     }
     assert await actor.pushed("TEE-BLK-M") == (7, 3)
-    assert await redis.hget(pushed_key(CHANNEL), "TEE-BLK-M") == b"7:3"
+    parsed = keys.parse_pushed(await redis.hget(pushed_key(CHANNEL), "TEE-BLK-M"))
+    assert parsed is not None and parsed[:2] == (7, 3)
+    assert parsed[2] is not None and abs(parsed[2] - time.time() * 1000) < 60_000
     assert pushes("ok") == ok_before + 1
     assert sample("invsync_channel_pending_skus") == 0
 
@@ -420,7 +423,8 @@ async def test_runs_as_a_virtual_actor_in_the_runtime(
         await until(lambda: bool(receiver.requests))
     # Leaving the system drained the actor, which flushed its last value.
     assert receiver.pushed_values()["A"][-1] == (3, 3)
-    assert await redis.hget(pushed_key(CHANNEL), "A") == b"3:3"
+    parsed = keys.parse_pushed(await redis.hget(pushed_key(CHANNEL), "A"))
+    assert parsed is not None and parsed[:2] == (3, 3) and parsed[2] is not None
 
 
 def test_every_metric_of_the_spec_is_registered() -> None:

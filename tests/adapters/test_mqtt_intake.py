@@ -89,9 +89,18 @@ async def test_events_published_on_mqtt_are_recorded_in_the_intake_stream(
     config = _config(tmp_path, mqtt_url, prefix)
     intake = Intake(redis)
     connected = asyncio.Event()
+    refused: list[tuple[str, bytes, str]] = []
+
+    async def on_bad(topic: str, payload: bytes, error: str) -> None:
+        refused.append((topic, payload, error))
+
     task = asyncio.create_task(
         run_mqtt_intake(
-            lambda: config, intake, lambda e: check_refs(config, e), connected=connected
+            lambda: config,
+            intake,
+            lambda e: check_refs(config, e),
+            connected=connected,
+            on_bad=on_bad,
         )
     )
     try:
@@ -136,6 +145,11 @@ async def test_events_published_on_mqtt_are_recorded_in_the_intake_stream(
         assert [e["id"] for e in events] == ["m1", "m2", "m3"]  # the bad ones never landed
         assert events[0]["location"] == "wh-east" and events[2]["channel"] == "shop"
         assert all(fields[b"src"] == b"mqtt" for _, fields in rows)
+        # Each refused message was reported (the daemon makes bad_event exceptions of them).
+        assert [(t, p) for t, p, _ in refused][0] == (f"{prefix}in/stock/wh-east", b"{not json")
+        assert refused[1][0] == f"{prefix}in/stock/wh-nowhere"
+        assert "wh-nowhere" in refused[1][2]
+        assert len(refused) == 2
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -130,7 +130,8 @@ async def test_oversold_order_records_what_the_channel_was_shown_and_who_took_th
     h: Harness,
 ) -> None:
     await h.stock("TEE", "wh-east", on_hand=1)
-    await h.engine.redis.hset(keys.pushed("shop"), "TEE", "1:1")
+    pushed_ms = 1_800_000_000_000
+    await h.engine.redis.hset(keys.pushed("shop"), "TEE", keys.format_pushed(1, 1, pushed_ms))
     await h.order("e-1", "1001", ("TEE", 1))
     await h.order("e-2", "1002", ("TEE", 1))
 
@@ -142,7 +143,12 @@ async def test_oversold_order_records_what_the_channel_was_shown_and_who_took_th
         "TEE",
         "open",
     )
-    assert record.details["pushed_to_channel"]["TEE"] == {"available": 1, "version": 1}
+    assert record.details["pushed_to_channel"]["TEE"] == {
+        "available": 1,
+        "version": 1,
+        "at_ms": pushed_ms,
+        "at": "2027-01-15T08:00:00Z",
+    }
     assert record.details["last_unit_taken_by"]["TEE"]["order_id"] == "1001"
     assert record.details["last_unit_taken_by"]["TEE"]["channel"] == "shop"
     assert record.details["short"] == {"TEE": 1}

@@ -209,12 +209,13 @@ async def test_every_kind_is_produced_by_its_cause_and_resolved_for_real(
             stock = await api.stock("CAP")
             assert stock is not None and stock["locations"]["wh-east"]["reserved"] == 2
 
-            # cancel_after_fulfilment -> cancel: nothing left to release, channel not told.
+            # cancel_after_fulfilment -> cancel: nothing left to release; the channel cancelled it.
             status, record = await resolve(api, late_cancel["id"], action="cancel")
             assert status == 200, record
             assert record["resolution"]["released"] == 0
             assert record["resolution"]["channel_notified"] is False
-            assert "webhook" in record["resolution"]["channel_not_notified_because"]
+            why = record["resolution"]["channel_not_notified_because"]
+            assert "cancelled this order itself" in why
 
             # bad_event -> dismiss (CLI); channel_unreachable -> resync.
             code, _, err = await cli(

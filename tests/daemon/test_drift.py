@@ -1,0 +1,130 @@
+"""Drift detection logic against real Redis: differences confirmed by a second look.
+
+The channel here is an in-memory read-back (the marketplace simulators' end-to-end drift tests
+live with each adapter and in tests/daemon/test_channels_e2e.py); what is checked is the rule:
+report only what survives the second look with our pushed value unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from invsync.adapters.base import BaseAdapter, PushResult, Retryable, Update
+from invsync.daemon.config import Channel
+from invsync.daemon.drift import check_channel, pushed_values
+from invsync.engine import keys
+
+CH = "shop"
+
+
+class Shelf(BaseAdapter):
+    """A channel that shows ``shows`` and can change between the two looks."""
+
+    def __init__(self, shows: dict[str, int]) -> None:
+        self.channel = Channel(id=CH, kind="webhook", url="http://127.0.0.1:9/")
+        self.shows = shows
+        self.reads: list[list[str]] = []
+        self.fail = False
+
+    async def push(self, updates: Sequence[Update]) -> list[PushResult]:
+        raise AssertionError("drift checks never push")
+
+    async def read_back(self, skus: Sequence[str]) -> dict[str, int]:
+        self.reads.append(list(skus))
+        if self.fail:
+            raise Retryable("HTTP 503")
+        return {s: self.shows[s] for s in skus if s in self.shows}
+
+
+class Reports:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int, int]] = []
+
+    async def __call__(self, channel: str, sku: str, theirs: int, ours: int) -> object:
+        self.calls.append((channel, sku, theirs, ours))
+        return None
+
+
+async def _pushed(redis: aioredis.Redis, **values: int) -> None:
+    await redis.delete(keys.pushed(CH))
+    for sku, available in values.items():
+        await redis.hset(keys.pushed(CH), sku, keys.format_pushed(available, 1, 1))
+
+
+async def test_a_steady_difference_is_reported_once_confirmed(redis: aioredis.Redis) -> None:
+    await _pushed(redis, A=5, B=3, C=0)
+    shelf = Shelf({"A": 5, "B": 9, "C": 0})
+    report = Reports()
+    result = await check_channel(CH, shelf, redis, report, confirm_s=0)
+    assert report.calls == [(CH, "B", 9, 3)]
+    assert (result.checked, result.suspected, result.not_listed) == (3, 1, 0)
+    assert [(f.sku, f.theirs, f.ours) for f in result.drift] == [("B", 9, 3)]
+    assert shelf.reads == [["A", "B", "C"], ["B"]]  # the second look asks only the suspects
+
+
+async def test_a_difference_that_settles_before_the_second_look_is_not_drift(
+    redis: aioredis.Redis,
+) -> None:
+    await _pushed(redis, A=5)
+    shelf = Shelf({"A": 4})  # a sale on the channel, its webhook on its way
+    report = Reports()
+
+    async def meanwhile(_: float) -> None:
+        shelf.shows["A"] = 5  # the channel caught up with our push
+
+    result = await check_channel(CH, shelf, redis, report, confirm_s=1, sleep=meanwhile)
+    assert report.calls == [] and result.drift == [] and result.suspected == 1
+
+
+async def test_a_push_between_the_looks_cancels_the_suspicion(redis: aioredis.Redis) -> None:
+    await _pushed(redis, A=5)
+    shelf = Shelf({"A": 2})
+    report = Reports()
+
+    async def push_in_flight(_: float) -> None:
+        await redis.hset(keys.pushed(CH), "A", keys.format_pushed(2, 2, 2))
+
+    result = await check_channel(CH, shelf, redis, report, confirm_s=1, sleep=push_in_flight)
+    assert report.calls == [] and result.drift == []
+
+
+async def test_skus_the_channel_does_not_list_are_counted_not_reported(
+    redis: aioredis.Redis,
+) -> None:
+    await _pushed(redis, A=5, GONE=2)
+    shelf = Shelf({"A": 5})
+    report = Reports()
+    result = await check_channel(CH, shelf, redis, report, confirm_s=0)
+    assert result.not_listed == 1 and report.calls == []
+
+
+async def test_a_channel_error_ends_the_check_without_guessing(redis: aioredis.Redis) -> None:
+    await _pushed(redis, A=5)
+    shelf = Shelf({"A": 1})
+    shelf.fail = True
+    report = Reports()
+    result = await check_channel(CH, shelf, redis, report, confirm_s=0)
+    assert result.error is not None and "503" in result.error
+    assert report.calls == [] and result.drift == []
+
+
+async def test_an_adapter_without_read_back_is_said_so(redis: aioredis.Redis) -> None:
+    class NoReadBack(BaseAdapter):
+        channel = Channel(id=CH, kind="webhook", url="http://127.0.0.1:9/")
+
+        async def push(self, updates: Sequence[Update]) -> list[PushResult]:
+            return []
+
+    result = await check_channel(CH, NoReadBack(), redis, Reports(), confirm_s=0)
+    assert result.error is not None and "cannot read" in result.error
+
+
+async def test_pushed_values_reads_old_and_new_formats_and_skips_garbage(
+    redis: aioredis.Redis,
+) -> None:
+    await redis.delete(keys.pushed(CH))
+    await redis.hset(keys.pushed(CH), mapping={"OLD": "4:2", "NEW": "7:3:1700", "BAD": "x"})
+    assert await pushed_values(redis, CH, None) == {"OLD": 4, "NEW": 7}
+    assert await pushed_values(redis, CH, ["NEW", "MISSING"]) == {"NEW": 7}

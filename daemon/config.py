@@ -658,8 +658,13 @@ def _check_channels(cfg: Config) -> None:
         _check_env_name(f"{at}.secret_env", ch.secret_env)
         if ch.kind == "webhook" and ch.secret_env is None:
             _fail(f"{at}.secret_env", "required for kind 'webhook' (the HMAC signing secret)")
-        if ch.kind == "mqtt" and cfg.mqtt.url is None:
-            _fail(f"{at}.kind", "kind 'mqtt' needs [mqtt] url (MQTT is off without it)")
+        own_broker = ch.url is not None and urlsplit(ch.url).scheme in _MQTT_SCHEMES
+        if ch.kind in ("mqtt", "pos") and cfg.mqtt.url is None and not own_broker:
+            _fail(
+                f"{at}.url",
+                f"kind '{ch.kind}' needs [mqtt] url or an mqtt://, mqtts://, ws:// or wss:// "
+                "url of its own",
+            )
         # Backstop: the engine's own rules, so config never accepts a policy it would reject.
         try:
             validate_policy(

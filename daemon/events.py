@@ -6,6 +6,7 @@ A tagged msgspec union on ``type``: decoding validates shape and types and names
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated
 
 import msgspec
@@ -16,6 +17,7 @@ Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\s{
 Positive = Annotated[int, msgspec.Meta(gt=0, lt=10**12)]
 Count = Annotated[int, msgspec.Meta(ge=0, lt=10**12)]
 Delta = Annotated[int, msgspec.Meta(gt=-(10**12), lt=10**12)]
+IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
 class _Base(
@@ -85,7 +87,11 @@ class StockAdjusted(_Base, frozen=True, tag="stock.adjusted"):
 
 
 class StockCounted(_Base, frozen=True, tag="stock.counted"):
-    """A physical count: absolute ``on_hand`` (and optionally other states) at ``location``."""
+    """A physical count: absolute ``on_hand`` (and optionally other states) at ``location``.
+
+    ``incoming_eta`` (``YYYY-MM-DD``, with ``incoming``) is when the incoming units are due:
+    a backorder offered for an oversold order is dated by it.
+    """
 
     location: Ref
     sku: Sku
@@ -93,6 +99,24 @@ class StockCounted(_Base, frozen=True, tag="stock.counted"):
     safety_stock: Count | None = None
     damaged: Count | None = None
     incoming: Count | None = None
+    incoming_eta: IsoDate | None = None
+
+    def __post_init__(self) -> None:
+        if self.incoming_eta is not None:
+            if self.incoming is None:
+                raise ValueError("incoming_eta needs incoming: the units it dates")
+            try:
+                datetime.date.fromisoformat(self.incoming_eta)
+            except ValueError:
+                raise ValueError(f"incoming_eta {self.incoming_eta!r} is not a date") from None
+
+    def incoming_eta_ms(self) -> int | None:
+        """``incoming_eta`` as epoch ms (midnight UTC), or None."""
+        if self.incoming_eta is None:
+            return None
+        day = datetime.date.fromisoformat(self.incoming_eta)
+        return int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC)
+                   .timestamp() * 1000)
 
 
 Event = (

@@ -219,10 +219,16 @@ def exception_id(kind: str, *cause: str) -> str:
 
 
 def backorder_eta(
-    incoming: Mapping[str, int], short: Mapping[str, int], lead_days: int, now_ms: int
+    incoming: Mapping[str, int],
+    short: Mapping[str, int],
+    lead_days: int,
+    now_ms: int,
+    due: Mapping[str, int] | None = None,
 ) -> tuple[int | None, str | None]:
     """When the missing units are expected: (ms, None), or (None, why not). ``incoming`` and
-    ``short`` are SKU -> units (incoming over the order's locations; units missing)."""
+    ``short`` are SKU -> units (incoming over the order's locations; units missing); ``due`` is
+    SKU -> the date its incoming units are due where a count said so (else ``lead_days``).
+    The last SKU to arrive dates the whole order."""
     lacking = {sku: n for sku, n in short.items() if incoming.get(sku, 0) < n}
     if not short:
         return None, "nothing is short"
@@ -231,7 +237,8 @@ def backorder_eta(
             f"{s}: {incoming.get(s, 0)} incoming, {n} short" for s, n in lacking.items()
         )
         return None, f"no incoming units cover the shortage ({detail})"
-    return now_ms + lead_days * DAY_MS, None
+    fallback = now_ms + lead_days * DAY_MS
+    return max((due or {}).get(sku, fallback) for sku in short), None
 
 
 def shortfall(
@@ -519,6 +526,7 @@ class ExceptionQueue:
         config = self._config()
         pushed: dict[str, Any] = {}
         incoming: dict[str, int] = {}
+        due: dict[str, int] = {}
         stock: dict[str, Any] = {}
         for sku in skus:
             raw = await self._call(self._redis.hget(keys.pushed(event.channel), sku))
@@ -540,8 +548,18 @@ class ExceptionQueue:
                     "locations": msgspec.to_builtins(state.locations),
                 }
                 incoming[sku] = sum(loc.incoming for loc in state.locations.values())
+                dates = await self._call(self._redis.hgetall(keys.incoming_eta(sku)))
+                dated = [
+                    int(v) for loc, v in dates.items()
+                    if state.locations.get(_text(loc)) is not None
+                    and state.locations[_text(loc)].incoming > 0
+                ]
+                if dated:
+                    due[sku] = min(dated)  # the first delivery; enough when it covers the need
         now = self._now_ms()
-        eta, why_not = backorder_eta(incoming, short, config.exceptions.incoming_lead_days, now)
+        eta, why_not = backorder_eta(
+            incoming, short, config.exceptions.incoming_lead_days, now, due
+        )
         options = []
         for action, effect in ACTIONS[kind].items():
             if action == "backorder":
@@ -566,6 +584,7 @@ class ExceptionQueue:
             "stock": stock,
             "incoming": incoming,
             "backorder_until_ms": eta,
+            "incoming_due_ms": due,
             "ship_to": msgspec.to_builtins(event.ship_to) if event.ship_to else None,
             "hold_id": event.hold_id,
         }

@@ -157,6 +157,15 @@ class Processor:
             result["order_state"] = outcome.order.state
         self._done(entry, result)
 
+    async def _date_incoming(self, event: StockCounted) -> None:
+        """Keep when the location's incoming units are due (none incoming: no date)."""
+        key = keys.incoming_eta(event.sku)
+        eta = event.incoming_eta_ms()
+        if event.incoming and eta is not None:
+            await self._engine.redis.hset(key, event.location, eta)
+        else:
+            await self._engine.redis.hdel(key, event.location)
+
     async def _dispatch(self, entry: Entry) -> Outcome | None:
         engine, event = self._engine, entry.event
         match event:
@@ -169,6 +178,8 @@ class Processor:
                         outcome = await engine.count(
                             event_id, event.sku, event.location, qty, state=state
                         )
+                if event.incoming is not None:
+                    await self._date_incoming(event)
                 return outcome
             case StockAdjusted():
                 return await engine.adjust(

@@ -119,6 +119,11 @@ def rejection(channel: str, order_id: str) -> str:
     return f"rej:{{{order_tag(channel, order_id)}}}"
 
 
+def incoming_eta(sku: str) -> str:
+    """Hash of when each location's incoming units of ``sku`` are due: location -> epoch ms."""
+    return f"eta:{{{sku}}}"
+
+
 def pushed(channel: str) -> str:
     """Hash of what ``channel`` was last sent: sku -> ``<available>:<version>:<ms>``
     (``format_pushed``/``parse_pushed``; older entries lack ``:<ms>``)."""

@@ -580,9 +580,15 @@ SEMANTIC_ERRORS = [
     ),
     pytest.param(
         MINIMAL + '[[channels]]\nid = "pos"\nkind = "mqtt"\n',
-        "channels[0].kind",
-        "kind 'mqtt' needs [mqtt] url (MQTT is off without it)",
+        "channels[0].url",
+        "kind 'mqtt' needs [mqtt] url or an mqtt://, mqtts://, ws:// or wss:// url of its own",
         id="mqtt-channel-needs-broker",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "till"\nkind = "pos"\nurl = "https://pos.example"\n',
+        "channels[0].url",
+        "kind 'pos' needs [mqtt] url or an mqtt://, mqtts://, ws:// or wss:// url of its own",
+        id="pos-channel-needs-broker",
     ),
     pytest.param(
         MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { A = 1 }\n'

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from invsync.daemon.config import Config, load_config
-from invsync.daemon.events import decode_events
+from invsync.daemon.events import BadEvent, decode_events
 from invsync.daemon.exceptions import (
     DAY_MS,
     ActionNotPossible,
@@ -331,6 +331,35 @@ async def test_backorder_keeps_the_order_open_until_the_incoming_date(
     assert (raw["state"], raw["expected_ms"]) == ("backordered", eta)
 
 
+async def test_backorder_is_dated_by_the_incoming_eta_a_count_gave(
+    h: Harness, clock: FakeClock
+) -> None:
+    await h.send(
+        id="count-eta", type="stock.counted", sku="TEE", location="wh-east",
+        on_hand=0, incoming=10, incoming_eta="2027-02-01",
+    )
+    await h.order("e-1", "1001", ("TEE", 2))
+    record = await h.only("oversold")
+    due = 1_801_440_000_000  # 2027-02-01T00:00:00Z
+    assert record.details["incoming_due_ms"] == {"TEE": due}
+    assert record.details["backorder_until_ms"] == due
+    done = await h.queue.resolve(record.id, "backorder")
+    assert done.resolution is not None and done.resolution["expected_date"] == "2027-02-01"
+    # A later count with nothing incoming drops the date.
+    await h.send(id="count-0", type="stock.counted", sku="TEE", location="wh-east", incoming=0)
+    assert await h.engine.redis.hgetall(keys.incoming_eta("TEE")) == {}
+
+
+def test_an_incoming_eta_needs_incoming_and_a_real_date() -> None:
+    base = {"id": "c", "type": "stock.counted", "sku": "T", "location": "wh-east"}
+    with pytest.raises(BadEvent, match="needs incoming"):
+        decode_events(json.dumps({**base, "on_hand": 1, "incoming_eta": "2027-01-01"}).encode())
+    with pytest.raises(BadEvent, match="not a date"):
+        decode_events(json.dumps({**base, "incoming": 1, "incoming_eta": "2027-02-30"}).encode())
+    with pytest.raises(BadEvent, match="incoming_eta"):
+        decode_events(json.dumps({**base, "incoming": 1, "incoming_eta": "soon"}).encode())
+
+
 async def test_backorder_without_incoming_stock_is_refused(h: Harness) -> None:
     await h.stock("TEE", "wh-east", on_hand=0, incoming=1)
     await h.order("e-1", "1001", ("TEE", 2))
@@ -393,6 +422,12 @@ def test_backorder_eta_needs_incoming_to_cover_every_short_sku() -> None:
     assert backorder_eta({"A": 3}, {"A": 2}, 5, 0) == (5 * DAY_MS, None)
     eta, why = backorder_eta({"A": 3}, {"A": 2, "B": 1}, 5, 0)
     assert eta is None and why is not None and "B" in why
+    # Known due dates win over the lead time; the last SKU to arrive dates the order.
+    assert backorder_eta({"A": 3, "B": 1}, {"A": 2, "B": 1}, 5, 0, {"A": 9 * DAY_MS}) == (
+        9 * DAY_MS,
+        None,
+    )
+    assert backorder_eta({"A": 3}, {"A": 2}, 5, 0, {"A": DAY_MS}) == (DAY_MS, None)
 
 
 def test_records_round_trip_as_json() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from typing import Literal
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -33,11 +34,22 @@ log = structlog.get_logger("invsync.mqtt")
 OnBad = Callable[[str, bytes, str], Awaitable[None]]
 
 
+_DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
+
+
 def broker_address(url: str) -> tuple[str, int, bool]:
-    """(host, port, tls) of an ``mqtt://`` / ``mqtts://`` URL."""
+    """(host, port, tls) of an ``mqtt://``, ``mqtts://``, ``ws://`` or ``wss://`` URL."""
     parts = urlsplit(url)
-    tls = parts.scheme == "mqtts"
-    return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+    tls = parts.scheme in ("mqtts", "wss")
+    return parts.hostname or "127.0.0.1", parts.port or _DEFAULT_PORTS.get(parts.scheme, 1883), tls
+
+
+def broker_transport(url: str) -> tuple[Literal["tcp", "websockets"], str | None]:
+    """aiomqtt's transport and websocket path (``/mqtt`` unless the URL has one) for a URL."""
+    parts = urlsplit(url)
+    if parts.scheme in ("ws", "wss"):
+        return "websockets", parts.path or "/mqtt"
+    return "tcp", None
 
 
 def events_from_message(
@@ -93,6 +105,7 @@ async def run_mqtt_intake(
         if cfg.url is None:
             return
         host, port, tls = broker_address(cfg.url)
+        transport, ws_path = broker_transport(cfg.url)
         prefix = cfg.prefix
         try:
             client = aiomqtt.Client(
@@ -103,6 +116,8 @@ async def run_mqtt_intake(
                 password=resolve_secret(cfg.password_env),
                 clean_session=False,  # the broker keeps our QoS 1 messages while we are away
                 tls_params=aiomqtt.TLSParameters() if tls else None,
+                transport=transport,
+                websocket_path=ws_path,
             )
             # PUBACK only after the events are recorded (paho's manual acknowledgement).
             paho = client._client

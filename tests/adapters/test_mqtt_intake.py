@@ -12,7 +12,12 @@ import aiomqtt
 import pytest
 import redis.asyncio as aioredis
 
-from invsync.adapters.mqtt_intake import broker_address, events_from_message, run_mqtt_intake
+from invsync.adapters.mqtt_intake import (
+    broker_address,
+    broker_transport,
+    events_from_message,
+    run_mqtt_intake,
+)
 from invsync.daemon.config import Config, load_config
 from invsync.daemon.events import BadEvent, StockCounted
 from invsync.daemon.intake import Intake
@@ -80,6 +85,10 @@ def test_bad_messages_are_refused_with_a_reason(topic: str, payload: bytes, why:
 def test_broker_address_parses_urls() -> None:
     assert broker_address("mqtt://10.0.0.1:1884") == ("10.0.0.1", 1884, False)
     assert broker_address("mqtts://broker") == ("broker", 8883, True)
+    assert broker_address("wss://broker") == ("broker", 443, True)
+    assert broker_transport("ws://broker:9001") == ("websockets", "/mqtt")
+    assert broker_transport("wss://broker/custom") == ("websockets", "/custom")
+    assert broker_transport("mqtt://broker") == ("tcp", None)
 
 
 async def test_events_published_on_mqtt_are_recorded_in_the_intake_stream(
@@ -146,7 +155,7 @@ async def test_events_published_on_mqtt_are_recorded_in_the_intake_stream(
         assert events[0]["location"] == "wh-east" and events[2]["channel"] == "shop"
         assert all(fields[b"src"] == b"mqtt" for _, fields in rows)
         # Each refused message was reported (the daemon makes bad_event exceptions of them).
-        assert [(t, p) for t, p, _ in refused][0] == (f"{prefix}in/stock/wh-east", b"{not json")
+        assert refused[0][:2] == (f"{prefix}in/stock/wh-east", b"{not json")
         assert refused[1][0] == f"{prefix}in/stock/wh-nowhere"
         assert "wh-nowhere" in refused[1][2]
         assert len(refused) == 2

@@ -1,0 +1,735 @@
+"""Walmart Marketplace: the adapter against the simulated seller API over loopback HTTP.
+
+Payloads are validated against the documented shapes in ``fixtures/walmart/`` (each schema's
+``$comment`` names its source): the inventory item of the OpenAPI "Inventory Management", the
+spec 1.4 inventory feed, the cancel-order-lines body, the feed status answer and the error
+envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jsonschema
+import pytest
+
+from invsync.adapters import walmart as walmart_module
+from invsync.adapters.base import (
+    AdapterContext,
+    BadWebhook,
+    OrderLine,
+    Permanent,
+    Retryable,
+    Throttled,
+    Unauthorized,
+    Update,
+)
+from invsync.adapters.registry import MissingSecret, make_adapter
+from invsync.adapters.signing import SIGNATURE_HEADER, sign
+from invsync.adapters.simulators.core import SimLine, SimOrder
+from invsync.adapters.simulators.limits import TokenBucket
+from invsync.adapters.simulators.server import Simulator
+from invsync.adapters.simulators.walmart import WalmartSim
+from invsync.adapters.walmart import WalmartAdapter, create
+from invsync.daemon.config import Channel, Faults
+from invsync.daemon.events import OrderCancelled, OrderCreated, convert_events
+
+FIXTURES = Path(__file__).parent / "fixtures" / "walmart"
+CLIENT_ID = "0f1e2d3c-client"
+CLIENT_SECRET = "wm-client-secret"
+RELAY_SECRET = "relay-secret"
+
+
+def schema(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return loaded
+
+
+def conforms(document: Any, schema_name: str) -> None:
+    jsonschema.validate(document, schema(schema_name))
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WM_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("WM_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("WM_RELAY_SECRET", RELAY_SECRET)
+
+
+def walmart_channel(url: str, **options: Any) -> Channel:
+    """A walmart channel on the simulator, with fast feed polling."""
+    return Channel(
+        id="walmart",
+        kind="walmart",
+        url=f"{url}/walmart",
+        secret_env="WM_RELAY_SECRET",
+        options={
+            "client_id_env": "WM_CLIENT_ID",
+            "client_secret_env": "WM_CLIENT_SECRET",
+            "feed_poll_s": 0.05,
+            "feed_timeout_s": 3.0,
+            "timeout_s": 2.0,
+            **options,
+        },
+    )
+
+
+def mount(
+    simulator: Simulator,
+    session: aiohttp.ClientSession,
+    faults: Faults | None = None,
+    ctx: AdapterContext | None = None,
+    **options: Any,
+) -> tuple[WalmartSim, WalmartAdapter]:
+    channel = walmart_channel(simulator.url, **options)
+    sim = simulator.add(channel, faults or Faults())
+    assert isinstance(sim, WalmartSim)
+    sim.feed_delay_s = 0.1
+    adapter = create(channel, ctx or AdapterContext(session=session))
+    return sim, adapter
+
+
+def updates(*pairs: tuple[str, int]) -> list[Update]:
+    return [Update(sku=sku, available=qty, version=n + 1) for n, (sku, qty) in enumerate(pairs)]
+
+
+SEVEN = updates(*((f"SKU-{n}", n) for n in range(7)))
+
+
+# --- single updates ---------------------------------------------------------------------------
+
+
+async def test_small_batch_puts_each_sku_with_the_documented_body(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    results = await adapter.push(updates(("TEE-BLK-M", 7), ("CAP/RED 1", 0)))
+
+    assert [(r.sku, r.outcome) for r in results] == [("TEE-BLK-M", "ok"), ("CAP/RED 1", "ok")]
+    assert sim.quantities == {"TEE-BLK-M": 7, "CAP/RED 1": 0}
+    puts = sim.requests("inventory_put")
+    assert sorted(p.query["sku"] for p in puts) == ["CAP/RED 1", "TEE-BLK-M"]
+    for put in puts:
+        body = json.loads(put.body)
+        conforms(body, "inventory.schema.json")
+        amount = sim.quantities[body["sku"]]
+        assert body == {"sku": put.query["sku"], "quantity": {"unit": "EACH", "amount": amount}}
+        assert put.headers["content-type"] == "application/json"
+    assert sim.requests("feed_submit") == []
+
+
+async def test_every_request_carries_walmart_headers_and_a_fresh_correlation_id(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, service_name="Walmart Marketplace")
+    await adapter.push(updates(("A", 1)))
+    await adapter.push(SEVEN)
+    await adapter.read_back(["A", "SKU-3"])
+
+    seen = sim.requests()
+    assert {s.operation for s in seen} >= {"token", "inventory_put", "feed_submit",
+                                           "feed_status", "inventory_get"}
+    ids = [s.headers["wm_qos.correlation_id"] for s in seen]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+    assert all(s.headers["wm_svc.name"] == "Walmart Marketplace" for s in seen)
+    assert all("application/json" in s.headers["accept"] for s in seen)
+    (token_call,) = sim.requests("token")
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert token_call.headers["authorization"] == f"Basic {basic}"
+    assert token_call.body == b"grant_type=client_credentials"
+    assert "wm_sec.access_token" not in token_call.headers
+    issued = set(sim.tokens)
+    assert all(s.headers["wm_sec.access_token"] in issued for s in seen if s is not token_call)
+
+
+async def test_service_name_option_is_sent(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, service_name="Acme Sync")
+    await adapter.push(updates(("A", 1)))
+    assert {s.headers["wm_svc.name"] for s in sim.requests()} == {"Acme Sync"}
+
+
+async def test_unlisted_sku_in_a_small_batch_is_permanent_for_that_sku_only(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.unlisted.add("GHOST")
+    results = await adapter.push(updates(("A", 4), ("GHOST", 2)))
+
+    assert [(r.sku, r.outcome) for r in results] == [("A", "ok"), ("GHOST", "permanent")]
+    assert "CONTENT_NOT_FOUND" in (results[1].error or "")
+    assert sim.quantities == {"A": 4}
+
+
+async def test_unlisted_prefix_option_marks_skus_unknown(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, unlisted_prefix="X-")
+    results = await adapter.push(updates(("X-1", 4)))
+    assert [r.outcome for r in results] == ["permanent"]
+    assert sim.quantities == {}
+
+
+# --- the bulk feed ---------------------------------------------------------------------------
+
+
+async def test_large_batch_uploads_one_1_4_feed_as_multipart_and_polls_it(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    results = await adapter.push(SEVEN)
+
+    assert [r.outcome for r in results] == ["ok"] * 7
+    assert sim.quantities == {f"SKU-{n}": n for n in range(7)}
+    assert sim.requests("inventory_put") == []
+    (upload,) = sim.requests("feed_submit")
+    assert upload.query == {"feedType": "inventory"}
+    assert upload.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert b'name="file"' in upload.body and b'filename="inventory.json"' in upload.body
+    file = json.loads(upload.body.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0])
+    conforms(file, "inventory_feed.schema.json")
+    assert file["Inventory"][3] == {"sku": "SKU-3", "quantity": {"unit": "EACH", "amount": 3}}
+    polls = sim.requests("feed_status")
+    assert len(polls) >= 2  # INPROGRESS first: the feed is processed 0.1 s after its upload
+    (feed_id,) = sim.feeds
+    assert "@" in feed_id
+    assert all(p.path.endswith(feed_id.replace("@", "%40")) or p.path.endswith(feed_id)
+               for p in polls)
+    assert all(p.query["includeDetails"] == "true" for p in polls)
+
+
+async def test_feed_status_answers_match_the_documented_shape(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.unlisted.add("SKU-2")
+    await adapter.push(SEVEN)
+    (feed_id,) = sim.feeds
+    token = next(iter(sim.tokens))
+    async with session.get(
+        f"{simulator.url}/walmart/v3/feeds/{feed_id.replace('@', '%40')}",
+        params={"includeDetails": "true", "limit": "1000"},
+        headers=_wm_headers(token),
+    ) as resp:
+        answer = await resp.json()
+    conforms(answer, "feed_status.schema.json")
+    assert answer["feedStatus"] == "PROCESSED"
+    assert (answer["itemsReceived"], answer["itemsSucceeded"], answer["itemsFailed"]) == (7, 6, 1)
+
+
+async def test_partial_feed_failure_fails_only_the_failed_skus(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.unlisted.add("SKU-1")
+    sim.item_faults["SKU-4"] = "SYSTEM_ERROR"
+    sim.item_faults["SKU-5"] = "TIMEOUT_ERROR"
+    results = {r.sku: r for r in await adapter.push(SEVEN)}
+
+    assert {sku: r.outcome for sku, r in results.items()} == {
+        "SKU-0": "ok", "SKU-1": "permanent", "SKU-2": "ok", "SKU-3": "ok",
+        "SKU-4": "retryable", "SKU-5": "retryable", "SKU-6": "ok",
+    }
+    assert "DATA_ERROR" in (results["SKU-1"].error or "")
+    assert "SYSTEM_ERROR" in (results["SKU-4"].error or "")
+    assert sim.quantities == {"SKU-0": 0, "SKU-2": 2, "SKU-3": 3, "SKU-6": 6}
+
+
+async def test_feed_item_details_are_read_page_by_page(
+    simulator: Simulator, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(walmart_module, "FEED_PAGE_LIMIT", 3)
+    sim, adapter = mount(simulator, session)
+    sim.unlisted.add("SKU-6")  # on the last page
+    results = await adapter.push(SEVEN)
+
+    assert [r.outcome for r in results] == ["ok"] * 6 + ["permanent"]
+    offsets = [p.query["offset"] for p in sim.requests("feed_status")][-3:]
+    assert offsets == ["0", "3", "6"]
+
+
+async def test_feed_unfinished_in_time_is_retryable(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, feed_timeout_s=0.2)
+    sim.feed_delay_s = 30.0
+    results = await adapter.push(SEVEN)
+
+    assert {r.outcome for r in results} == {"retryable"}
+    assert "not processed within 0.2 s" in (results[0].error or "")
+    assert 2 <= len(sim.requests("feed_status")) <= 6
+    assert sim.quantities == {}
+
+
+async def test_throttled_feed_upload_raises_throttled_with_retry_after(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.limits["feed_submit"] = TokenBucket(10 / 3600, 0, clock=sim.clock)  # none left this hour
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(SEVEN)
+    assert caught.value.retry_after == 360.0
+    assert "REQUEST_THRESHOLD_VIOLATED" in caught.value.message
+
+
+async def test_feed_polls_ride_out_throttling(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.limits["feed_status"] = TokenBucket(20.0, 1, clock=sim.clock)  # one poll per 50 ms
+    results = await adapter.push(SEVEN)
+    assert [r.outcome for r in results] == ["ok"] * 7
+
+
+# --- tokens ----------------------------------------------------------------------------------
+
+
+async def test_expired_token_is_refreshed_once_and_the_call_retried(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.token_lifetime_s = 0.05  # shorter than the adapter's refresh margin: used until refused
+    assert [r.outcome for r in await adapter.push(updates(("A", 1)))] == ["ok"]
+    old = next(iter(sim.tokens))
+    while sim.clock() < sim.tokens[old]:
+        await _tick()
+    assert [r.outcome for r in await adapter.push(updates(("A", 2)))] == ["ok"]
+
+    assert adapter.tokens.fetches == 2
+    assert sim.calls["inventory_put:401"] == 1
+    assert sim.quantities == {"A": 2}
+
+
+async def test_revoked_token_is_replaced_for_feeds_and_read_back(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    await adapter.push(updates(("A", 1)))
+    sim.revoke_tokens()
+    assert [r.outcome for r in await adapter.push(SEVEN)] == ["ok"] * 7
+    sim.revoke_tokens()
+    assert await adapter.read_back(["A"]) == {"A": 1}
+    assert adapter.tokens.fetches == 3
+
+
+async def test_token_is_refreshed_before_it_expires(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    now = [1000.0]
+    ctx = AdapterContext(session=session, monotonic=lambda: now[0])
+    sim, adapter = mount(simulator, session, ctx=ctx)
+    await adapter.push(updates(("A", 1)))
+    now[0] += 800  # 900 s tokens, renewed 60 s ahead
+    await adapter.push(updates(("A", 2)))
+    assert adapter.tokens.fetches == 1
+    now[0] += 60
+    await adapter.push(updates(("A", 3)))
+    assert adapter.tokens.fetches == 2
+    assert sim.calls["inventory_put:401"] == 0
+
+
+async def test_refused_client_credentials_are_unauthorized(
+    simulator: Simulator, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, _ = mount(simulator, session)
+    monkeypatch.setenv("WM_CLIENT_SECRET", "not-the-secret")
+    adapter = create(walmart_channel(simulator.url), AdapterContext(session=session))
+    with pytest.raises(Unauthorized, match="token endpoint refused"):
+        await adapter.push(updates(("A", 1)))
+    assert sim.quantities == {}
+    assert sim.tokens_issued == 0
+
+
+# --- throttling and faults -----------------------------------------------------------------
+
+
+async def test_throttled_single_push_reports_retry_after(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.limits["inventory_put"] = TokenBucket(0.5, 1, clock=sim.clock)
+    await adapter.push(updates(("A", 1)))
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(updates(("A", 2)))
+    assert caught.value.retry_after == 2.0
+    assert sim.quantities == {"A": 1}
+
+
+async def test_throttled_sku_of_a_small_batch_is_throttled_alone(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.limits["inventory_put"] = TokenBucket(0.5, 2, clock=sim.clock)
+    results = await adapter.push(updates(("A", 1), ("B", 2), ("C", 3)))
+
+    outcomes = sorted(r.outcome for r in results)
+    assert outcomes == ["ok", "ok", "throttled"]
+    (throttled,) = [r for r in results if r.outcome == "throttled"]
+    assert throttled.retry_after == 2.0
+    assert throttled.sku not in sim.quantities and len(sim.quantities) == 2
+
+
+async def test_throttle_without_retry_after_reads_next_replenishment_time(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.send_retry_after = False
+    sim.limits["inventory_put"] = TokenBucket(0.25, 0, clock=sim.clock)
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(updates(("A", 1)))
+    assert caught.value.retry_after is not None
+    assert 3.0 < caught.value.retry_after <= 4.0
+
+
+async def test_injected_throttle_and_server_errors_map_to_their_kinds(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, faults=Faults(throttle_rate=1.0))
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(updates(("A", 1)))
+    assert caught.value.retry_after == 1.0
+    sim.faults = Faults(error_rate=1.0)
+    with pytest.raises(Retryable, match="SYSTEM_ERROR"):
+        await adapter.push(updates(("A", 1), ("B", 2)))
+    with pytest.raises(Retryable):
+        await adapter.read_back(["A"])
+    assert sim.quantities == {}
+
+
+async def test_a_channel_that_does_not_answer_in_time_is_retryable(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    _, adapter = mount(
+        simulator, session, faults=Faults(timeout_rate=1.0, timeout_s=0.6), timeout_s=0.2
+    )
+    with pytest.raises(Retryable, match=r"no answer within 0\.2 s"):
+        await adapter.push(updates(("A", 1)))
+
+
+# --- read-back -----------------------------------------------------------------------------
+
+
+async def test_read_back_sees_drift_and_leaves_out_unknown_skus(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    await adapter.push(updates(("A", 5), ("B", 3)))
+    sim.set_quantity("A", 2)  # edited in Seller Center behind our back
+
+    assert await adapter.read_back(["A", "B", "NEVER-PUSHED"]) == {"A": 2, "B": 3}
+    gets = sim.requests("inventory_get")
+    assert sorted(g.query["sku"] for g in gets) == ["A", "B", "NEVER-PUSHED"]
+
+
+async def test_read_back_throttled_raises_throttled(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.set_quantity("A", 1)
+    sim.limits["inventory_get"] = TokenBucket(1.0, 0, clock=sim.clock)
+    with pytest.raises(Throttled):
+        await adapter.read_back(["A", "B"])
+
+
+# --- cancellation --------------------------------------------------------------------------
+
+
+async def test_cancel_order_cancels_the_open_units_of_the_given_skus(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.quantities.update({"A": 5, "B": 5})
+    order = sim.place_order([SimLine(sku="A", qty=2), SimLine(sku="B", qty=1)])
+    assert order is not None
+
+    await adapter.cancel_order(order.order_id, [OrderLine(sku="A", qty=1)], "invsync exception 7")
+
+    (cancel,) = sim.requests("order_cancel")
+    body = json.loads(cancel.body)
+    conforms(body, "order_cancellation.schema.json")
+    (line,) = body["orderCancellation"]["orderLines"]["orderLine"]
+    assert line["lineNumber"] == "1"
+    (status,) = line["orderLineStatuses"]["orderLineStatus"]
+    assert status == {"status": "Cancelled", "cancellationReason": "SELLER_CANCEL_OUT_OF_STOCK",
+                      "statusQuantity": {"unitOfMeasurement": "EACH", "amount": "1"}}
+    assert sim.cancelled == {(order.order_id, "1"): (1, "SELLER_CANCEL_OUT_OF_STOCK")}
+    assert sim.quantities["A"] == 0  # Walmart marks the item out of stock for that reason
+    assert sim.orders[order.order_id].status == "created"
+
+
+async def test_cancel_whole_order_then_again_is_a_no_op(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, cancel_reason="SELLER_CANCEL_PRICING_ERROR")
+    sim.quantities.update({"A": 5, "B": 5})
+    order = sim.place_order([SimLine(sku="A", qty=2), SimLine(sku="B", qty=1)])
+    assert order is not None and sim.quantities == {"A": 3, "B": 4}
+
+    await adapter.cancel_order(order.order_id, None, "customer changed their mind")
+    body = json.loads(sim.requests("order_cancel")[0].body)
+    conforms(body, "order_cancellation.schema.json")
+    lines = body["orderCancellation"]["orderLines"]["orderLine"]
+    assert [(x["lineNumber"], x["orderLineStatuses"]["orderLineStatus"][0]["statusQuantity"]
+             ["amount"]) for x in lines] == [("1", "2"), ("2", "1")]
+    assert {x["orderLineStatuses"]["orderLineStatus"][0]["cancellationReason"] for x in lines} \
+        == {"SELLER_CANCEL_PRICING_ERROR"}
+    assert sim.orders[order.order_id].status == "cancelled"
+    assert sim.quantities == {"A": 5, "B": 5}
+
+    await adapter.cancel_order(order.order_id, None, "retry")
+    await adapter.cancel_order(order.order_id, [OrderLine(sku="B", qty=1)], "retry")
+    assert len(sim.requests("order_cancel")) == 1
+
+
+async def test_walmart_reason_codes_pass_through(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    order = sim.place_order([SimLine(sku="A", qty=1)])
+    assert order is not None
+    await adapter.cancel_order(order.order_id, None, "CUSTOMER_REQUESTED_SELLER_TO_CANCEL")
+    assert sim.cancelled[(order.order_id, "1")] == (1, "CUSTOMER_REQUESTED_SELLER_TO_CANCEL")
+
+
+async def test_cancel_refuses_what_cannot_be_cancelled(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    order = sim.place_order([SimLine(sku="A", qty=1)])
+    assert order is not None
+    with pytest.raises(Permanent, match="no line for 'Z'"):
+        await adapter.cancel_order(order.order_id, [OrderLine(sku="Z", qty=1)], "x")
+    with pytest.raises(Permanent, match="CONTENT_NOT_FOUND"):
+        await adapter.cancel_order("999999", None, "x")
+    sim.change_order(order.order_id, "fulfilled")
+    with pytest.raises(Permanent, match="shipped"):
+        await adapter.cancel_order(order.order_id, [OrderLine(sku="A", qty=1)], "x")
+    assert sim.requests("order_cancel") == []
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+async def test_new_order_notification_becomes_order_created(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    order = sim.place_order(
+        [SimLine(sku="A", qty=2), SimLine(sku="B", qty=1), SimLine(sku="A", qty=1)]
+    )
+    assert order is not None
+    made = sim.order_notification(order)
+    assert made is not None
+    headers, body = made
+    assert json.loads(body)["source"]["eventType"] == "PO_CREATED"
+
+    events = adapter.parse_webhook(headers, body)
+    assert events == [{
+        "id": f"walmart-{order.order_id}-created", "type": "order.created",
+        "channel": "walmart", "order_id": order.order_id,
+        "lines": [{"sku": "A", "qty": 3}, {"sku": "B", "qty": 1}],
+    }]
+    (event,) = convert_events(events)
+    assert isinstance(event, OrderCreated)
+    assert adapter.parse_webhook(headers, body) == events  # redelivery: the same event id
+
+
+async def test_documented_po_created_payload_is_translated(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    _, adapter = mount(simulator, session)
+    body = (FIXTURES / "po_created.json").read_bytes()
+    (event,) = adapter.parse_webhook({SIGNATURE_HEADER: sign(RELAY_SECRET, body)}, body)
+    assert event["order_id"] == "108829395826015"
+    assert event["lines"] == [{"sku": "TEE-BLK-M", "qty": 1}, {"sku": "CAP-RED", "qty": 2}]
+    convert_events([event])
+
+
+async def test_auto_cancelled_lines_become_order_cancelled(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    order = sim.place_order([SimLine(sku="A", qty=2)])
+    assert order is not None
+    made = sim.order_notification(sim.change_order(order.order_id, "cancelled"))
+    assert made is not None
+    (event,) = adapter.parse_webhook(*made)
+    assert event["type"] == "order.cancelled"
+    assert event["id"] == f"walmart-{order.order_id}-cancelled-1"
+    assert event["lines"] == [{"sku": "A", "qty": 2}]
+    assert isinstance(convert_events([event])[0], OrderCancelled)
+    assert sim.order_notification(sim.change_order(order.order_id, "fulfilled")) is None
+
+
+async def test_forged_or_unsigned_notifications_are_refused(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    _, adapter = mount(simulator, session)
+    body = (FIXTURES / "po_created.json").read_bytes()
+    for headers, payload in [
+        ({SIGNATURE_HEADER: sign("guess", body)}, body),
+        ({SIGNATURE_HEADER: sign(RELAY_SECRET, body)}, body.replace(b'"2"', b'"9"')),
+        ({"WM_SEC.SIGNATURE": "anything", "WM_SEC.TIMESTAMP": "1700000000"}, body),
+        ({}, body),
+    ]:
+        with pytest.raises(BadWebhook) as caught:
+            adapter.parse_webhook(headers, payload)
+        assert caught.value.unauthorized
+
+    unsigned_channel = Channel(
+        id="walmart2", kind="walmart", url=f"{simulator.url}/walmart2",
+        options={"client_id_env": "WM_CLIENT_ID", "client_secret_env": "WM_CLIENT_SECRET"},
+    )
+    no_relay = create(unsigned_channel, AdapterContext(session=session))
+    with pytest.raises(BadWebhook, match="no secret_env") as caught:
+        no_relay.parse_webhook({SIGNATURE_HEADER: sign(RELAY_SECRET, body)}, body)
+    assert caught.value.unauthorized
+    relayless = simulator.add(unsigned_channel)
+    assert relayless is not None
+    assert relayless.order_notification(SimOrder(order_id="1", lines=())) is None
+
+
+async def test_malformed_or_foreign_notifications(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    _, adapter = mount(simulator, session)
+
+    def signed(body: bytes) -> list[dict[str, object]]:
+        return adapter.parse_webhook({SIGNATURE_HEADER: sign(RELAY_SECRET, body)}, body)
+
+    for bad in [b"{nope", b'"x"', b'{"payload": {}}',
+                b'{"source": {"eventType": "PO_CREATED"}}',
+                b'{"source": {"eventType": "PO_CREATED"}, "payload": {"purchaseOrderId": "1"}}',
+                b'{"source": {"eventType": "PO_CREATED"}, "payload": {"purchaseOrderId": "1",'
+                b' "orderLines": [{"lineNumber": "1", "sku": "A", '
+                b'"quantity": {"measurementValue": "0"}}]}}']:
+        with pytest.raises(BadWebhook) as caught:
+            signed(bad)
+        assert not caught.value.unauthorized
+    assert signed(b'{"source": {"eventType": "OFFER_UNPUBLISHED"}, "payload": {}}') == []
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def test_configuration_errors_name_the_key(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = AdapterContext(session=session)
+    good = walmart_channel("http://127.0.0.1:9")
+    assert isinstance(make_adapter(good, ctx), WalmartAdapter)
+
+    monkeypatch.delenv("WM_CLIENT_SECRET")
+    with pytest.raises(MissingSecret, match="WM_CLIENT_SECRET"):
+        create(good, ctx)
+    monkeypatch.setenv("WM_CLIENT_SECRET", CLIENT_SECRET)
+    with pytest.raises(MissingSecret, match="client_id_env"):
+        create(Channel(id="w", kind="walmart", url="http://x",
+                       options={"client_secret_env": "WM_CLIENT_SECRET"}), ctx)
+    with pytest.raises(ValueError, match="token_env"):
+        create(Channel(id="w", kind="walmart", url="http://x", token_env="WM_CLIENT_SECRET",
+                       options=good.options), ctx)
+    with pytest.raises(ValueError, match="needs a url"):
+        create(Channel(id="w", kind="walmart", options=good.options), ctx)
+    for key, bad in [("cancel_reason", "BECAUSE"), ("feed_threshold", -1),
+                     ("feed_poll_s", "fast"), ("max_concurrency", 0), ("timeout_s", 0)]:
+        channel = walmart_channel("http://127.0.0.1:9", **{key: bad})
+        with pytest.raises(ValueError, match=key):
+            create(channel, ctx)
+
+
+# --- the simulator refuses what Walmart refuses ----------------------------------------------
+
+
+def _wm_headers(token: str | None = None, **extra: str) -> dict[str, str]:
+    headers = {"WM_SVC.NAME": "Walmart Marketplace",
+               "WM_QOS.CORRELATION_ID": str(uuid.uuid4()), "Accept": "application/json"}
+    if token is not None:
+        headers["WM_SEC.ACCESS_TOKEN"] = token
+    headers.update(extra)
+    return headers
+
+
+async def _tick() -> None:
+    await asyncio.sleep(0.02)
+
+
+async def test_simulator_refuses_what_walmart_refuses(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, _ = mount(simulator, session)
+    base = f"{simulator.url}/walmart/v3"
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    form = {"grant_type": "client_credentials"}
+
+    async def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        async with session.request(method, base + path, **kwargs) as resp:
+            return resp.status, await resp.json()
+
+    status, answer = await call("POST", "/token", data=form,
+                                headers=_wm_headers(Authorization="Basic eDp5"))
+    assert status == 401
+    conforms(answer, "error.schema.json")
+    status, answer = await call("POST", "/token", data=form,
+                                headers={"Authorization": f"Basic {basic}",
+                                         "Accept": "application/json"})
+    assert (status, answer["errors"][0]["code"]) == (400, "MISSING_REQUEST_HEADER")
+    status, answer = await call("POST", "/token", data=form,
+                                headers=_wm_headers(Authorization=f"Basic {basic}"))
+    assert status == 200 and answer["expires_in"] == 900.0
+    token = answer["access_token"]
+
+    put = {"sku": "A", "quantity": {"unit": "EACH", "amount": 3}}
+    status, _ = await call("PUT", "/inventory", params={"sku": "A"}, json=put,
+                           headers=_wm_headers())
+    assert status == 401
+    for bad, field in [({**put, "quantity": {"unit": "CASE", "amount": 3}}, "quantity.unit"),
+                       ({**put, "quantity": {"unit": "EACH", "amount": -1}}, "quantity.amount"),
+                       ({**put, "quantity": {"unit": "EACH", "amount": 1.5}}, "quantity.amount"),
+                       ({**put, "sku": "B"}, "sku")]:
+        status, answer = await call("PUT", "/inventory", params={"sku": "A"}, json=bad,
+                                    headers=_wm_headers(token))
+        assert (status, answer["errors"][0]["field"]) == (400, field)
+        conforms(answer, "error.schema.json")
+    status, answer = await call("PUT", "/inventory", json=put, headers=_wm_headers(token))
+    assert (status, answer["errors"][0]["code"]) == (400, "MISSING_REQUEST_PARAM")
+    status, answer = await call("PUT", "/inventory", params={"sku": "A"}, json=put,
+                                headers=_wm_headers(token, Accept="application/xml"))
+    assert status == 406
+    status, answer = await call("PUT", "/inventory", params={"sku": "A"}, json=put,
+                                headers=_wm_headers(token))
+    assert status == 200 and answer == put
+    conforms(answer, "inventory.schema.json")
+
+    status, answer = await call("GET", "/feeds/NOPE%40X", headers=_wm_headers(token))
+    assert (status, answer["errors"][0]["code"]) == (404, "CONTENT_NOT_FOUND")
+    status, answer = await call("POST", "/feeds", params={"feedType": "MP_INVENTORY"},
+                                json={}, headers=_wm_headers(token))
+    assert status == 400
+    bad_feed = {"InventoryHeader": {"version": "1.5"}, "Inventory": [put]}
+    status, answer = await call("POST", "/feeds", params={"feedType": "inventory"},
+                                json=bad_feed, headers=_wm_headers(token))
+    assert status == 200
+    sim.feed_delay_s = 0.0
+    status, answer = await call("GET", f"/feeds/{answer['feedId'].replace('@', '%40')}",
+                                headers=_wm_headers(token))
+    conforms(answer, "feed_status.schema.json")
+    assert answer["feedStatus"] == "ERROR"
+    assert answer["ingestionErrors"]["ingestionError"][0]["type"] == "DATA_ERROR"
+
+
+def test_fixture_schemas_accept_the_documented_samples() -> None:
+    conforms(json.loads((FIXTURES / "bulk_feed_sample.json").read_text()),
+             "inventory_feed.schema.json")
+    with pytest.raises(jsonschema.ValidationError):
+        conforms({"InventoryHeader": {"version": "1.4"},
+                  "Inventory": [{"sku": "A", "quantity": {"unit": "CASE", "amount": 1}}]},
+                 "inventory_feed.schema.json")

@@ -1,0 +1,436 @@
+"""EDI X12 846 (Inventory Inquiry/Advice) files for retail and wholesale trading partners.
+
+No HTTP: ``push`` writes one interchange per batch into ``options.folder`` (relative to the
+config file's folder), where the partner's EDI translator or an SFTP/AS2 relay picks it up. A file
+appears complete or not at all: it is written to a hidden temporary name in the same folder,
+flushed to disk, then renamed to ``846_<channel>_<ISA13>.edi``.
+
+The interchange (X12 release 4010, delimiters ``*`` element, ``>`` component, ``~`` segment;
+shown one segment per line, the ISA cut after ISA08)::
+
+    ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *
+        260101*1200*U*00401*000000042*0*P*>~
+    GS*IB*SENDER*RECEIVER*20260101*1200*42*X*004010~
+    ST*846*0042~
+    BIA*00*MM*000000042*20260101*1200~
+    LIN**SK*TEE-BLK-M~
+    QTY*33*7*EA~
+    ...
+    CTT*2~
+    SE*8*0042~
+    GE*1*42~
+    IEA*1*000000042~
+
+- ISA is the one fixed-width segment: 16 elements, 106 characters with its terminator; ISA06
+  and ISA08 are padded to 15, ISA13 is 9 digits (the Sun B2B/Oracle ISA parsing notes give the
+  delimiter offsets 3, 6, 17, ... 103 and the component separator at 104, terminator at 105).
+- GS01 ``IB`` is the functional identifier of the 846 (Walmart's "846 Inventory Inquiry/Advice":
+  "Functional Group IB"; the X12 transaction set table: "846 ... Function Group IB").
+- BIA01 ``00`` original, BIA02 report type (``MM`` unless ``options.report_type``), BIA03 the
+  reference (the control number), BIA04/05 the date and time.
+- Per item ``LIN**SK*{sku}`` (SK = stock keeping unit) and ``QTY*33*{qty}*EA``: qualifier 33 is
+  "quantity available for sale" (Logicbroker/DS360 846 specs, ``../shared/CHANNELS.md``).
+- ``CTT*{number of LIN}``, ``SE01`` counts ST through SE, and the control numbers pair up:
+  ISA13 = IEA02, GS06 = GE02, ST02 = SE02.
+
+Control numbers (ISA13, GS06 and ST02 carry the same number) increase by one per interchange and
+survive restarts: ``INCR adapter:{<channel>}:isa_control`` in Redis when the daemon has one,
+else a small control file in the folder updated under an exclusive ``flock``. A number is taken
+before the file is written, so a failed write leaves a gap, never a repeat (X12 partners accept
+gaps, not duplicates). ISA13 has 9 digits: after 999999999 the sequence starts again at 1.
+
+Errors: a SKU that cannot be written in X12 (a delimiter, a control or non-ASCII character, more
+than 48 characters, the LIN03 maximum) or a negative quantity is ``permanent`` for that SKU and
+the rest of the batch is written. Filesystem failures (permission denied, disk full, I/O error, a
+folder that is not there yet and cannot be made, e.g. an unmounted share) are ``Retryable``: the
+channel actor backs off and the breaker opens until an operator fixes the folder. Only a folder
+path that names an existing non-directory is ``Permanent``: no wait fixes that configuration.
+There is no read-back and no inbound webhook.
+
+References (``search`` tool): Stedi 846 4010 implementation guides (Flxpoint, Logic Broker:
+ISA element widths, delimiters ``~ * >``), Oracle "Sun B2B Suite ASC X12 OTD Library User's Guide",
+"Steps Taken to Check for ISA Segment Errors" (ISA fixed offsets), developer.walmart.com
+"846 Inventory Inquiry/Advice" (functional group IB, BIA/LIN/QTY), Logicbroker
+"Inventory Advice 846 Specs" (ST/BIA/LIN/QTY/CTT/SE), rubydoc Eddy TS846 (functional group IB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from ..daemon.config import Channel
+from .base import AdapterContext, BaseAdapter, Permanent, PushResult, Retryable, Update
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = [
+    "COMPONENT",
+    "ELEMENT",
+    "MAX_CONTROL",
+    "SEGMENT",
+    "Edi846Adapter",
+    "Interchange",
+    "control_key",
+    "create",
+    "render",
+    "sku_problem",
+]
+
+ELEMENT = "*"
+COMPONENT = ">"
+SEGMENT = "~"
+#: ISA13 is nine digits.
+MAX_CONTROL = 999_999_999
+#: LIN03 (data element 234, Product/Service ID) is AN 1..48.
+MAX_SKU_LENGTH = 48
+#: QTY02 (data element 380) is R 1..15: digits only for whole units.
+MAX_QTY_DIGITS = 15
+
+_ID_QUALIFIER = re.compile(r"^[A-Z0-9]{2}$")
+# Printable ASCII without the three delimiters (and the repetition separator of 4020+, '^').
+_X12_TEXT = re.compile(r"^[\x20-\x7e]*$")
+_DELIMITERS = frozenset(ELEMENT + COMPONENT + SEGMENT + "^")
+
+
+def create(channel: Channel, ctx: AdapterContext) -> Edi846Adapter:
+    """The adapter for an ``edi846`` channel (no credentials: files in ``options.folder``)."""
+    return Edi846Adapter(channel, redis=ctx.redis, base_dir=ctx.base_dir, wall=ctx.wall)
+
+
+def control_key(channel_id: str) -> str:
+    """The Redis key of the channel's last ISA control number (one hash tag per channel)."""
+    return f"adapter:{{{channel_id}}}:isa_control"
+
+
+def sku_problem(sku: str) -> str | None:
+    """Why ``sku`` cannot be an X12 LIN03, or None when it can."""
+    if not sku:
+        return "an empty SKU cannot be written"
+    if len(sku) > MAX_SKU_LENGTH:
+        return f"longer than {MAX_SKU_LENGTH} characters (X12 LIN03 maximum)"
+    bad = sorted({c for c in sku if c in _DELIMITERS})
+    if bad:
+        return f"contains the X12 delimiter(s) {''.join(bad)!r}"
+    if not _X12_TEXT.match(sku):
+        return "contains a control or non-ASCII character X12 cannot carry"
+    if sku != sku.strip():
+        return "has leading or trailing spaces (X12 trims them)"
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interchange:
+    """The envelope values of one 846 interchange."""
+
+    sender_qualifier: str
+    sender_id: str
+    receiver_qualifier: str
+    receiver_id: str
+    gs_sender: str
+    gs_receiver: str
+    test: bool
+    report_type: str
+    ack_requested: bool
+    line_breaks: bool = False
+
+
+def render(
+    envelope: Interchange, control: int, when: datetime, items: Sequence[tuple[str, int]]
+) -> str:
+    """The 846 interchange text for ``items`` (SKU, quantity).
+
+    The caller has checked every SKU with :func:`sku_problem` and every quantity is >= 0.
+    """
+    isa = ELEMENT.join(
+        [
+            "ISA",
+            "00",
+            " " * 10,
+            "00",
+            " " * 10,
+            envelope.sender_qualifier,
+            envelope.sender_id.ljust(15),
+            envelope.receiver_qualifier,
+            envelope.receiver_id.ljust(15),
+            when.strftime("%y%m%d"),
+            when.strftime("%H%M"),
+            "U",
+            "00401",
+            f"{control:09d}",
+            "1" if envelope.ack_requested else "0",
+            "T" if envelope.test else "P",
+            COMPONENT,
+        ]
+    )
+    date, clock = when.strftime("%Y%m%d"), when.strftime("%H%M")
+    st_control = f"{control:04d}"
+    body: list[list[str]] = [
+        ["ST", "846", st_control],
+        ["BIA", "00", envelope.report_type, f"{control:09d}", date, clock],
+    ]
+    for sku, qty in items:
+        body.append(["LIN", "", "SK", sku])
+        body.append(["QTY", "33", str(qty), "EA"])
+    body.append(["CTT", str(len(items))])
+    body.append(["SE", str(len(body) + 1), st_control])
+    segments = [
+        isa,
+        ELEMENT.join(
+            ["GS", "IB", envelope.gs_sender, envelope.gs_receiver, date, clock, str(control), "X",
+             "004010"]
+        ),
+        *(ELEMENT.join(parts) for parts in body),
+        ELEMENT.join(["GE", "1", str(control)]),
+        ELEMENT.join(["IEA", "1", f"{control:09d}"]),
+    ]
+    # Pure X12 runs the segments together; some partners ask for a newline after each terminator.
+    end = SEGMENT + ("\n" if envelope.line_breaks else "")
+    return "".join(segment + end for segment in segments)
+
+
+class Edi846Adapter(BaseAdapter):
+    """Writes each pushed batch as one X12 846 interchange file into the channel's folder."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        redis: Redis | None = None,
+        base_dir: Path = Path("."),
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.channel = channel
+        self._redis = redis
+        self._wall = wall
+        folder = _option(channel, "folder")
+        path = Path(folder).expanduser()
+        self.folder = path if path.is_absolute() else base_dir / path
+        sender = _partner_id(channel, "sender_id")
+        receiver = _partner_id(channel, "receiver_id")
+        self.envelope = Interchange(
+            sender_qualifier=_qualifier(channel, "sender_qualifier"),
+            sender_id=sender,
+            receiver_qualifier=_qualifier(channel, "receiver_qualifier"),
+            receiver_id=receiver,
+            gs_sender=_gs_id(channel, "gs_sender", sender),
+            gs_receiver=_gs_id(channel, "gs_receiver", receiver),
+            test=_flag(channel, "test"),
+            report_type=_report_type(channel),
+            ack_requested=_flag(channel, "ack_requested"),
+            line_breaks=_flag(channel, "line_breaks"),
+        )
+        self._lock = asyncio.Lock()
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", channel.id)
+        self._stem = f"846_{safe}"
+        self._control_file = self.folder / f".{self._stem}.control"
+        #: the last files this adapter wrote (observability, tests)
+        self.written: deque[Path] = deque(maxlen=100)
+
+    async def push(self, updates: Sequence[Update]) -> list[PushResult]:
+        """Write one interchange with every writable update; per-SKU results."""
+        failures: dict[str, PushResult] = {}
+        items: dict[str, int] = {}  # the last update of a SKU wins (an actor sends one each)
+        for update in updates:
+            problem = sku_problem(update.sku)
+            if problem is None and update.available < 0:
+                problem = f"negative quantity {update.available} cannot be advised"
+            if problem is None and len(str(update.available)) > MAX_QTY_DIGITS:
+                problem = f"quantity {update.available} exceeds the X12 QTY02 width"
+            if problem is not None:
+                failures[update.sku] = PushResult(
+                    sku=update.sku, outcome="permanent", error=f"EDI 846: SKU {problem}"
+                )
+            else:
+                items[update.sku] = update.available
+        if items:
+            async with self._lock:  # one interchange at a time: numbers and files in order
+                await self._ensure_folder()
+                control = await self._next_control()
+                when = datetime.fromtimestamp(self._wall(), UTC)
+                text = render(self.envelope, control, when, list(items.items()))
+                target = self.folder / f"{self._stem}_{control:09d}.edi"
+                await asyncio.to_thread(_write_atomically, target, text.encode("ascii"))
+                self.written.append(target)
+        return [failures.get(u.sku) or PushResult(sku=u.sku, outcome="ok") for u in updates]
+
+    async def _ensure_folder(self) -> None:
+        try:
+            await asyncio.to_thread(self.folder.mkdir, parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise Permanent(
+                f"options.folder {str(self.folder)!r} is not a directory: {exc}"
+            ) from exc
+        except OSError as exc:
+            raise Retryable(f"cannot create the EDI folder {str(self.folder)!r}: {exc}") from exc
+
+    async def _next_control(self) -> int:
+        """The next interchange control number, durably taken."""
+        if self._redis is not None:
+            try:
+                raw = await self._redis.incr(control_key(self.channel.id))
+            except RedisError as exc:
+                raise Retryable(f"cannot take an ISA control number from Redis: {exc}") from exc
+            return (int(raw) - 1) % MAX_CONTROL + 1
+        try:
+            return await asyncio.to_thread(
+                _increment_file, self._control_file, self.folder, self._stem
+            )
+        except OSError as exc:
+            raise Retryable(f"cannot take an ISA control number from "
+                            f"{str(self._control_file)!r}: {exc}") from exc
+
+
+# -- filesystem (runs in a worker thread) ------------------------------------------------------
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """``data`` at ``target`` or nothing: a hidden temp file in the same folder, fsync, rename."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise Retryable(f"cannot write {str(target)!r}: {_reason(exc)}") from exc
+    _fsync_dir(target.parent)
+
+
+def _increment_file(path: Path, folder: Path, stem: str) -> int:
+    """Take the next number from the control file under an exclusive lock (file mode)."""
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            current = _read_control(path)
+            if current is None:
+                # No control file (first run, or deleted): never reuse a number already on disk.
+                current = _highest_written(folder, stem)
+            value = current % MAX_CONTROL + 1
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(f"{value}\n", encoding="ascii")
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(folder)
+            return value
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _read_control(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    if not text.isdigit():
+        raise OSError(errno.EINVAL, f"control file holds {text[:20]!r}, not a number")
+    return int(text)
+
+
+def _highest_written(folder: Path, stem: str) -> int:
+    pattern = re.compile(rf"^{re.escape(stem)}_(\d{{9}})\.edi$")
+    highest = 0
+    for entry in folder.iterdir():
+        match = pattern.match(entry.name)
+        if match:
+            highest = max(highest, int(match.group(1)))
+    return highest
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable once the directory entry is; not every filesystem allows this.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "disk full"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return str(exc)
+
+
+# -- config ------------------------------------------------------------------------------------
+
+
+def _option(channel: Channel, name: str) -> str:
+    value = channel.options.get(name)
+    if value is None or isinstance(value, bool) or str(value).strip() == "":
+        raise ValueError(f"channel '{channel.id}': options.{name} is required for edi846")
+    return str(value)
+
+
+def _partner_id(channel: Channel, name: str) -> str:
+    value = _option(channel, name)
+    if len(value) > 15 or not _X12_TEXT.match(value) or set(value) & _DELIMITERS:
+        raise ValueError(
+            f"channel '{channel.id}': options.{name} must be 1..15 printable ASCII characters "
+            f"without X12 delimiters (got {value!r})"
+        )
+    return value
+
+
+def _gs_id(channel: Channel, name: str, default: str) -> str:
+    value = str(channel.options.get(name, default)).strip()
+    if not 2 <= len(value) <= 15 or not _X12_TEXT.match(value) or set(value) & _DELIMITERS:
+        raise ValueError(
+            f"channel '{channel.id}': options.{name} must be 2..15 printable ASCII characters "
+            f"without X12 delimiters (got {value!r})"
+        )
+    return value
+
+
+def _qualifier(channel: Channel, name: str) -> str:
+    value = str(channel.options.get(name, "ZZ"))
+    if not _ID_QUALIFIER.match(value):
+        raise ValueError(
+            f"channel '{channel.id}': options.{name} must be a 2-character interchange ID "
+            f"qualifier such as ZZ, 01, 08, 12 (got {value!r})"
+        )
+    return value
+
+
+def _report_type(channel: Channel) -> str:
+    value = str(channel.options.get("report_type", "MM"))
+    if not re.match(r"^[A-Z0-9]{2}$", value):
+        raise ValueError(
+            f"channel '{channel.id}': options.report_type must be a 2-character BIA02 code "
+            f"(got {value!r})"
+        )
+    return value
+
+
+def _flag(channel: Channel, name: str) -> bool:
+    value = channel.options.get(name, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"channel '{channel.id}': options.{name} must be true or false")
+    return value

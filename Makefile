@@ -15,10 +15,10 @@ $(VENV)/.install-stamp: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-# A development secret for the wholesale webhook channel of the shipped config.toml (production
-# passes secrets through the service's environment file, see docs/operations.md).
+# The daemon on $(CONFIG) next to the local marketplace simulators (`invsync simulate`), with
+# development credentials and the demo stock (deploy/run-dev.sh says how). Ctrl-C stops both.
 run: install
-	INVSYNC_WHOLESALE_SECRET=$${INVSYNC_WHOLESALE_SECRET:-dev-secret} $(BIN)/invsync run -c $(CONFIG)
+	@sh deploy/run-dev.sh $(BIN) $(CONFIG)
 
 lint: install
 	$(BIN)/ruff check .

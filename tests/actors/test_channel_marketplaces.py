@@ -1,0 +1,141 @@
+"""The channel actor driving real marketplace adapters against their simulators under faults:
+throttling and 5xx slow the channel down, nothing is lost, a bad SKU fails alone.
+
+Each case runs the real ``ChannelActor`` (real Redis for ``pushed:{channel}``, the system
+clock) in front of the real adapter, talking HTTP to the simulator with injected faults.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from invsync.actors.channel import ChannelActor
+from invsync.actors.clock import SystemClock
+from invsync.actors.messages import AvailabilityChanged
+from invsync.adapters.base import AdapterContext
+from invsync.adapters.registry import make_adapter
+from invsync.adapters.simulators.server import Simulator
+from invsync.daemon.config import Channel, Faults
+from invsync.engine import keys
+from tests.receiver import until
+
+CREDENTIALS = {
+    "MK_SHOPIFY_TOKEN": "shpat_mk",
+    "MK_EBAY_REFRESH": "v^1.1#mk",
+    "MK_EBAY_ID": "ebay-app",
+    "MK_EBAY_SECRET": "ebay-cert",
+    "MK_WALMART_ID": "walmart-client",
+    "MK_WALMART_SECRET": "walmart-s3cret",
+}
+
+
+def channel_for(kind: str, base: str) -> Channel:
+    settings: dict[str, Any] = {
+        "shopify": {
+            "token_env": "MK_SHOPIFY_TOKEN",
+            "options": {"location_id": "1", "timeout_s": 2},
+        },
+        "ebay": {
+            "token_env": "MK_EBAY_REFRESH",
+            "options": {
+                "client_id_env": "MK_EBAY_ID",
+                "client_secret_env": "MK_EBAY_SECRET",
+                "timeout_s": 2,
+            },
+        },
+        "walmart": {
+            "options": {
+                "client_id_env": "MK_WALMART_ID",
+                "client_secret_env": "MK_WALMART_SECRET",
+                "feed_poll_s": 0.05,
+                "timeout_s": 2,
+            },
+        },
+    }[kind]
+    return Channel(
+        id=f"mk-{kind}",
+        kind=kind,  # type: ignore[arg-type]
+        url=f"{base}/{kind}",
+        rate_limit_per_s=200.0,
+        batch_size=40,
+        **settings,
+    )
+
+
+async def _no_values() -> AsyncIterator[AvailabilityChanged]:
+    return
+    yield  # pragma: no cover
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    async with Simulator(port=0, seed=11) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("kind", ["shopify", "ebay", "walmart"])
+async def test_throttling_and_errors_slow_the_channel_but_every_value_arrives(
+    kind: str, simulator: Simulator, session: aiohttp.ClientSession, redis: aioredis.Redis
+) -> None:
+    channel = channel_for(kind, simulator.url)
+    sim = simulator.add(channel, Faults(throttle_rate=0.4, error_rate=0.15))
+    assert sim is not None
+    bad = "BAD-SKU"
+    sim_unlisted: set[str] = getattr(sim, "unlisted")  # noqa: B009 - each simulator has one
+    sim_unlisted.add(bad)
+    adapter = make_adapter(channel, AdapterContext(session=session, redis=redis))
+    assert adapter is not None
+    refused: list[str] = []
+    actor = ChannelActor(
+        f"channel:{channel.id}",
+        channel,
+        adapter,
+        redis,
+        SystemClock(),
+        _no_values,
+        on_permanent=lambda sku, error: refused.append(sku),
+        backoff_base=0.01,
+        backoff_cap=0.2,
+        breaker_threshold=1000,  # this test is about retries, not the breaker
+        rng=random.Random(3),
+    )
+    await redis.delete(keys.pushed(channel.id))
+    await actor.on_activate()
+    try:
+        skus = [f"SKU-{i:03d}" for i in range(60)]
+        for version, sku in enumerate(skus, start=1):
+            await actor.receive(AvailabilityChanged(sku=sku, available=version, version=version))
+        await actor.receive(AvailabilityChanged(sku=bad, available=5, version=1))
+        await until(
+            lambda: all(sim.quantities.get(s) == v for v, s in enumerate(skus, start=1))
+            and refused == [bad],
+            timeout=60,
+            step=0.05,
+        )
+    finally:
+        await actor.on_passivate()
+        await adapter.aclose()
+    assert bad not in sim.quantities
+    throttled = sum(n for key, n in sim.calls.items() if key.endswith(":throttled"))
+    failed = sum(n for key, n in sim.calls.items() if key.split(":")[-1] in {"500", "502", "503"})
+    assert throttled > 0 and failed > 0, sim.calls  # the faults did happen
+    pushed = await redis.hgetall(keys.pushed(channel.id))
+    assert len(pushed) == 60 and bad.encode() not in pushed

@@ -7,13 +7,21 @@ first use, so a deployment without MQTT or EDI channels never loads their code.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import cast
 
 from ..daemon.config import Channel, resolve_secret
 from .base import AdapterContext, ChannelAdapter
 
-__all__ = ["ADAPTER_MODULES", "MissingSecret", "make_adapter", "require_secret", "secret_option"]
+__all__ = [
+    "ADAPTER_MODULES",
+    "MissingSecret",
+    "make_adapter",
+    "module_for",
+    "require_secret",
+    "secret_option",
+]
 
 #: Channel kind -> the module under ``adapters/`` that speaks it.
 ADAPTER_MODULES: dict[str, str] = {
@@ -62,19 +70,27 @@ def secret_option(channel: Channel, key: str, *, required: bool = True) -> str |
     return value
 
 
+def module_for(kind: str, modules: Mapping[str, str], package: str) -> ModuleType | None:
+    """The module of ``package`` that ``modules`` names for ``kind``, imported on first use;
+    None when the kind has none (an import error inside that module still propagates)."""
+    name = modules.get(kind)
+    if name is None:
+        return None
+    try:
+        return importlib.import_module(f".{name}", package)
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.{name}":
+            raise
+        return None
+
+
 def make_adapter(channel: Channel, ctx: AdapterContext) -> ChannelAdapter | None:
     """The adapter for ``channel``; None for kinds without one.
 
     Raises ValueError (MissingSecret names the variable) when the channel's config cannot work.
     """
-    module_name = ADAPTER_MODULES.get(channel.kind)
-    if module_name is None:
-        return None
-    try:
-        module = importlib.import_module(f".{module_name}", __package__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{module_name}":
-            raise
+    module = module_for(channel.kind, ADAPTER_MODULES, __package__ or "invsync.adapters")
+    if module is None:
         return None
     create = cast(Callable[[Channel, AdapterContext], ChannelAdapter], module.create)
     return create(channel, ctx)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import random
 from collections.abc import Callable
 from types import TracebackType
@@ -37,6 +36,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ...daemon.config import Channel, Config, Faults
+from ..registry import module_for
 from .core import NO_FAULTS, SimChannel, SimLine, SimOrder, json_response
 
 __all__ = ["SIMULATOR_MODULES", "Simulator", "make_sim_channel"]
@@ -67,14 +67,8 @@ def make_sim_channel(
     channel: Channel, faults: Faults = NO_FAULTS, rng: random.Random | None = None
 ) -> SimChannel | None:
     """The simulator of ``channel``'s kind, or None when the kind has none."""
-    name = SIMULATOR_MODULES.get(channel.kind)
-    if name is None:
-        return None
-    try:
-        module = importlib.import_module(f".{name}", __package__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.{name}":
-            raise
+    module = module_for(channel.kind, SIMULATOR_MODULES, __package__ or "")
+    if module is None:
         return None
     create = cast(Callable[[Channel, Faults, random.Random], SimChannel], module.create)
     return create(channel, faults, rng or random.Random())

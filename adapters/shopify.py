@@ -917,11 +917,13 @@ class ShopifyAdapter(BaseAdapter):
                         0,
                     )
                 found[sku] = _Found(gid=item.id, available=available)
-        for sku, seen in found.items():
-            if seen.matches == 1:
-                self._items[sku] = seen.gid
-                if seen.available is not None:
-                    self._known[sku] = seen.available
+            # Cached chunk by chunk: a lookup throttled half-way keeps what it already paid for.
+            for sku in chunk:
+                seen = found.get(sku)
+                if seen is not None and seen.matches == 1:
+                    self._items[sku] = seen.gid
+                    if seen.available is not None:
+                        self._known[sku] = seen.available
         return found
 
     async def read_back(self, skus: Sequence[str]) -> dict[str, int]:

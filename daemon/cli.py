@@ -824,3 +824,25 @@ def bench_feed(
     )
     if as_json:
         click.echo(json.dumps(figures))
+
+
+@bench.command("channels")
+@config_option
+@click.option("--skus", default=2000, show_default=True, help="SKUs in each channel's full sync.")
+@click.option(
+    "--channel", "only", multiple=True, help="Only this channel id (repeatable); default all."
+)
+@click.option("--json", "as_json", is_flag=True, help="Emit the figures as one JSON object.")
+def bench_channels(
+    config_path: Path | None, skus: int, only: tuple[str, ...], as_json: bool
+) -> None:
+    """Full sync of N SKUs on each simulated marketplace: seconds, SKUs/s, call p50/p99."""
+    from .bench_channels import render, run_channels_bench
+
+    config = _load(config_path)
+    try:
+        figures = run_loop(run_channels_bench(config, skus, list(only) or None))
+    except ValueError as exc:
+        click.echo(f"invsync bench channels: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(figures) if as_json else render(figures))

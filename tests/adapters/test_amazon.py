@@ -1,0 +1,752 @@
+"""Amazon Selling Partner API: the adapter against the simulated SP-API over loopback HTTP.
+
+Every payload is validated against Amazon's own definitions, vendored verbatim in
+``schemas/amazon/`` (``SOURCES.md`` names the repository, path and commit of each): the
+``ListingsItemPatchRequest`` and answers of the Listings Items model, the JSON_LISTINGS_FEED
+schema and its processing report, the Feeds API model, and the ORDER_CHANGE notification.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jsonschema
+import pytest
+
+from invsync.adapters import amazon as amazon_module
+from invsync.adapters.amazon import AmazonAdapter, create
+from invsync.adapters.base import (
+    AdapterContext,
+    BadWebhook,
+    Retryable,
+    Throttled,
+    Unauthorized,
+    Update,
+)
+from invsync.adapters.registry import MissingSecret, make_adapter
+from invsync.adapters.signing import SIGNATURE_HEADER, sign
+from invsync.adapters.simulators.amazon import AmazonSellingPartner
+from invsync.adapters.simulators.core import SimLine, SimOrder
+from invsync.adapters.simulators.server import Simulator
+from invsync.daemon.config import Channel, Faults
+from invsync.daemon.events import OrderCancelled, OrderCreated, OrderFulfilled, convert_events
+
+SCHEMAS = Path(__file__).parent / "schemas" / "amazon"
+REFRESH_TOKEN = "Atzr|refresh-token"
+CLIENT_ID = "amzn1.application-oa2-client.invsync"
+CLIENT_SECRET = "lwa-client-secret"
+RELAY_SECRET = "relay-secret"
+SELLER = "A2SELLER0TEST"
+MARKETPLACE = "ATVPDKIKX0DER"
+
+
+def _load(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+LISTINGS_MODEL = _load("listingsItems_2021-08-01.json")
+FEEDS_MODEL = _load("feeds_2021-06-30.json")
+FEED_SCHEMA = _load("listings-feed-schema-v2.json")
+REPORT_SCHEMA = _load("listings-feed-processing-report-schema-v2.json")
+ORDER_CHANGE_SCHEMA = _load("OrderChangeNotification.json")
+
+
+def conforms_to_model(document: Any, model: dict[str, Any], definition: str) -> None:
+    """Validate against one definition of a Swagger 2.0 model (its ``$ref``s resolved in it)."""
+    schema = {"$ref": f"#/definitions/{definition}", "definitions": model["definitions"]}
+    jsonschema.Draft4Validator(schema).validate(document)
+
+
+class FakeClock:
+    """Monotonic seconds that move only when told (starts at the real monotonic time, so token
+    buckets created on the real clock do not see time run backwards)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMZ_REFRESH_TOKEN", REFRESH_TOKEN)
+    monkeypatch.setenv("AMZ_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("AMZ_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("AMZ_RELAY_SECRET", RELAY_SECRET)
+
+
+def amazon_channel(url: str, **options: Any) -> Channel:
+    """An amazon channel on the simulator: LWA at the simulator, fast feed polling."""
+    return Channel(
+        id="amazon-us",
+        kind="amazon",
+        url=f"{url}/amazon",
+        token_env="AMZ_REFRESH_TOKEN",
+        secret_env="AMZ_RELAY_SECRET",
+        options={
+            "seller_id": SELLER,
+            "marketplace_id": MARKETPLACE,
+            "client_id_env": "AMZ_CLIENT_ID",
+            "client_secret_env": "AMZ_CLIENT_SECRET",
+            "token_url": f"{url}/amazon/auth/o2/token",
+            "feed_poll_s": 0.02,
+            "feed_timeout_s": 3.0,
+            "timeout_s": 2.0,
+            **options,
+        },
+    )
+
+
+def mount(
+    simulator: Simulator,
+    session: aiohttp.ClientSession,
+    faults: Faults | None = None,
+    ctx: AdapterContext | None = None,
+    **options: Any,
+) -> tuple[AmazonSellingPartner, AmazonAdapter]:
+    channel = amazon_channel(simulator.url, **options)
+    sim = simulator.add(channel, faults or Faults())
+    assert isinstance(sim, AmazonSellingPartner)
+    sim.feed_delay_s = 0.05
+    adapter = create(channel, ctx or AdapterContext(session=session))
+    return sim, adapter
+
+
+def updates(*pairs: tuple[str, int]) -> list[Update]:
+    return [Update(sku=sku, available=qty, version=n + 1) for n, (sku, qty) in enumerate(pairs)]
+
+
+def many(n: int, prefix: str = "SKU") -> list[Update]:
+    return updates(*((f"{prefix}-{i:03d}", i) for i in range(n)))
+
+
+def bodies(sim: AmazonSellingPartner, operation: str) -> list[Any]:
+    return [json.loads(raw) for op, raw in sim.received if op == operation]
+
+
+async def raw_token(session: aiohttp.ClientSession, sim: AmazonSellingPartner) -> str:
+    form = {"grant_type": "refresh_token", "refresh_token": REFRESH_TOKEN,
+            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    async with session.post(f"{sim.channel.url}/auth/o2/token", data=form) as resp:
+        assert resp.status == 200
+        token: str = (await resp.json())["access_token"]
+    return token
+
+
+# --- single updates ---------------------------------------------------------------------------
+
+
+async def test_small_batch_patches_each_sku_with_a_valid_listings_item_patch_request(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    results = await adapter.push(updates(("TEE-BLK-M", 7), ("CAP/RED 1", 0)))
+
+    assert [(r.sku, r.outcome) for r in results] == [("TEE-BLK-M", "ok"), ("CAP/RED 1", "ok")]
+    assert sim.quantities == {"TEE-BLK-M": 7, "CAP/RED 1": 0}
+    patches = bodies(sim, "patchListingsItem")
+    assert len(patches) == 2
+    for body in patches:
+        conforms_to_model(body, LISTINGS_MODEL, "ListingsItemPatchRequest")
+    assert patches[0] == {
+        "productType": "PRODUCT",
+        "patches": [{
+            "op": "replace",
+            "path": "/attributes/fulfillment_availability",
+            "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 7}],
+        }],
+    }
+    assert sim.feeds == {}
+    assert sim.calls["patchListingsItem:ok"] == 2
+
+
+async def test_product_type_and_channel_code_come_from_the_options(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, product_type="LUGGAGE")
+    await adapter.push(updates(("BAG-1", 4)))
+    (body,) = bodies(sim, "patchListingsItem")
+    conforms_to_model(body, LISTINGS_MODEL, "ListingsItemPatchRequest")
+    assert body["productType"] == "LUGGAGE"
+    assert body["patches"][0]["value"] == [{"fulfillment_channel_code": "DEFAULT", "quantity": 4}]
+
+
+async def test_unlisted_sku_is_permanent_and_only_that_sku(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.unlisted.add("GHOST")
+    results = await adapter.push(updates(("A", 1), ("GHOST", 2), ("B", 3)))
+
+    assert [(r.sku, r.outcome) for r in results] == [
+        ("A", "ok"), ("GHOST", "permanent"), ("B", "ok"),
+    ]
+    assert results[1].error is not None and "90220" in results[1].error
+    assert sim.quantities == {"A": 1, "B": 3}
+
+
+async def test_simulator_answers_conform_to_the_listings_items_model(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, _ = mount(simulator, session)
+    sim.unlisted.add("GHOST")
+    token = await raw_token(session, sim)
+    headers = {"x-amz-access-token": token}
+    base = f"{sim.channel.url}/listings/2021-08-01/items/{SELLER}"
+    params = {"marketplaceIds": MARKETPLACE}
+    good = {"productType": "PRODUCT", "patches": [{
+        "op": "replace", "path": "/attributes/fulfillment_availability",
+        "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 5}]}]}
+
+    async with session.patch(f"{base}/A", json=good, params=params, headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.headers["x-amzn-RateLimit-Limit"] == "5.0"
+        accepted = await resp.json()
+    conforms_to_model(accepted, LISTINGS_MODEL, "ListingsItemSubmissionResponse")
+    assert accepted["status"] == "ACCEPTED"
+
+    async with session.patch(f"{base}/GHOST", json=good, params=params, headers=headers) as resp:
+        invalid = await resp.json()
+    conforms_to_model(invalid, LISTINGS_MODEL, "ListingsItemSubmissionResponse")
+    assert invalid["status"] == "INVALID" and invalid["issues"][0]["severity"] == "ERROR"
+
+    got_params = {**params, "includedData": "summaries,fulfillmentAvailability"}
+    async with session.get(f"{base}/A", params=got_params, headers=headers) as resp:
+        assert resp.status == 200
+        item = await resp.json()
+    conforms_to_model(item, LISTINGS_MODEL, "Item")
+    assert item["fulfillmentAvailability"] == [{"fulfillmentChannelCode": "DEFAULT", "quantity": 5}]
+
+    async with session.get(f"{base}/NEVER", params=got_params, headers=headers) as resp:
+        assert resp.status == 404
+        conforms_to_model(await resp.json(), LISTINGS_MODEL, "ErrorList")
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"op": "remove", "path": "/attributes/fulfillment_availability", "value": [{}]},
+        {"op": "replace", "path": "/attributes/fulfillment_availability/0/quantity",
+         "value": [{"quantity": 1}]},
+        {"op": "replace", "path": "/fulfillment_availability", "value": [{}]},
+        {"op": "replace", "path": "/attributes/fulfillment_availability"},
+    ],
+    ids=["unknown-op", "nested-path", "not-an-attribute", "no-value"],
+)
+async def test_a_bad_patch_is_refused_with_400_errors(
+    simulator: Simulator, session: aiohttp.ClientSession, patch: dict[str, Any]
+) -> None:
+    sim, _ = mount(simulator, session)
+    token = await raw_token(session, sim)
+    body = {"productType": "PRODUCT", "patches": [patch]}
+    async with session.patch(
+        f"{sim.channel.url}/listings/2021-08-01/items/{SELLER}/A",
+        json=body,
+        params={"marketplaceIds": MARKETPLACE},
+        headers={"x-amz-access-token": token},
+    ) as resp:
+        assert resp.status == 400
+        answer = await resp.json()
+    conforms_to_model(answer, LISTINGS_MODEL, "ErrorList")
+    assert answer["errors"][0]["code"] == "InvalidInput"
+    assert sim.quantities == {}
+
+
+# --- bulk: JSON_LISTINGS_FEED -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compressed", [True, False], ids=["gzip-report", "plain-report"])
+async def test_large_batch_goes_as_one_json_listings_feed(
+    simulator: Simulator, session: aiohttp.ClientSession, compressed: bool
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.compress_reports = compressed
+    batch = many(25)
+    results = await adapter.push(batch)
+
+    assert [r.outcome for r in results] == ["ok"] * 25
+    assert sim.quantities == {u.sku: u.available for u in batch}
+    assert bodies(sim, "patchListingsItem") == []
+    (spec,) = bodies(sim, "createFeedDocument")
+    conforms_to_model(spec, FEEDS_MODEL, "CreateFeedDocumentSpecification")
+    assert spec == {"contentType": "application/json; charset=UTF-8"}
+    (feed,) = bodies(sim, "uploadFeedDocument")
+    jsonschema.validate(feed, FEED_SCHEMA)
+    assert feed["header"] == {"sellerId": SELLER, "version": "2.0"}
+    assert [m["messageId"] for m in feed["messages"]] == list(range(1, 26))
+    assert feed["messages"][3]["patches"][0]["value"] == [
+        {"fulfillment_channel_code": "DEFAULT", "quantity": 3}
+    ]
+    (created,) = bodies(sim, "createFeed")
+    conforms_to_model(created, FEEDS_MODEL, "CreateFeedSpecification")
+    assert created["feedType"] == "JSON_LISTINGS_FEED"
+    assert created["marketplaceIds"] == [MARKETPLACE]
+    assert sim.calls["getFeedDocument:ok"] == 1
+
+
+async def test_feed_partial_failure_makes_only_the_unlisted_sku_permanent(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    batch = many(22)
+    sim.unlisted.add(batch[7].sku)
+    results = await adapter.push(batch)
+
+    failed = [(r.sku, r.outcome) for r in results if r.outcome != "ok"]
+    assert failed == [(batch[7].sku, "permanent")]
+    assert results[7].error is not None and "condition_type" in results[7].error
+    assert batch[7].sku not in sim.quantities and len(sim.quantities) == 21
+    (feed,) = sim.feeds.values()
+    assert feed.result_document_id is not None
+    report_doc = sim.documents[feed.result_document_id]
+    assert report_doc.content is not None
+    report = json.loads(gzip.decompress(report_doc.content))
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert report["summary"]["messagesInvalid"] == 1
+    assert report["issues"][0]["messageId"] == 8
+
+
+async def test_a_fatal_feed_refuses_every_sku_with_its_feed_level_issue(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, _ = mount(simulator, session)
+    wrong_seller = amazon_channel(simulator.url, seller_id="A9OTHERSELLER")
+    adapter = create(wrong_seller, AdapterContext(session=session))
+    results = await adapter.push(many(21))
+
+    assert {r.outcome for r in results} == {"permanent"}
+    assert results[0].error is not None and "sellerId A9OTHERSELLER" in results[0].error
+    (feed,) = sim.feeds.values()
+    assert feed.status == "FATAL" and sim.quantities == {}
+    assert feed.result_document_id is not None
+    content = sim.documents[feed.result_document_id].content
+    assert content is not None
+    jsonschema.validate(json.loads(gzip.decompress(content)), REPORT_SCHEMA)
+
+
+async def test_unlisted_prefix_option_marks_skus_without_a_listing(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, unlisted_prefix="NEW-")
+    results = await adapter.push(updates(("NEW-1", 1), ("OLD-1", 1)))
+    assert [r.outcome for r in results] == ["permanent", "ok"]
+    assert sim.quantities == {"OLD-1": 1}
+
+
+async def test_feeds_simulator_answers_conform_to_the_feeds_model(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, _ = mount(simulator, session)
+    sim.feed_delay_s = 0.0
+    headers = {"x-amz-access-token": await raw_token(session, sim)}
+    feeds = f"{sim.channel.url}/feeds/2021-06-30"
+    spec = {"contentType": "application/json; charset=UTF-8"}
+    async with session.post(f"{feeds}/documents", json=spec, headers=headers) as resp:
+        assert resp.status == 201
+        document = await resp.json()
+    conforms_to_model(document, FEEDS_MODEL, "CreateFeedDocumentResponse")
+    feed_doc = {"header": {"sellerId": SELLER, "version": "2.0"}, "messages": [{
+        "messageId": 1, "sku": "A", "operationType": "PATCH", "productType": "PRODUCT",
+        "patches": [{"op": "replace", "path": "/attributes/fulfillment_availability",
+                     "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 2}]}]}]}
+    async with session.put(document["url"], data=json.dumps(feed_doc),
+                           headers={"Content-Type": spec["contentType"]}) as resp:
+        assert resp.status == 200
+    async with session.put(document["url"] + "x", data=b"{}",
+                           headers={"Content-Type": spec["contentType"]}) as resp:
+        assert resp.status == 403  # a presigned URL is only good with its signature
+    create_spec = {"feedType": "JSON_LISTINGS_FEED", "marketplaceIds": [MARKETPLACE],
+                   "inputFeedDocumentId": document["feedDocumentId"]}
+    async with session.post(f"{feeds}/feeds", json=create_spec, headers=headers) as resp:
+        assert resp.status == 202
+        created = await resp.json()
+    conforms_to_model(created, FEEDS_MODEL, "CreateFeedResponse")
+    async with session.get(f"{feeds}/feeds/{created['feedId']}", headers=headers) as resp:
+        feed = await resp.json()
+    conforms_to_model(feed, FEEDS_MODEL, "Feed")
+    assert feed["processingStatus"] == "DONE"
+    async with session.get(
+        f"{feeds}/documents/{feed['resultFeedDocumentId']}", headers=headers
+    ) as resp:
+        result = await resp.json()
+    conforms_to_model(result, FEEDS_MODEL, "FeedDocument")
+    assert result["compressionAlgorithm"] == "GZIP"
+    async with session.get(result["url"]) as resp:
+        report = json.loads(gzip.decompress(await resp.read()))
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert report["summary"]["messagesAccepted"] == 1
+    assert sim.quantities == {"A": 2}
+
+
+async def test_feed_not_processed_in_time_reports_every_sku_retryable(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, feed_timeout_s=0.2, feed_poll_s=0.05)
+    sim.feed_delay_s = 60.0
+    batch = many(21)
+    results = await adapter.push(batch)
+
+    assert {r.outcome for r in results} == {"retryable"}
+    assert results[0].error is not None and "not processed within 0.2 s" in results[0].error
+    assert sim.calls["getFeed:ok"] >= 2
+    assert sim.quantities == {}
+
+
+async def test_feed_throttled_at_create_raises_throttled_with_the_documented_wait(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.set_limit("createFeedDocument", 0.0083, 0)
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(many(21))
+    assert caught.value.retry_after == pytest.approx(1 / 0.0083)
+    assert sim.feeds == {}
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+async def test_one_token_serves_many_calls_and_goes_in_x_amz_access_token(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    await adapter.push(updates(("A", 1)))
+    await adapter.push(updates(("B", 2)))
+    await adapter.read_back(["A", "B"])
+    assert sim.token_grants == 1 and adapter.tokens.fetches == 1
+    assert sim.calls["lwaToken:ok"] == 1
+
+
+async def test_expiring_token_is_fetched_again_before_use(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock()
+    sim, adapter = mount(simulator, session, ctx=AdapterContext(session=session, monotonic=clock))
+    sim.clock = clock
+    sim.token_lifetime_s = 120.0
+    await adapter.push(updates(("A", 1)))
+    clock.advance(70.0)  # inside the refresh margin, not yet expired on Amazon's side
+    await adapter.push(updates(("A", 2)))
+
+    assert sim.token_grants == 2
+    assert sim.calls["patchListingsItem:ok"] == 2
+    assert not any(k.endswith((":401", ":403")) for k in sim.calls)
+
+
+async def test_token_expired_on_amazon_is_refreshed_after_the_403_and_retried(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim_clock = FakeClock()
+    sim.clock = sim_clock
+    sim.token_lifetime_s = 120.0
+    await adapter.push(updates(("A", 1)))
+    sim_clock.advance(200.0)  # Amazon's clock says expired; ours does not know yet
+    results = await adapter.push(updates(("A", 2)))
+
+    assert [r.outcome for r in results] == ["ok"]
+    assert sim.calls["patchListingsItem:403"] == 1
+    assert sim.token_grants == 2 and sim.quantities == {"A": 2}
+
+
+async def test_revoked_token_answers_401_and_is_replaced_once(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    await adapter.push(updates(("A", 1)))
+    sim.revoke()
+    results = await adapter.push(updates(("A", 5)))
+
+    assert [r.outcome for r in results] == ["ok"]
+    assert sim.calls["patchListingsItem:401"] == 1
+    assert sim.token_grants == 2 and sim.quantities == {"A": 5}
+
+
+async def test_a_refused_refresh_token_is_unauthorized(
+    simulator: Simulator, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, _ = mount(simulator, session)
+    monkeypatch.setenv("AMZ_REFRESH_TOKEN", "Atzr|revoked")
+    adapter = create(amazon_channel(simulator.url), AdapterContext(session=session))
+    with pytest.raises(Unauthorized, match="invalid_grant"):
+        await adapter.push(updates(("A", 1)))
+    assert sim.calls["lwaToken:400"] == 1 and sim.quantities == {}
+
+
+# --- throttling -------------------------------------------------------------------------------
+
+
+async def test_throttled_push_reports_retry_after_from_the_rate_limit_header(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.set_limit("patchListingsItem", 0.5, 2)
+    results = await adapter.push(updates(("A", 1), ("B", 2), ("C", 3), ("D", 4)))
+
+    assert [(r.sku, r.outcome) for r in results] == [
+        ("A", "ok"), ("B", "ok"), ("C", "throttled"), ("D", "throttled"),
+    ]
+    assert results[2].retry_after == pytest.approx(2.0)  # x-amzn-RateLimit-Limit: 0.5
+    assert results[3].retry_after == pytest.approx(2.0)
+    assert sim.quantities == {"A": 1, "B": 2}
+
+
+async def test_throttled_first_call_raises_throttled_with_retry_after(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.set_limit("patchListingsItem", 0.25, 0)
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(updates(("A", 1)))
+    assert caught.value.retry_after == pytest.approx(4.0)
+
+
+async def test_a_short_throttle_is_waited_out_within_the_batch(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.set_limit("patchListingsItem", 50.0, 1)
+    results = await adapter.push(updates(("A", 1), ("B", 2), ("C", 3)))
+
+    assert [r.outcome for r in results] == ["ok", "ok", "ok"]
+    assert sim.calls["patchListingsItem:429"] >= 1
+    assert sim.quantities == {"A": 1, "B": 2, "C": 3}
+
+
+async def test_a_throttle_without_the_header_falls_back_to_the_documented_rate(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, throttle_wait_s=0)
+    await adapter.push(updates(("A", 1)))  # a token first, so the fault hits the PATCH
+    sim.faults = Faults(throttle_rate=1.0)  # SP-API's 429 without x-amzn-RateLimit-Limit
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(updates(("A", 2)))
+    assert caught.value.retry_after == pytest.approx(1 / 5.0)  # patchListingsItem: 5 rps
+
+
+async def test_a_throttled_token_endpoint_is_throttled_not_a_loop(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, faults=Faults(throttle_rate=1.0))
+    with pytest.raises(Throttled) as caught:
+        await adapter.push(updates(("A", 1)))
+    assert caught.value.retry_after is None  # LWA documents no rate to derive one from
+    assert sim.calls["lwaToken:throttled"] == 1
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+async def test_server_errors_are_retryable(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    await adapter.push(updates(("A", 1)))  # a token first, so the fault hits the PATCH
+    sim.faults = Faults(error_rate=1.0)
+    with pytest.raises(Retryable):
+        await adapter.push(updates(("A", 2)))
+    assert sim.quantities == {"A": 1}
+
+
+async def test_a_timeout_is_retryable(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, timeout_s=0.2)
+    await adapter.push(updates(("A", 1)))
+    sim.faults = Faults(timeout_rate=1.0, timeout_s=0.5)
+    with pytest.raises(Retryable, match="no answer"):
+        await adapter.push(updates(("A", 2)))
+
+
+# --- read-back --------------------------------------------------------------------------------
+
+
+async def test_read_back_sees_drift_and_leaves_out_skus_without_a_listing(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.unlisted.add("GHOST")
+    await adapter.push(updates(("A", 4), ("B", 9), ("GHOST", 1)))
+    sim.set_quantity("B", 2)  # edited in Seller Central behind our back
+
+    assert await adapter.read_back(["A", "B", "GHOST", "NEVER-PUSHED"]) == {"A": 4, "B": 2}
+    assert sim.calls["getListingsItem:404"] == 2
+
+
+# --- ORDER_CHANGE notifications ---------------------------------------------------------------
+
+
+def _order(status: str = "created") -> SimOrder:
+    return SimOrder(
+        order_id="113-5551212-0000001",
+        lines=(SimLine(sku="TEE-BLK-M", qty=2), SimLine(sku="CAP-RED", qty=1)),
+        status=status,
+        region="CA",
+        created_ms=1_700_000_000_000,
+    )
+
+
+def _change(body: bytes, **summary: Any) -> bytes:
+    doc = json.loads(body)
+    doc["Payload"]["OrderChangeNotification"]["Summary"].update(summary)
+    return json.dumps(doc).encode()
+
+
+def _signed(body: bytes) -> dict[str, str]:
+    return {"Content-Type": "application/json", SIGNATURE_HEADER: sign(RELAY_SECRET, body)}
+
+
+@pytest.mark.parametrize(
+    ("status", "event_type", "cls"),
+    [
+        ("created", "order.created", OrderCreated),
+        ("cancelled", "order.cancelled", OrderCancelled),
+        ("fulfilled", "order.fulfilled", OrderFulfilled),
+    ],
+)
+async def test_order_change_notification_is_valid_and_translates(
+    simulator: Simulator,
+    session: aiohttp.ClientSession,
+    status: str,
+    event_type: str,
+    cls: type,
+) -> None:
+    sim, adapter = mount(simulator, session)
+    made = sim.order_notification(_order(status))
+    assert made is not None
+    headers, body = made
+    jsonschema.validate(json.loads(body), ORDER_CHANGE_SCHEMA)
+
+    objects = adapter.parse_webhook(headers, body)
+    (event,) = convert_events(objects)
+    assert isinstance(event, cls)
+    assert objects[0]["type"] == event_type
+    assert objects[0]["id"] == f"amazon-us-113-5551212-0000001-{status}"
+    assert objects[0]["order_id"] == "113-5551212-0000001"
+    if status == "created":
+        assert objects[0]["lines"] == [{"sku": "TEE-BLK-M", "qty": 2}, {"sku": "CAP-RED", "qty": 1}]
+        assert objects[0]["ship_to"] == {"country": "US", "postal_code": "94105"}
+    else:
+        assert "lines" not in objects[0]  # the whole order
+
+
+async def test_pending_then_unshipped_give_one_created_event_id(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    made = sim.order_notification(_order())
+    assert made is not None
+    unshipped = made[1]
+    pending = _change(unshipped, OrderStatus="Pending")
+    jsonschema.validate(json.loads(pending), ORDER_CHANGE_SCHEMA)
+
+    first = adapter.parse_webhook(_signed(pending), pending)
+    again = adapter.parse_webhook(_signed(unshipped), unshipped)
+    assert first[0]["id"] == again[0]["id"] and first[0]["type"] == "order.created"
+
+
+async def test_amazon_fulfilled_and_partially_shipped_orders_and_other_types_give_no_events(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    made = sim.order_notification(_order())
+    assert made is not None
+    afn = _change(made[1], FulfillmentType="AFN")
+    partial = _change(made[1], OrderStatus="PartiallyShipped")
+    other = json.dumps({"NotificationType": "ANY_OFFER_CHANGED", "Payload": {}}).encode()
+    for body in (afn, partial, other):
+        assert adapter.parse_webhook(_signed(body), body) == []
+
+
+async def test_an_eventbridge_event_around_the_notification_is_unwrapped(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    made = sim.order_notification(_order("cancelled"))
+    assert made is not None
+    event = {
+        "version": "0",
+        "detail-type": "ORDER_CHANGE",
+        "source": "aws.partner/sellingpartnerapi.amazon.com",
+        "detail": json.loads(made[1]),
+    }
+    body = json.dumps(event).encode()
+    (obj,) = adapter.parse_webhook(_signed(body), body)
+    assert obj["type"] == "order.cancelled"
+
+
+async def test_forged_or_unsigned_notifications_are_refused(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    made = sim.order_notification(_order())
+    assert made is not None
+    headers, body = made
+    forged = {**headers, SIGNATURE_HEADER: sign("not-the-secret", body)}
+    unsigned = {"Content-Type": "application/json"}
+    tampered = body.replace(b'"Quantity":2', b'"Quantity":20')
+    for hdrs, raw in ((forged, body), (unsigned, body), (headers, tampered)):
+        with pytest.raises(BadWebhook) as caught:
+            adapter.parse_webhook(hdrs, raw)
+        assert caught.value.unauthorized
+
+
+async def test_a_signed_but_malformed_notification_is_a_bad_webhook(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    _, adapter = mount(simulator, session)
+    for body in (b"not json", b'{"NotificationType": "ORDER_CHANGE", "Payload": {}}'):
+        with pytest.raises(BadWebhook) as caught:
+            adapter.parse_webhook(_signed(body), body)
+        assert not caught.value.unauthorized
+
+
+async def test_a_placed_order_takes_units_off_and_is_notified(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    await adapter.push(updates(("A", 5)))
+    async with session.post(
+        f"{simulator.url}/_sim/amazon-us/orders", json={"lines": [{"sku": "A", "qty": 2}]}
+    ) as resp:
+        assert resp.status == 200
+    assert await adapter.read_back(["A"]) == {"A": 3}
+    (_, _, order), = simulator.sent
+    made = sim.order_notification(order)
+    assert made is not None
+    (event,) = convert_events(adapter.parse_webhook(*made))
+    assert isinstance(event, OrderCreated) and [(x.sku, x.qty) for x in event.lines] == [("A", 2)]
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+async def test_config_errors_name_what_is_missing(
+    simulator: Simulator, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = AdapterContext(session=session)
+    channel = amazon_channel(simulator.url)
+    assert isinstance(make_adapter(channel, ctx), AmazonAdapter)
+    no_seller = {k: v for k, v in channel.options.items() if k != "seller_id"}
+    with pytest.raises(ValueError, match=r"options\.seller_id"):
+        create(Channel(**{**_fields(channel), "options": no_seller}), ctx)
+    with pytest.raises(ValueError, match=r"options\.feed_poll_s"):
+        create(amazon_channel(simulator.url, feed_poll_s=0), ctx)
+    monkeypatch.delenv("AMZ_CLIENT_SECRET")
+    with pytest.raises(MissingSecret, match="client_secret_env"):
+        create(channel, ctx)
+    assert amazon_module.USAGE_PLANS["patchListingsItem"] == (5.0, 5)
+
+
+def _fields(channel: Channel) -> dict[str, Any]:
+    return {f: getattr(channel, f) for f in channel.__struct_fields__}

@@ -45,7 +45,7 @@ def test_check_config_accepts_the_shipped_config() -> None:
     done = invsync(REPO / "config.toml", "check-config")
     assert done.returncode == 0, done.stderr
     assert "OK" in done.stdout
-    assert "3 location(s), 6 channel(s), 1 bundle(s)" in done.stdout
+    assert "3 location(s), 7 channel(s), 1 bundle(s)" in done.stdout
 
 
 def test_check_config_accepts_a_written_config(config: Path) -> None:

@@ -56,13 +56,19 @@ def test_shipped_config_loads() -> None:
         "walmart",
         "tiktok",
         "wholesale",
+        "retail-edi",
     ]
-    wholesale = config.channels[-1]
+    by_id = {ch.id: ch for ch in config.channels}
+    wholesale = by_id["wholesale"]
     assert wholesale.kind == "webhook"
     assert wholesale.url == "http://127.0.0.1:8090/webhooks/wholesale"
     assert wholesale.secret_env == "INVSYNC_WHOLESALE_SECRET"
-    for ch in config.channels[:-1]:
+    for ch in config.channels[:5]:
         assert ch.url == f"http://127.0.0.1:8090/{ch.kind}"
+    edi = by_id["retail-edi"]
+    assert (edi.kind, edi.url, edi.options["folder"]) == ("edi846", None, "edi/outbox")
+    assert (config.simulator.host, config.simulator.port) == ("127.0.0.1", 8090)
+    assert config.simulator.orders_per_minute > 0
     assert config.bundle_map()["KIT-TEE-CAP"].components == {"TEE-BLK-M": 1, "CAP-RED": 1}
 
 

@@ -184,6 +184,18 @@ async def test_every_intake_reaches_every_channel_under_its_own_policy(
             }
             await wait_converged(api, receivers, before, 15)
 
+            # A malformed MQTT message is acknowledged (it would come back forever) and kept
+            # as a bad_event exception naming its topic.
+            await publish(mqtt_url, f"{prefix}in/stock/store-sf", {"id": "m-bad", "sku": "TEE"})
+
+            async def bad_event() -> dict[str, Any] | None:
+                status, body = await api.request("GET", "/v1/exceptions?kind=bad_event")
+                return body["items"][0] if status == 200 and body["items"] else None
+
+            bad = await poll(bad_event, 10, "a bad_event exception for the MQTT message")
+            assert bad["event_id"] == "m-bad"
+            assert bad["details"]["source"] == f"mqtt:{prefix}in/stock/store-sf"
+
             # A forged order webhook is refused and records nothing.
             forged = json.dumps(order("f-1", "wholesale", "F-1", "TEE", 5)).encode()
             status, body = await api.request(

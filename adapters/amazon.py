@@ -78,7 +78,17 @@ from .base import (
     Unauthorized,
     Update,
 )
-from .http import HttpReply, base_url, check, header, option_str, send, timeout_for
+from .http import (
+    HttpReply,
+    base_url,
+    check,
+    header,
+    option_int,
+    option_number,
+    option_str,
+    send,
+    timeout_for,
+)
 from .registry import require_secret, secret_option
 from .signing import SIGNATURE_HEADER, verify
 from .tokens import TokenSource, form_grant, with_token
@@ -374,29 +384,6 @@ def create(channel: Channel, ctx: AdapterContext) -> AmazonAdapter:
     )
 
 
-def _number(channel: Channel, name: str, default: float, *, zero: bool = False) -> float:
-    value = channel.options.get(name, default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero)
-    ):
-        bound = ">= 0" if zero else "> 0"
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be a number {bound} (got {value!r})"
-        )
-    return float(value)
-
-
-def _count(channel: Channel, name: str, default: int) -> int:
-    value = channel.options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be an integer >= 0 (got {value!r})"
-        )
-    return value
 
 
 def rate_limit_wait(reply: HttpReply, operation: str) -> float:
@@ -454,12 +441,12 @@ class AmazonAdapter(BaseAdapter):
         self._marketplace = option_str(channel, "marketplace_id")
         self._product_type = option_str(channel, "product_type", "PRODUCT")
         self._channel_code = option_str(channel, "fulfillment_channel_code", "DEFAULT")
-        self._feed_threshold = _count(channel, "feed_threshold", 20)
-        self._feed_poll_s = _number(channel, "feed_poll_s", 15.0)
-        self._feed_timeout_s = _number(channel, "feed_timeout_s", 300.0)
+        self._feed_threshold = option_int(channel, "feed_threshold", 20)
+        self._feed_poll_s = option_number(channel, "feed_poll_s", 15.0, above=True)
+        self._feed_timeout_s = option_number(channel, "feed_timeout_s", 300.0, above=True)
         # Throttled single PATCHes wait this long in all (a patch slot frees every 0.2 s) before
         # the rest of the batch is handed back as throttled.
-        self._throttle_wait_s = _number(channel, "throttle_wait_s", 1.0, zero=True)
+        self._throttle_wait_s = option_number(channel, "throttle_wait_s", 1.0)
         self._relay_secret = relay_secret
         self._monotonic = monotonic
         self._wall = wall

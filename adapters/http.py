@@ -26,6 +26,8 @@ __all__ = [
     "base_url",
     "check",
     "header",
+    "option_int",
+    "option_number",
     "option_str",
     "parse_retry_after",
     "send",
@@ -83,13 +85,48 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 def timeout_for(channel: Channel) -> aiohttp.ClientTimeout:
     """The request timeout: ``options.timeout_s`` (default 10 s); ValueError when invalid."""
-    value = channel.options.get("timeout_s", DEFAULT_TIMEOUT_S)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+    return aiohttp.ClientTimeout(
+        total=option_number(channel, "timeout_s", DEFAULT_TIMEOUT_S, above=True, what="seconds")
+    )
+
+
+def option_number(
+    channel: Channel,
+    name: str,
+    default: float,
+    *,
+    minimum: float = 0.0,
+    above: bool = False,
+    what: str = "",
+) -> float:
+    """A finite numeric option ``>= minimum`` (``> minimum`` when ``above``); ValueError naming
+    it otherwise. ``what`` is the unit for the message ("seconds")."""
+    value = channel.options.get(name, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < minimum
+        or (above and value == minimum)
+    ):
+        unit = f" of {what}" if what else ""
+        bound = f"> {minimum:g}" if above else f">= {minimum:g}"
         raise ValueError(
-            f"channel '{channel.id}': options.timeout_s must be a number of seconds > 0 "
+            f"channel '{channel.id}': options.{name} must be a number{unit} {bound} "
             f"(got {value!r})"
         )
-    return aiohttp.ClientTimeout(total=float(value))
+    return float(value)
+
+
+def option_int(channel: Channel, name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole-number option ``>= minimum``; ValueError naming it otherwise."""
+    value = channel.options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"channel '{channel.id}': options.{name} must be an integer >= {minimum} "
+            f"(got {value!r})"
+        )
+    return value
 
 
 def base_url(channel: Channel) -> str:

@@ -64,7 +64,7 @@ from .base import (
     Update,
     results_for,
 )
-from .http import timeout_for
+from .http import option_number, timeout_for
 from .registry import MissingSecret, require_secret
 
 __all__ = [
@@ -228,7 +228,9 @@ class MqttAvailabilityAdapter(BaseAdapter):
         self.channel = channel
         self.broker = broker
         self._timeout_s = float(timeout_for(channel).total or 0.0)
-        self._read_wait_s = _seconds(channel, "read_back_wait_s", DEFAULT_READ_BACK_WAIT_S)
+        self._read_wait_s = option_number(
+            channel, "read_back_wait_s", DEFAULT_READ_BACK_WAIT_S, above=True, what="seconds"
+        )
         self._wall = wall
         self._log = log.bind(channel=channel.id, broker=broker.address)
         self._client: aiomqtt.Client | None = None
@@ -435,13 +437,3 @@ def _option_str(channel: Channel, name: str) -> str | None:
     if not isinstance(value, str) or not value:
         raise ValueError(f"channel '{channel.id}': options.{name} must be a non-empty string")
     return value
-
-
-def _seconds(channel: Channel, name: str, default: float) -> float:
-    value = channel.options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be a number of seconds > 0 "
-            f"(got {value!r})"
-        )
-    return float(value)

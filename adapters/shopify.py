@@ -93,7 +93,7 @@ from .base import (
     Unauthorized,
     Update,
 )
-from .http import base_url, check, header, option_str, send, timeout_for
+from .http import base_url, check, header, option_number, option_str, send, timeout_for
 from .registry import MissingSecret, require_secret
 from .signing import verify_b64
 
@@ -499,16 +499,6 @@ def order_events_id(channel_id: str, order_id: str, what: str) -> str:
     return f"{channel_id}-{order_id}-{what}"
 
 
-def _number(channel: Channel, name: str, default: float) -> float:
-    value = channel.options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be a number of seconds >= 0 "
-            f"(got {value!r})"
-        )
-    return float(value)
-
-
 def _search_term(field: str, value: str) -> str:
     """``field:"value"`` in Shopify's search syntax (quotes and backslashes escaped)."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
@@ -586,9 +576,15 @@ class ShopifyAdapter(BaseAdapter):
                 f"location id (got {return_location!r})"
             )
         self.return_location = None if return_location is None else str(return_location)
-        self.stale_wait_s = _number(channel, "stale_wait_s", DEFAULT_STALE_WAIT_S)
-        self.stale_retry_s = _number(channel, "stale_retry_s", DEFAULT_STALE_RETRY_S)
-        self.order_lookback_s = _number(channel, "order_lookback_s", DEFAULT_ORDER_LOOKBACK_S)
+        self.stale_wait_s = option_number(
+            channel, "stale_wait_s", DEFAULT_STALE_WAIT_S, what="seconds"
+        )
+        self.stale_retry_s = option_number(
+            channel, "stale_retry_s", DEFAULT_STALE_RETRY_S, what="seconds"
+        )
+        self.order_lookback_s = option_number(
+            channel, "order_lookback_s", DEFAULT_ORDER_LOOKBACK_S, what="seconds"
+        )
         self.cancel_notify_customer = bool(channel.options.get("cancel_notify_customer", True))
         self._endpoint = f"{base_url(channel)}/admin/api/{version}/graphql.json"
         self._timeout = timeout_for(channel)
@@ -675,9 +671,7 @@ class ShopifyAdapter(BaseAdapter):
                 ready.append(update)
         if ready:
             failures.update(await self._set(ready))
-        return {
-            u.sku: failures.get(u.sku) or PushResult(sku=u.sku, outcome="ok") for u in updates
-        }
+        return {u.sku: failures.get(u.sku) or PushResult(sku=u.sku, outcome="ok") for u in updates}
 
     async def _set(self, updates: list[Update]) -> dict[str, PushResult]:
         """inventorySetQuantities for ``updates`` (all resolved); failures by SKU."""
@@ -693,7 +687,9 @@ class ShopifyAdapter(BaseAdapter):
                 outcome: Outcome = "throttled" if isinstance(exc, Throttled) else "retryable"
                 for update in batch:
                     failures[update.sku] = PushResult(
-                        sku=update.sku, outcome=outcome, retry_after=exc.retry_after,
+                        sku=update.sku,
+                        outcome=outcome,
+                        retry_after=exc.retry_after,
                         error=exc.message,
                     )
                 return failures
@@ -721,7 +717,9 @@ class ShopifyAdapter(BaseAdapter):
             if attempt == 1:  # refused as a whole twice: let the channel actor retry them
                 for update in clean:
                     failures[update.sku] = PushResult(
-                        sku=update.sku, outcome="retryable", retry_after=self.stale_retry_s,
+                        sku=update.sku,
+                        outcome="retryable",
+                        retry_after=self.stale_retry_s,
                         error="Shopify refused the batch because of other SKUs in it",
                     )
                 return failures
@@ -850,7 +848,11 @@ class ShopifyAdapter(BaseAdapter):
         )
         try:
             data = await self._call(
-                "orders", ORDERS_PAGE, _ORDERS_QUERY, variables, _orders_decoder,
+                "orders",
+                ORDERS_PAGE,
+                _ORDERS_QUERY,
+                variables,
+                _orders_decoder,
                 2 + ORDERS_PAGE * (4 + ORDER_LINES_PAGE),
             )
         except ChannelError as exc:
@@ -862,8 +864,11 @@ class ShopifyAdapter(BaseAdapter):
                 continue  # its units are back on Shopify; nothing to reserve
             if order.line_items.page_info.has_next_page:
                 # A partial line list would record a wrong reservation under the webhook's id.
-                log.warning("shopify_order_too_long_to_poll", channel=self.channel.id,
-                            order_id=order.legacy_resource_id)
+                log.warning(
+                    "shopify_order_too_long_to_poll",
+                    channel=self.channel.id,
+                    order_id=order.legacy_resource_id,
+                )
                 continue
             address = order.shipping_address
             event = self._created_event(
@@ -912,8 +917,11 @@ class ShopifyAdapter(BaseAdapter):
                 available: int | None = None
                 if item.inventory_level is not None:
                     available = next(
-                        (q.quantity for q in item.inventory_level.quantities
-                         if q.name == "available"),
+                        (
+                            q.quantity
+                            for q in item.inventory_level.quantities
+                            if q.name == "available"
+                        ),
                         0,
                     )
                 found[sku] = _Found(gid=item.id, available=available)
@@ -946,8 +954,11 @@ class ShopifyAdapter(BaseAdapter):
         takes whole orders; removing lines needs an order edit)."""
         gid = order_id if order_id.startswith("gid://") else f"gid://shopify/Order/{order_id}"
         found = await self._call(
-            "order", CANCEL_LINES_PAGE, _ORDER_QUERY,
-            _OrderVariables(id=gid, lines=CANCEL_LINES_PAGE), _order_decoder,
+            "order",
+            CANCEL_LINES_PAGE,
+            _ORDER_QUERY,
+            _OrderVariables(id=gid, lines=CANCEL_LINES_PAGE),
+            _order_decoder,
             3 + CANCEL_LINES_PAGE,
         )
         order = found.order
@@ -958,8 +969,10 @@ class ShopifyAdapter(BaseAdapter):
         if lines is not None:
             wanted = _merge((line.sku, line.qty) for line in lines)
             current = _merge(
-                (item.sku, item.quantity if item.current_quantity is None
-                 else item.current_quantity)
+                (
+                    item.sku,
+                    item.quantity if item.current_quantity is None else item.current_quantity,
+                )
                 for item in order.line_items.nodes
             )
             if wanted != current or order.line_items.page_info.has_next_page:
@@ -987,8 +1000,12 @@ class ShopifyAdapter(BaseAdapter):
             if error.code == "INTERNAL_ERROR":
                 raise Retryable(text)
             raise Permanent(text)
-        log.info("shopify_order_cancelled", channel=self.channel.id, order_id=order_id,
-                 job=payload.job.id if payload.job else None)
+        log.info(
+            "shopify_order_cancelled",
+            channel=self.channel.id,
+            order_id=order_id,
+            job=payload.job.id if payload.job else None,
+        )
 
     # -- one GraphQL call ---------------------------------------------------------------------
 
@@ -1063,8 +1080,9 @@ class ShopifyAdapter(BaseAdapter):
             wait = 1.0
             status = cost.throttle_status if cost else None
             if status is not None and status.restore_rate > 0:
-                needed = (cost.requested_query_cost if cost and cost.requested_query_cost
-                          else expected)
+                needed = (
+                    cost.requested_query_cost if cost and cost.requested_query_cost else expected
+                )
                 wait = max(0.05, (needed - status.currently_available) / status.restore_rate)
             raise Throttled(text, retry_after=wait)
         if "ACCESS_DENIED" in codes:  # a missing access scope does not fix itself
@@ -1081,7 +1099,8 @@ class ShopifyAdapter(BaseAdapter):
         if self._secret is None:
             raise BadWebhook(
                 f"channel '{self.channel.id}' has no secret_env: Shopify webhooks cannot be "
-                "verified", unauthorized=True,
+                "verified",
+                unauthorized=True,
             )
         signature = header(headers, "X-Shopify-Hmac-Sha256")
         if signature is None:
@@ -1164,12 +1183,14 @@ class ShopifyAdapter(BaseAdapter):
         if not _merge((line.sku, line.quantity) for line in order.line_items):
             return []
         order_id = str(order.id)
-        return [{
-            "id": order_events_id(self.channel.id, order_id, "fulfilled"),
-            "type": "order.fulfilled",
-            "channel": self.channel.id,
-            "order_id": order_id,
-        }]
+        return [
+            {
+                "id": order_events_id(self.channel.id, order_id, "fulfilled"),
+                "type": "order.fulfilled",
+                "channel": self.channel.id,
+                "order_id": order_id,
+            }
+        ]
 
     def _refund_created(self, body: bytes) -> list[dict[str, object]]:
         # restock_type "return": units came back (order.returned at options.return_location);
@@ -1189,13 +1210,17 @@ class ShopifyAdapter(BaseAdapter):
         )
         events: list[dict[str, object]] = []
         if cancelled:
-            events.append({
-                "id": order_events_id(self.channel.id, order_id, f"refund-{refund.id}-cancelled"),
-                "type": "order.cancelled",
-                "channel": self.channel.id,
-                "order_id": order_id,
-                "lines": _lines(cancelled),
-            })
+            events.append(
+                {
+                    "id": order_events_id(
+                        self.channel.id, order_id, f"refund-{refund.id}-cancelled"
+                    ),
+                    "type": "order.cancelled",
+                    "channel": self.channel.id,
+                    "order_id": order_id,
+                    "lines": _lines(cancelled),
+                }
+            )
         if returned:
             if self.return_location is None:
                 raise BadWebhook(
@@ -1203,14 +1228,18 @@ class ShopifyAdapter(BaseAdapter):
                     f"'{self.channel.id}' has no options.return_location (the invsync location "
                     "returns go to)"
                 )
-            events.append({
-                "id": order_events_id(self.channel.id, order_id, f"refund-{refund.id}-returned"),
-                "type": "order.returned",
-                "channel": self.channel.id,
-                "order_id": order_id,
-                "location": self.return_location,
-                "lines": _lines(returned),
-            })
+            events.append(
+                {
+                    "id": order_events_id(
+                        self.channel.id, order_id, f"refund-{refund.id}-returned"
+                    ),
+                    "type": "order.returned",
+                    "channel": self.channel.id,
+                    "order_id": order_id,
+                    "location": self.return_location,
+                    "lines": _lines(returned),
+                }
+            )
         return events
 
 

@@ -87,7 +87,17 @@ from .base import (
     Unauthorized,
     Update,
 )
-from .http import HttpReply, base_url, check, header, option_str, send, timeout_for
+from .http import (
+    HttpReply,
+    base_url,
+    check,
+    header,
+    option_int,
+    option_number,
+    option_str,
+    send,
+    timeout_for,
+)
 from .registry import require_secret, secret_option
 from .signing import SIGNATURE_HEADER, verify
 from .tokens import TokenReply, TokenSource, form_grant, with_token
@@ -335,29 +345,6 @@ def create(channel: Channel, ctx: AdapterContext) -> WalmartAdapter:
     )
 
 
-def _number(channel: Channel, name: str, default: float, *, minimum: float) -> float:
-    value = channel.options.get(name, default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be a number >= {minimum} "
-            f"(got {value!r})"
-        )
-    return float(value)
-
-
-def _count(channel: Channel, name: str, default: int, *, minimum: int) -> int:
-    value = channel.options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be an integer >= {minimum} "
-            f"(got {value!r})"
-        )
-    return value
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -449,10 +436,10 @@ class WalmartAdapter(BaseAdapter):
         self._timeout = timeout_for(channel)
         self._service = option_str(channel, "service_name", DEFAULT_SERVICE_NAME)
         token_url = option_str(channel, "token_url", f"{self._url}/v3/token")
-        self._feed_threshold = _count(channel, "feed_threshold", 5, minimum=0)
-        self._feed_poll_s = _number(channel, "feed_poll_s", 5.0, minimum=0.0)
-        self._feed_timeout_s = _number(channel, "feed_timeout_s", 120.0, minimum=0.0)
-        self._slots = asyncio.Semaphore(_count(channel, "max_concurrency", 4, minimum=1))
+        self._feed_threshold = option_int(channel, "feed_threshold", 5, minimum=0)
+        self._feed_poll_s = option_number(channel, "feed_poll_s", 5.0, minimum=0.0)
+        self._feed_timeout_s = option_number(channel, "feed_timeout_s", 120.0, minimum=0.0)
+        self._slots = asyncio.Semaphore(option_int(channel, "max_concurrency", 4, minimum=1))
         reason = option_str(channel, "cancel_reason", "SELLER_CANCEL_OUT_OF_STOCK")
         if reason not in CANCEL_REASONS:
             raise ValueError(

@@ -164,8 +164,12 @@ async def test_stock_and_orders_flow_through_every_marketplace(
                 "tiktok": 14,
                 "wholesale": 14,
             }
-            edi = sorted((tmp_path / "edi").glob("846_retail-edi_*.edi"))
-            assert edi and "LIN**SK*TEE~QTY*33*14*EA~" in edi[-1].read_text()
+
+            def edi_advises_14() -> bool:
+                files = sorted((tmp_path / "edi").glob("846_retail-edi_*.edi"))
+                return bool(files) and "LIN**SK*TEE~QTY*33*14*EA~" in files[-1].read_text()
+
+            await poll(edi_advises_14, 30, "an 846 file advising 14 units of TEE")
 
             # A buyer orders 3 on Shopify: the units leave Shopify at once, the order webhook
             # reaches the daemon, the reservation moves every other channel.

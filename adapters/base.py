@@ -138,6 +138,20 @@ class ReadsBack(Protocol):
 
 
 @runtime_checkable
+class ParsesWebhooksAsync(Protocol):
+    """An adapter that must call its channel back to translate a webhook (TikTok's order
+    notifications carry no line items). The daemon awaits this instead of ``parse_webhook``
+    and answers 503 when it raises a ChannelError, so the channel delivers the webhook again:
+    nothing is acknowledged that was not recorded."""
+
+    async def parse_webhook_async(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> list[dict[str, object]]:
+        """Verify and translate, calling the channel where needed; BadWebhook as the sync one."""
+        ...
+
+
+@runtime_checkable
 class CancelsOrders(Protocol):
     """An adapter whose channel's API can cancel an order (or some of its lines)."""
 

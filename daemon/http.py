@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from ..adapters.base import BadWebhook
+from ..adapters.base import BadWebhook, ChannelError, ParsesWebhooksAsync
 from ..engine import keys
 from ..engine.errors import (
     InvalidRequest,
@@ -136,6 +136,14 @@ class PayloadTooLarge(InvsyncError):
     http_status = 413
 
 
+class ChannelLookupFailed(InvsyncError):
+    """A webhook needed a call back to its channel (e.g. the order's lines) that failed for now:
+    nothing was recorded, and the 503 makes the channel deliver the webhook again."""
+
+    code = "CHANNEL_LOOKUP_FAILED"
+    http_status = 503
+
+
 class MethodNotAllowed(InvsyncError):
     """The path exists but not with this method (the ``Allow`` header lists the ones it has)."""
 
@@ -156,6 +164,7 @@ API_ERRORS: dict[str, type[InvsyncError]] = {
         Forbidden,
         AuthMisconfigured,
         PayloadTooLarge,
+        ChannelLookupFailed,
         MethodNotAllowed,
     )
 }
@@ -415,11 +424,18 @@ def build_app(
             raise UnknownChannel(f"no running channel {channel!r} takes webhooks")
         body = await read_body(request, max_body)
         try:
-            objects = adapter.parse_webhook(request.headers, body)
+            if isinstance(adapter, ParsesWebhooksAsync):
+                objects = await adapter.parse_webhook_async(request.headers, body)
+            else:
+                objects = adapter.parse_webhook(request.headers, body)
         except BadWebhook as exc:
             if exc.unauthorized:
                 raise BadSignature(exc.message) from exc
             raise BadWebhookBody(exc.message) from exc
+        except ChannelError as exc:
+            raise ChannelLookupFailed(
+                f"{channel}: {type(exc).__name__}: {exc.message}; deliver the webhook again"
+            ) from exc
         try:
             events = convert_events(objects)
         except BadEvent as exc:

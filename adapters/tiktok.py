@@ -46,22 +46,23 @@ CANCELLED and releases it. IN_TRANSIT, DELIVERED, COMPLETED → ``order.fulfille
 ``order.cancelled``. Event ids are ``{channel}:{order_id}:{created|cancelled|fulfilled}``, so the
 repeats (UNPAID then AWAITING_SHIPMENT, IN_TRANSIT then DELIVERED, redeliveries) are one event.
 
-Line items: the webhook has none, and ``parse_webhook`` is synchronous, so an ``order.created`` is
-not returned from it: the adapter queues a lookup of ``GET /order/202309/orders?ids=`` (line items
-are one per unit, counted by ``seller_sku``; ``recipient_address`` gives the ship-to) and records
-the event through ``ctx.ingest`` from one worker task it owns (started on the first such webhook,
-cancelled and awaited by ``aclose``). Transient failures and refused credentials are retried
-with backoff (an order is not dropped while an operator fixes the token); a later
-cancellation or fulfilment of an order whose lookup is still queued waits behind it, so the
-intake sees them in order. Cancellations and fulfilments need no lines (the whole order) and are
-returned from ``parse_webhook`` directly.
+Line items: the webhook has none, so a status meaning ``order.created`` is translated by
+``parse_webhook_async`` (which the daemon awaits) calling ``GET /order/202309/orders?ids=`` while
+the webhook waits for its answer: line items are one per unit, counted by ``seller_sku``;
+``recipient_address`` gives the ship-to. The lookup is bounded by ``options.timeout_s`` and its
+failures propagate (Throttled, Retryable, Unauthorized after one token refresh, Permanent): the
+daemon answers 503 and TikTok delivers the webhook again, so nothing is acknowledged that was not
+recorded and no lookup outlives its request. An order Get Order Detail does not return, one
+already CANCELLED, or one without a line item carrying a seller SKU is acknowledged with no event
+and logged: a redelivery would get the same answer. Cancellations and fulfilments need no lines
+(the whole order) and come from the sync ``parse_webhook`` too, which refuses a creation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
@@ -72,13 +73,11 @@ import structlog
 
 from ..daemon.config import Channel, resolve_secret
 from ..daemon.events import Ref
-from ..engine.errors import InvsyncError, StoreError
 from .base import (
     AdapterContext,
     BadWebhook,
     BaseAdapter,
     ChannelError,
-    Ingest,
     Outcome,
     Permanent,
     PushResult,
@@ -318,13 +317,22 @@ class _Listing(NamedTuple):
     sku_id: str
 
 
-class _Job(NamedTuple):
-    """An order event to record from the worker: a lookup of ``order.created`` when ``event``
-    is None, else an event that must follow a lookup still queued for the same order."""
+class _Change(NamedTuple):
+    """An order status change that makes an event: ``kind`` is created, cancelled or fulfilled."""
 
+    channel: str
     order_id: str
-    event_id: str
-    event: dict[str, object] | None
+    kind: str
+
+    @property
+    def event_id(self) -> str:
+        """One id per order and kind, so repeats and redeliveries are one event."""
+        return f"{self.channel}:{self.order_id}:{self.kind}"
+
+    def whole_order(self) -> dict[str, object]:
+        """The event of a cancellation or fulfilment: the whole order, no lines."""
+        return {"id": self.event_id, "type": f"order.{self.kind}", "channel": self.channel,
+                "order_id": self.order_id}
 
 
 class _ApiError(Permanent):
@@ -360,7 +368,6 @@ def create(channel: Channel, ctx: AdapterContext) -> TikTokAdapter:
         app_secret=app_secret,
         access_token=access,
         refresh_token=refresh,
-        ingest=ctx.ingest,
         wall=ctx.wall,
         monotonic=ctx.monotonic,
     )
@@ -379,7 +386,6 @@ class TikTokAdapter(BaseAdapter):
         app_secret: str,
         access_token: str | None,
         refresh_token: str | None = None,
-        ingest: Ingest | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -395,22 +401,13 @@ class TikTokAdapter(BaseAdapter):
         shop_id = channel.options.get("shop_id")
         self._shop_id = str(shop_id) if shop_id not in (None, "") else None
         self._auth_url = str(channel.options.get("auth_url", DEFAULT_AUTH_URL)).rstrip("/")
-        retry_s = channel.options.get("lookup_retry_s", 1.0)
-        if isinstance(retry_s, bool) or not isinstance(retry_s, int | float) or retry_s <= 0:
-            raise ValueError(f"channel '{channel.id}': options.lookup_retry_s must be > 0")
-        self._retry_s = float(retry_s)
         self._secret = app_secret
         self._access = access_token
         self._refresh = refresh_token
         self._wall = wall
-        self._ingest = ingest
         self.tokens = TokenSource(self._fetch_token, clock=monotonic)
         self._listings: dict[str, _Listing] = {}  # seller SKU -> ids
         self._by_sku_id: dict[str, str] = {}  # SKU id -> seller SKU
-        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
-        self._pending: Counter[str] = Counter()  # order id -> jobs still queued
-        self._created: OrderedDict[str, None] = OrderedDict()  # order.created ids already queued
-        self._worker: asyncio.Task[None] | None = None
 
     # -- calls ---------------------------------------------------------------------------------
 
@@ -668,12 +665,41 @@ class TikTokAdapter(BaseAdapter):
     # -- webhooks ------------------------------------------------------------------------------
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, object]]:
-        """Verify ``Authorization`` and translate an order status change.
+        """Verify and translate what needs no call back: a cancellation or fulfilment (the whole
+        order); other types and statuses make no event. A creation is refused (BadWebhook): its
+        lines need Get Order Detail, which only ``parse_webhook_async`` calls."""
+        change = self._change(headers, body)
+        if change is None:
+            return []
+        if change.kind == "created":
+            raise BadWebhook(
+                f"order {change.order_id} was created: its lines need Get Order Detail, which "
+                "only parse_webhook_async calls"
+            )
+        return [change.whole_order()]
 
-        Cancellations and fulfilments are returned; an ``order.created`` is recorded later by
-        the order lookup worker (the notification has no line items). Other webhook types and
-        statuses are acknowledged with no event.
-        """
+    async def parse_webhook_async(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> list[dict[str, object]]:
+        """Verify and translate as ``parse_webhook``, and a creation too: its ``order.created``
+        from Get Order Detail, called now within ``options.timeout_s``. The lookup's
+        ChannelErrors propagate (the daemon answers 503 and TikTok delivers the webhook again)."""
+        change = self._change(headers, body)
+        if change is None:
+            return []
+        if change.kind != "created":
+            return [change.whole_order()]
+        limit = self._timeout.total
+        try:
+            async with asyncio.timeout(limit):  # token refresh and retry included
+                return await self.order_created(change.order_id, change.event_id)
+        except TimeoutError:
+            raise Retryable(f"Get Order Detail of order {change.order_id} took over "
+                            f"{limit} s") from None
+
+    def _change(self, headers: Mapping[str, str], body: bytes) -> _Change | None:
+        """Verify ``Authorization`` and decode; the order status change, or None for a webhook
+        that makes no event (another type, a status we do not act on)."""
         signature = header(headers, "Authorization")
         if not signature:
             raise BadWebhook("missing the Authorization signature", unauthorized=True)
@@ -687,7 +713,7 @@ class TikTokAdapter(BaseAdapter):
         if self._shop_id is not None and note.shop_id and note.shop_id != self._shop_id:
             raise BadWebhook(f"shop_id {note.shop_id!r} is not this channel's shop")
         if note.type != ORDER_STATUS_CHANGE:
-            return []
+            return None
         try:
             change = msgspec.json.decode(note.data, type=_OrderStatus)
             msgspec.convert(change.order_id, Ref)
@@ -695,86 +721,26 @@ class TikTokAdapter(BaseAdapter):
             raise BadWebhook(f"data of an order status change: {exc}") from None
         kind = STATUS_EVENTS.get(change.order_status)
         if kind is None:
-            return []
-        order_id = change.order_id
-        event_id = f"{self.channel.id}:{order_id}:{kind}"
-        if kind == "created":
-            if event_id not in self._created:
-                self._created[event_id] = None
-                if len(self._created) > 10_000:
-                    self._created.popitem(last=False)
-                self._enqueue(_Job(order_id, event_id, None))
-            return []
-        event: dict[str, object] = {
-            "id": event_id,
-            "type": f"order.{kind}",
-            "channel": self.channel.id,
-            "order_id": order_id,
-        }
-        if self._pending[order_id] > 0:
-            self._enqueue(_Job(order_id, event_id, event))  # after the order's creation
-            return []
-        return [event]
-
-    def _enqueue(self, job: _Job) -> None:
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(
-                self._work(), name=f"tiktok-orders-{self.channel.id}"
-            )
-        self._pending[job.order_id] += 1
-        self._jobs.put_nowait(job)
-
-    async def drain(self) -> None:
-        """Wait until every queued order event is recorded (or given up)."""
-        await self._jobs.join()
-
-    async def _work(self) -> None:
-        while True:
-            job = await self._jobs.get()
-            try:
-                await self._run(job)
-            finally:
-                self._pending[job.order_id] -= 1
-                if self._pending[job.order_id] <= 0:
-                    del self._pending[job.order_id]
-                self._jobs.task_done()
-
-    async def _run(self, job: _Job) -> None:
-        delay = self._retry_s
-        bound = log.bind(channel=self.channel.id, order_id=job.order_id, event_id=job.event_id)
-        while True:
-            try:
-                if job.event is not None:
-                    events = [job.event]
-                else:
-                    events = await self.order_created(job.order_id, job.event_id)
-                if events:
-                    await self._record(events)
-                return
-            except (Throttled, Retryable, Unauthorized, StoreError) as exc:
-                # Unauthorized too: the order must not be lost while credentials are fixed.
-                wait = getattr(exc, "retry_after", None) or delay
-                bound.warning("tiktok_order_event_retry", error=str(exc), wait_s=wait)
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, 60.0)
-            except (Permanent, InvsyncError, ValueError, RuntimeError) as exc:
-                bound.error("tiktok_order_event_dropped", error=str(exc))
-                self._created.pop(job.event_id, None)  # a redelivery may try again
-                return
-
-    async def _record(self, events: list[dict[str, object]]) -> None:
-        if self._ingest is None:
-            raise RuntimeError("this adapter was given no ingest to record order events")
-        await self._ingest(events, f"webhook:{self.channel.id}")
+            return None
+        return _Change(self.channel.id, change.order_id, kind)
 
     async def order_created(self, order_id: str, event_id: str) -> list[dict[str, object]]:
-        """The ``order.created`` event of ``order_id`` from Get Order Detail (empty when the
-        order has no line item with a seller SKU)."""
+        """The ``order.created`` event of ``order_id`` from Get Order Detail; empty (logged)
+        when TikTok has no such order, it is already cancelled, or no line has a seller SKU."""
         raw = await self._request("GET", f"/order/{API_VERSION}/orders", params={"ids": order_id})
         data: _OrdersData = _decode(raw, _OrdersData, "order detail")
         order = next((o for o in data.orders or () if o.id == order_id), None)
+        bound = log.bind(channel=self.channel.id, order_id=order_id, event_id=event_id)
         if order is None:
-            raise Permanent(f"TikTok Shop has no order {order_id!r}")
+            # Signed, of this shop, yet unknown to the shop's API: asking again (a 503 and a
+            # redelivery) would get the same answer, so acknowledge it and say so.
+            bound.error("tiktok_order_unknown")
+            return []
+        if order.status == "CANCELLED":
+            # Cancelled before we looked (e.g. while this webhook was being redelivered): no
+            # hold to start, and TikTok has put the units back on the listing.
+            bound.info("tiktok_order_cancelled_before_lookup")
+            return []
         units: Counter[str] = Counter()
         for item in order.line_items:
             if item.display_status == "CANCELLED":
@@ -783,10 +749,9 @@ class TikTokAdapter(BaseAdapter):
             if sku:
                 units[sku] += 1  # one line item per unit
             else:
-                log.warning("tiktok_line_without_seller_sku", channel=self.channel.id,
-                            order_id=order_id, sku_id=item.sku_id)
+                bound.warning("tiktok_line_without_seller_sku", sku_id=item.sku_id)
         if not units:
-            log.error("tiktok_order_without_lines", channel=self.channel.id, order_id=order_id)
+            bound.error("tiktok_order_without_lines")
             return []
         event: dict[str, object] = {
             "id": event_id,
@@ -799,23 +764,6 @@ class TikTokAdapter(BaseAdapter):
         if ship_to:
             event["ship_to"] = ship_to
         return [event]
-
-    async def aclose(self) -> None:
-        """Stop the order lookup worker (events still queued are logged, not recorded)."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.cancel()
-            try:
-                await worker
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # aclose itself is being cancelled: do not swallow that
-            except Exception as exc:  # the worker died earlier: say so, finish closing
-                log.error("tiktok_order_worker_failed", channel=self.channel.id, error=repr(exc))
-        if self._jobs.qsize():
-            log.warning("tiktok_order_events_abandoned", channel=self.channel.id,
-                        queued=self._jobs.qsize())
 
 
 def _ship_to(address: _Address | None) -> dict[str, str]:

@@ -9,7 +9,6 @@ the signature against an independent implementation of the documented steps
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -20,10 +19,12 @@ import aiohttp
 import jsonschema
 import msgspec
 import pytest
+import structlog
 
 from invsync.adapters.base import (
     AdapterContext,
     BadWebhook,
+    ParsesWebhooksAsync,
     Permanent,
     ReadsBack,
     Retryable,
@@ -41,8 +42,10 @@ from invsync.adapters.tiktok import (
     sign_request,
     webhook_signature,
 )
-from invsync.daemon.config import Channel, Faults
+from invsync.daemon.config import Channel, Config, Faults, Location, ServerConfig
 from invsync.daemon.events import OrderCancelled, OrderCreated, OrderFulfilled, convert_events
+from invsync.daemon.http import build_app
+from invsync.daemon.server import HttpServer
 
 APP_KEY = "6a6sim0key"
 APP_SECRET = "sim-app-secret-4ebx"
@@ -113,19 +116,6 @@ def reference_sign(secret: str, path: str, query: dict[str, str], body: bytes) -
     return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
-class Recorder:
-    """A stand-in for the daemon's intake (``AdapterContext.ingest``)."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, object]] = []
-        self.sources: list[str] = []
-
-    async def __call__(self, events: list[dict[str, object]], source: str) -> list[str]:
-        self.events.extend(events)
-        self.sources.append(source)
-        return [str(e["id"]) for e in events]
-
-
 def tiktok_channel(url: str, *, token_env: str | None = "TT_ACCESS_TOKEN",
                    **options: Any) -> Channel:
     opts: dict[str, Any] = {
@@ -138,7 +128,6 @@ def tiktok_channel(url: str, *, token_env: str | None = "TT_ACCESS_TOKEN",
         "shop_id": "7494049642642000000",
         "timeout_s": 2,
         "unlisted_prefix": "GONE-",
-        "lookup_retry_s": 0.01,
         "sim_rate_per_s": 1000,
         "sim_burst": 1000,
     }
@@ -161,9 +150,8 @@ def mount(simulator: Simulator, faults: Faults | None = None, **options: Any) ->
     return shop
 
 
-def connect(shop: TikTokShopSim, session: aiohttp.ClientSession,
-            recorder: Recorder | None = None) -> TikTokAdapter:
-    adapter = create(shop.channel, AdapterContext(session=session, ingest=recorder or Recorder()))
+def connect(shop: TikTokShopSim, session: aiohttp.ClientSession) -> TikTokAdapter:
+    adapter = create(shop.channel, AdapterContext(session=session))
     assert isinstance(adapter, TikTokAdapter)
     return adapter
 
@@ -455,6 +443,20 @@ def notification(shop: TikTokShopSim, order_id: str, status: str, *, kind: int =
     return {"Authorization": webhook_signature(APP_KEY, secret, body)}, body
 
 
+def lookups(shop: TikTokShopSim) -> int:
+    """Get Order Detail calls the shop saw, whatever it answered."""
+    return sum(n for key, n in shop.calls.items() if key.startswith("get_order_detail:"))
+
+
+async def parse_both(
+    adapter: TikTokAdapter, headers: dict[str, str], body: bytes
+) -> list[dict[str, object]]:
+    """What the sync and the async parser say, which must be the same."""
+    events = adapter.parse_webhook(headers, body)
+    assert await adapter.parse_webhook_async(headers, body) == events
+    return events
+
+
 async def test_forged_and_unsigned_webhooks_are_refused(
     adapter: TikTokAdapter, shop: TikTokShopSim
 ) -> None:
@@ -471,54 +473,81 @@ async def test_forged_and_unsigned_webhooks_are_refused(
     assert caught.value.unauthorized
 
 
+async def test_a_forged_creation_is_refused_before_any_lookup(
+    adapter: TikTokAdapter, shop: TikTokShopSim
+) -> None:
+    order = shop.place_order([SimLine(sku="TEE-BLK-M", qty=1)])
+    assert order is not None
+    headers, body = notification(shop, order.order_id, "AWAITING_SHIPMENT", secret="forged")
+    with pytest.raises(BadWebhook) as caught:
+        await adapter.parse_webhook_async(headers, body)
+    assert caught.value.unauthorized
+    with pytest.raises(BadWebhook) as caught:
+        await adapter.parse_webhook_async({}, body)
+    assert caught.value.unauthorized
+    assert lookups(shop) == 0
+
+
 async def test_a_malformed_or_foreign_webhook_is_bad_but_not_unauthorized(
     adapter: TikTokAdapter, shop: TikTokShopSim
 ) -> None:
     body = b'{"type": 1, "data": {"order_status": "CANCELLED"}}'
     with pytest.raises(BadWebhook) as caught:
-        adapter.parse_webhook({"authorization": webhook_signature(APP_KEY, APP_SECRET, body)},
-                              body)
+        await adapter.parse_webhook_async(
+            {"authorization": webhook_signature(APP_KEY, APP_SECRET, body)}, body)
     assert not caught.value.unauthorized
     other = json.dumps({"type": 1, "shop_id": "999", "data": {
-        "order_id": "1", "order_status": "CANCELLED"}}).encode()
+        "order_id": "1", "order_status": "AWAITING_SHIPMENT"}}).encode()
     with pytest.raises(BadWebhook, match="shop"):
-        adapter.parse_webhook({"Authorization": webhook_signature(APP_KEY, APP_SECRET, other)},
-                              other)
+        await adapter.parse_webhook_async(
+            {"Authorization": webhook_signature(APP_KEY, APP_SECRET, other)}, other)
+    assert lookups(shop) == 0
 
 
-async def test_an_order_is_recorded_with_lines_from_order_detail(
-    shop: TikTokShopSim, session: aiohttp.ClientSession
+async def test_a_new_order_becomes_order_created_with_lines_from_order_detail(
+    adapter: TikTokAdapter, shop: TikTokShopSim
 ) -> None:
-    recorder = Recorder()
-    adapter = connect(shop, session, recorder)
+    assert isinstance(adapter, ParsesWebhooksAsync), "the daemon awaits the async parser"
     await adapter.push(UPDATES)
     order = shop.place_order([SimLine(sku="TEE-BLK-M", qty=2), SimLine(sku="MUG-11OZ", qty=1)])
     assert order is not None
     assert shop.quantities["TEE-BLK-M"] == 5, "TikTok takes the units off the listing"
     headers, body = shop.order_notification(order) or ({}, b"")
 
-    assert adapter.parse_webhook(headers, body) == [], "the lines come from Get Order Detail"
-    await adapter.drain()
-    (event,) = recorder.events
-    assert event == {
+    events = await adapter.parse_webhook_async(headers, body)
+    assert events == [{
         "id": f"tiktok:{order.order_id}:created",
         "type": "order.created",
         "channel": "tiktok",
         "order_id": order.order_id,
         "lines": [{"sku": "TEE-BLK-M", "qty": 2}, {"sku": "MUG-11OZ", "qty": 1}],
         "ship_to": {"country": "US", "region": order.region},
-    }
-    assert recorder.sources == ["webhook:tiktok"]
-    (created,) = convert_events(recorder.events)
+    }], "one line item per unit, counted by seller SKU"
+    (created,) = convert_events(events)
     assert isinstance(created, OrderCreated)
+    assert shop.calls["get_order_detail:ok"] == 1
+    (_, query, _) = shop.received[-1]
+    assert query["ids"] == order.order_id
 
     cancelled = shop.change_order(order.order_id, "cancelled")
     headers, body = shop.order_notification(cancelled) or ({}, b"")
-    events = adapter.parse_webhook(headers, body)
+    events = await adapter.parse_webhook_async(headers, body)
     assert events == [{"id": f"tiktok:{order.order_id}:cancelled", "type": "order.cancelled",
                        "channel": "tiktok", "order_id": order.order_id}]
     assert isinstance(convert_events(events)[0], OrderCancelled)
-    await adapter.aclose()
+    assert lookups(shop) == 1, "a cancellation needs no lookup"
+
+
+async def test_a_repeated_creation_is_the_same_event(
+    adapter: TikTokAdapter, shop: TikTokShopSim
+) -> None:
+    order = shop.place_order([SimLine(sku="TEE-BLK-L", qty=1)])
+    assert order is not None
+    unpaid = await adapter.parse_webhook_async(*notification(shop, order.order_id, "UNPAID"))
+    paid = await adapter.parse_webhook_async(
+        *notification(shop, order.order_id, "AWAITING_SHIPMENT"))
+    assert unpaid == paid, "one id: the daemon's intake takes the second as a duplicate"
+    assert [e["id"] for e in paid] == [f"tiktok:{order.order_id}:created"]
 
 
 @pytest.mark.parametrize(
@@ -526,95 +555,161 @@ async def test_an_order_is_recorded_with_lines_from_order_detail(
     [("IN_TRANSIT", OrderFulfilled), ("DELIVERED", OrderFulfilled),
      ("COMPLETED", OrderFulfilled), ("CANCELLED", OrderCancelled)],
 )
-async def test_statuses_map_to_their_events_with_stable_ids(
+async def test_statuses_map_to_their_events_with_stable_ids_and_no_lookup(
     adapter: TikTokAdapter, shop: TikTokShopSim, status: str, kind: type
 ) -> None:
-    first = adapter.parse_webhook(*notification(shop, "576461413038785752", status))
-    again = adapter.parse_webhook(*notification(shop, "576461413038785752", status))
+    first = await parse_both(adapter, *notification(shop, "576461413038785752", status))
+    again = await parse_both(adapter, *notification(shop, "576461413038785752", status))
     assert first == again, "a redelivery is the same event"
     (event,) = convert_events(first)
     assert isinstance(event, kind)
+    assert lookups(shop) == 0
 
 
 async def test_other_types_and_statuses_are_acknowledged_without_events(
     adapter: TikTokAdapter, shop: TikTokShopSim
 ) -> None:
-    assert adapter.parse_webhook(*notification(shop, "1", "CANCELLED", kind=4)) == []
-    assert adapter.parse_webhook(*notification(shop, "1", "SOMETHING_NEW")) == []
+    assert await parse_both(adapter, *notification(shop, "1", "AWAITING_SHIPMENT", kind=4)) == []
+    assert await parse_both(adapter, *notification(shop, "1", "SOMETHING_NEW")) == []
+    assert lookups(shop) == 0
 
 
-async def test_a_cancellation_waits_behind_its_orders_lookup(
-    shop: TikTokShopSim, session: aiohttp.ClientSession
+async def test_the_sync_parser_refuses_a_creation_clearly(
+    adapter: TikTokAdapter, shop: TikTokShopSim
 ) -> None:
-    recorder = Recorder()
-    adapter = connect(shop, session, recorder)
     order = shop.place_order([SimLine(sku="TEE-BLK-M", qty=1)])
     assert order is not None
-    assert adapter.parse_webhook(*notification(shop, order.order_id, "UNPAID")) == []
-    assert adapter.parse_webhook(*notification(shop, order.order_id, "AWAITING_SHIPMENT")) == []
-    assert adapter.parse_webhook(*notification(shop, order.order_id, "CANCELLED")) == []
-    await adapter.drain()
-    assert [e["type"] for e in recorder.events] == ["order.created", "order.cancelled"]
-    assert shop.calls["get_order_detail:ok"] == 1, "UNPAID then AWAITING_SHIPMENT: one lookup"
-    await adapter.aclose()
+    with pytest.raises(BadWebhook, match="parse_webhook_async") as caught:
+        adapter.parse_webhook(*notification(shop, order.order_id, "UNPAID"))
+    assert not caught.value.unauthorized
+    assert lookups(shop) == 0
 
 
-async def test_a_failing_order_lookup_is_retried_until_it_lands(
-    shop: TikTokShopSim, session: aiohttp.ClientSession
+@pytest.mark.parametrize(
+    ("faults", "error", "match"),
+    [(Faults(throttle_rate=1.0), Throttled, "36009002"),
+     (Faults(error_rate=1.0), Retryable, "36009003")],
+)
+async def test_a_failing_lookup_raises_so_the_webhook_is_delivered_again(
+    adapter: TikTokAdapter, shop: TikTokShopSim, faults: Faults, error: type[Exception],
+    match: str,
 ) -> None:
-    recorder = Recorder()
-    adapter = connect(shop, session, recorder)
     order = shop.place_order([SimLine(sku="MUG-11OZ", qty=3)])
     assert order is not None
-    shop.faults = Faults(error_rate=1.0)
-    adapter.parse_webhook(*notification(shop, order.order_id, "AWAITING_SHIPMENT"))
-    for _ in range(500):  # the worker retries against the failing shop
-        if sum(n for key, n in shop.calls.items() if key.startswith("get_order_detail:5")) >= 2:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        pytest.fail("the order lookup was not retried")
-    assert recorder.events == []
-    shop.faults = Faults()
-    await asyncio.wait_for(adapter.drain(), 5)
-    assert [e["lines"] for e in recorder.events] == [[{"sku": "MUG-11OZ", "qty": 3}]]
-    await adapter.aclose()
+    webhook = notification(shop, order.order_id, "AWAITING_SHIPMENT")
+    shop.faults = faults
+    with pytest.raises(error, match=match) as caught:
+        await adapter.parse_webhook_async(*webhook)
+    if error is Throttled:
+        assert isinstance(caught.value, Throttled) and caught.value.retry_after == 1.0
+
+    shop.faults = Faults()  # TikTok delivers it again once the shop answers
+    events = await adapter.parse_webhook_async(*webhook)
+    assert [e["lines"] for e in events] == [[{"sku": "MUG-11OZ", "qty": 3}]]
 
 
-async def test_an_order_lookup_waits_out_refused_credentials(
-    shop: TikTokShopSim, session: aiohttp.ClientSession
+async def test_the_rate_limit_of_order_detail_is_throttled(
+    simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    recorder = Recorder()
-    adapter = connect(shop, session, recorder)
+    shop = mount(simulator, sim_rate_per_s=0.001, sim_burst=1)
+    adapter = connect(shop, session)
+    first = shop.place_order([SimLine(sku="TEE-BLK-M", qty=1)])
+    second = shop.place_order([SimLine(sku="TEE-BLK-L", qty=1)])
+    assert first is not None and second is not None
+    assert await adapter.parse_webhook_async(
+        *notification(shop, first.order_id, "AWAITING_SHIPMENT"))
+    with pytest.raises(Throttled):
+        await adapter.parse_webhook_async(
+            *notification(shop, second.order_id, "AWAITING_SHIPMENT"))
+    assert shop.calls["get_order_detail:throttled"] == 1
+
+
+async def test_the_whole_lookup_token_refresh_included_is_bounded_by_the_timeout(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    # Each request answers within timeout_s; the refused call, the refresh and the retry do not.
+    shop = mount(simulator, Faults(latency_ms=120), timeout_s=0.2)
+    adapter = connect(shop, session)
+    order = shop.place_order([SimLine(sku="TEE-BLK-M", qty=1)])
+    assert order is not None
+    shop.expire_tokens()
+    started = time.monotonic()
+    with pytest.raises(Retryable, match=r"took over 0\.2 s"):
+        await adapter.parse_webhook_async(
+            *notification(shop, order.order_id, "AWAITING_SHIPMENT"))
+    assert time.monotonic() - started < 0.35
+
+
+async def test_a_lookup_with_an_expired_token_refreshes_it_and_lands(
+    adapter: TikTokAdapter, shop: TikTokShopSim
+) -> None:
+    order = shop.place_order([SimLine(sku="TEE-BLK-L", qty=2)])
+    assert order is not None
+    shop.expire_tokens()
+    events = await adapter.parse_webhook_async(
+        *notification(shop, order.order_id, "AWAITING_SHIPMENT"))
+    assert [e["lines"] for e in events] == [[{"sku": "TEE-BLK-L", "qty": 2}]]
+    assert shop.refreshes == 1
+    assert shop.calls["get_order_detail:ok"] == 1
+
+
+async def test_a_lookup_with_refused_credentials_is_unauthorized(
+    adapter: TikTokAdapter, shop: TikTokShopSim
+) -> None:
     order = shop.place_order([SimLine(sku="TEE-BLK-L", qty=1)])
     assert order is not None
     shop.expire_tokens()
     shop.refresh_tokens.clear()  # the refresh token was revoked
-    adapter.parse_webhook(*notification(shop, order.order_id, "AWAITING_SHIPMENT"))
-    for _ in range(500):
-        if shop.calls["refresh_token:ok"] >= 2:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        pytest.fail("the lookup gave up instead of retrying")
-    assert recorder.events == []
-    shop.refresh_tokens.add(REFRESH_TOKEN)  # an operator re-authorized the app
-    await asyncio.wait_for(adapter.drain(), 5)
-    assert [e["type"] for e in recorder.events] == ["order.created"]
-    await adapter.aclose()
+    with pytest.raises(Unauthorized, match="36004004"):
+        await adapter.parse_webhook_async(
+            *notification(shop, order.order_id, "AWAITING_SHIPMENT"))
 
 
-async def test_aclose_stops_the_lookup_worker(
-    shop: TikTokShopSim, session: aiohttp.ClientSession
+async def test_an_order_the_shop_does_not_know_is_acknowledged_and_logged(
+    adapter: TikTokAdapter, shop: TikTokShopSim
 ) -> None:
-    adapter = connect(shop, session)
+    with structlog.testing.capture_logs() as logs:
+        events = await adapter.parse_webhook_async(
+            *notification(shop, "576461413038785752", "AWAITING_SHIPMENT"))
+    assert events == [], "a redelivery would get the same answer"
+    assert shop.calls["get_order_detail:ok"] == 1
+    assert [(e["event"], e["log_level"], e["order_id"]) for e in logs] == [
+        ("tiktok_order_unknown", "error", "576461413038785752")]
+
+
+async def test_an_order_cancelled_before_its_lookup_starts_no_hold(
+    adapter: TikTokAdapter, shop: TikTokShopSim
+) -> None:
+    order = shop.place_order([SimLine(sku="TEE-BLK-M", qty=1)])
+    assert order is not None
+    shop.change_order(order.order_id, "cancelled")  # while the creation was being redelivered
+    assert await adapter.parse_webhook_async(
+        *notification(shop, order.order_id, "AWAITING_SHIPMENT")) == []
+
+
+class _Daemon:
+    """Just enough of a ``DaemonContext`` for a webhook that fails before anything is recorded."""
+
+    def __init__(self, adapter: TikTokAdapter) -> None:
+        self.config = Config(server=ServerConfig(host="127.0.0.1", port=0),
+                             locations=(Location(id="wh", priority=1),),
+                             channels=(adapter.channel,))
+        self.adapters = {adapter.channel.id: adapter}
+
+
+async def test_the_daemon_answers_a_failed_lookup_with_503(
+    adapter: TikTokAdapter, shop: TikTokShopSim, session: aiohttp.ClientSession
+) -> None:
+    order = shop.place_order([SimLine(sku="TEE-BLK-M", qty=1)])
+    assert order is not None
+    headers, body = shop.order_notification(order) or ({}, b"")
     shop.faults = Faults(error_rate=1.0)
-    adapter.parse_webhook(*notification(shop, "123", "AWAITING_SHIPMENT"))
-    await asyncio.sleep(0.05)
-    worker = adapter._worker
-    assert worker is not None and not worker.done()
-    await asyncio.wait_for(adapter.aclose(), 2)
-    assert worker.done()
+    app = build_app(_Daemon(adapter))  # type: ignore[arg-type]
+    async with HttpServer(app, "127.0.0.1", 0) as server, session.post(
+        f"{server.url}/webhooks/tiktok", data=body, headers=headers
+    ) as resp:
+        assert resp.status == 503
+        assert (await resp.json())["error"]["code"] == "CHANNEL_LOOKUP_FAILED"
 
 
 # -- the simulated shop refuses what TikTok refuses ------------------------------------------

@@ -61,6 +61,7 @@ def test_the_rules_cover_every_alert_of_the_issue() -> None:
         "InvsyncDown",
         "InvsyncSyncLatencyHigh",
         "InvsyncOversell",
+        "InvsyncDrift",
         "InvsyncChannelBreakerOpen",
         "InvsyncChannelBacklogGrowing",
         "InvsyncRedisUnreachable",

@@ -30,6 +30,7 @@ test: install lint
 bench: install
 	$(BIN)/invsync bench reserve -c $(CONFIG)
 	$(BIN)/invsync bench propagate -c $(CONFIG)
+	$(BIN)/invsync bench channels -c $(CONFIG)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -32,6 +32,7 @@ from ..adapters.base import (
     PushResult,
     Retryable,
     Throttled,
+    Unauthorized,
     Update,
 )
 from ..daemon.config import Channel
@@ -316,11 +317,24 @@ class ChannelActor(Actor[ChannelMessage]):
             results = await self._adapter.push(updates)
         except Throttled as exc:
             results = _all(batch, "throttled", exc)
+        except Unauthorized as exc:
+            # Refused credentials are an outage of the whole channel, not a verdict on these
+            # SKUs: keep the values, let the breaker open (a channel_unreachable exception
+            # follows) and push them when an operator has fixed the credentials.
+            self.breaker.failure()
+            return await self._settle(batch, _all(batch, "retryable", exc))
         except Permanent as exc:
             results = _all(batch, "permanent", exc)
         except (Retryable, ChannelError) as exc:  # a bare ChannelError is taken as transient
             self.breaker.failure()
             return await self._settle(batch, _all(batch, "retryable", exc))
+        except Exception as exc:
+            # An adapter bug must not kill the flusher and lose what is pending: retried, and
+            # logged with its traceback for whoever fixes the adapter.
+            self._log.exception("adapter_push_crashed", skus=len(batch))
+            self.breaker.failure()
+            crashed = Retryable(f"adapter error: {type(exc).__name__}: {exc}")
+            return await self._settle(batch, _all(batch, "retryable", crashed))
         self.breaker.success()  # the channel answered, whatever it said
         return await self._settle(batch, results)
 

@@ -139,3 +139,96 @@ async def test_throttling_and_errors_slow_the_channel_but_every_value_arrives(
     assert throttled > 0 and failed > 0, sim.calls  # the faults did happen
     pushed = await redis.hgetall(keys.pushed(channel.id))
     assert len(pushed) == 60 and bad.encode() not in pushed
+
+
+async def test_refused_credentials_keep_the_values_and_open_the_breaker(
+    simulator: Simulator,
+    session: aiohttp.ClientSession,
+    redis: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    channel = channel_for("ebay", simulator.url)
+    sim = simulator.add(channel)  # knows the real client secret
+    assert sim is not None
+    monkeypatch.setenv("MK_EBAY_SECRET", "a-revoked-secret")  # what the adapter will send
+    adapter = make_adapter(channel, AdapterContext(session=session, redis=redis))
+    assert adapter is not None
+    refused: list[str] = []
+    actor = ChannelActor(
+        f"channel:{channel.id}",
+        channel,
+        adapter,
+        redis,
+        SystemClock(),
+        _no_values,
+        on_permanent=lambda sku, error: refused.append(sku),
+        backoff_base=0.01,
+        backoff_cap=0.05,
+        breaker_threshold=2,
+        breaker_cooldown=30.0,
+        rng=random.Random(3),
+    )
+    await redis.delete(keys.pushed(channel.id))
+    await actor.on_activate()
+    try:
+        for i in range(3):
+            await actor.receive(AvailabilityChanged(sku=f"S-{i}", available=i + 1, version=1))
+        await until(lambda: actor.breaker.state.name == "OPEN", timeout=10, step=0.02)
+        # Nothing dropped while the credentials are wrong: pending or in flight, never refused.
+        await until(lambda: actor.pending_count + len(actor._inflight) == 3, timeout=5)
+        assert refused == [] and sim.quantities == {}
+    finally:
+        await actor.on_passivate()
+        await adapter.aclose()
+
+
+async def test_an_adapter_bug_is_retried_not_fatal_to_the_channel(
+    simulator: Simulator, session: aiohttp.ClientSession, redis: aioredis.Redis
+) -> None:
+    channel = channel_for("ebay", simulator.url)
+    sim = simulator.add(channel)
+    assert sim is not None
+    real = make_adapter(channel, AdapterContext(session=session, redis=redis))
+    assert real is not None
+    calls = 0
+
+    class Buggy:
+        """The real eBay adapter whose first push dies of a bug (not a ChannelError)."""
+
+        max_batch = 25
+
+        async def push(self, updates: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise ZeroDivisionError("a bug in the adapter")
+            return await real.push(updates)  # type: ignore[union-attr]
+
+        def parse_webhook(self, headers: Any, body: bytes) -> Any:
+            return []
+
+        async def aclose(self) -> None:
+            await real.aclose()  # type: ignore[union-attr]
+
+    actor = ChannelActor(
+        f"channel:{channel.id}",
+        channel,
+        Buggy(),
+        redis,
+        SystemClock(),
+        _no_values,
+        backoff_base=0.01,
+        backoff_cap=0.05,
+        rng=random.Random(3),
+    )
+    await redis.delete(keys.pushed(channel.id))
+    await actor.on_activate()
+    try:
+        await actor.receive(AvailabilityChanged(sku="S-1", available=4, version=1))
+        await until(lambda: sim.quantities.get("S-1") == 4, timeout=10, step=0.02)
+        await actor.receive(AvailabilityChanged(sku="S-1", available=3, version=2))
+        await until(lambda: sim.quantities.get("S-1") == 3, timeout=10, step=0.02)
+    finally:
+        await actor.on_passivate()
+        await real.aclose()
+    assert calls >= 3

@@ -613,12 +613,18 @@ def channels() -> None:
 @click.option(
     "--confirm-s", type=float, help="Seconds before the second look ([exceptions] default)."
 )
+@click.option(
+    "--settle-s",
+    type=float,
+    help="Skip values pushed less than this long ago ([exceptions] drift_settle_s).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @config_option
 def channels_drift_check(
     channel: str,
     skus: tuple[str, ...],
     confirm_s: float | None,
+    settle_s: float | None,
     as_json: bool,
     config_path: Path | None,
 ) -> None:
@@ -629,7 +635,9 @@ def channels_drift_check(
     config = _load(config_path)
 
     async def work(client: DaemonClient) -> dict[str, Any]:
-        return await client.drift_check(channel, skus=list(skus) or None, confirm_s=confirm_s)
+        return await client.drift_check(
+            channel, skus=list(skus) or None, confirm_s=confirm_s, settle_s=settle_s
+        )
 
     report = _through_daemon(config, work)
     if as_json:

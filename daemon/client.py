@@ -187,7 +187,12 @@ class DaemonClient:
         return self._object(body)
 
     async def drift_check(
-        self, channel: str, *, skus: list[str] | None = None, confirm_s: float | None = None
+        self,
+        channel: str,
+        *,
+        skus: list[str] | None = None,
+        confirm_s: float | None = None,
+        settle_s: float | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/channels/{channel}/drift-check``: read the channel back now."""
         ask: dict[str, Any] = {}
@@ -195,6 +200,8 @@ class DaemonClient:
             ask["skus"] = skus
         if confirm_s is not None:
             ask["confirm_s"] = confirm_s
+        if settle_s is not None:
+            ask["settle_s"] = settle_s
         path = f"/v1/channels/{quote(channel, safe='')}/drift-check"
         wait = self._timeout_s + (confirm_s or 0) + 60  # the confirmation wait is the daemon's
         _, body = await self._ok("POST", path, data=msgspec.json.encode(ask), timeout_s=wait)

@@ -222,6 +222,9 @@ class ExceptionsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
     drift_check_s: float = 300.0
     #: A difference must still be there this much later (our value unchanged) to be drift.
     drift_confirm_s: float = 10.0
+    #: Values pushed less than this long ago are not compared: channels apply pushes, and tell
+    #: us of their own sales, late (Amazon's notifications travel through SQS).
+    drift_settle_s: float = 600.0
 
     def __post_init__(self) -> None:
         for name in ("backorder_within_days", "incoming_lead_days"):
@@ -234,6 +237,8 @@ class ExceptionsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
             raise ValueError("drift_check_s must be 0 (off) or seconds from 1 to 86400")
         if not 0 <= self.drift_confirm_s <= 3_600:
             raise ValueError("drift_confirm_s must be seconds from 0 to 3600")
+        if not 0 <= self.drift_settle_s <= 86_400:
+            raise ValueError("drift_settle_s must be seconds from 0 to 86400")
 
 
 class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

@@ -10,18 +10,20 @@ a ``drift`` exception (``ExceptionQueue.report_drift``), counted in ``invsync_dr
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..adapters.base import ChannelAdapter, ChannelError, ReadsBack
+from ..adapters.base import ChannelAdapter, ChannelError, ReadsBack, Throttled
 from ..engine import keys
-from ..engine.errors import InvalidRequest
+from ..engine.errors import InvalidRequest, InvsyncError
 
 __all__ = ["DriftFinding", "DriftReport", "check_channel", "drift_routes", "pushed_values"]
 
@@ -53,8 +55,14 @@ class DriftReport(msgspec.Struct, kw_only=True):
     error: str | None = None
 
 
-async def pushed_values(redis: Redis, channel: str, skus: Sequence[str] | None) -> dict[str, int]:
-    """SKU -> the availability last pushed to ``channel`` (all SKUs when ``skus`` is None)."""
+async def pushed_values(
+    redis: Redis, channel: str, skus: Sequence[str] | None, *, settled_before_ms: int | None = None
+) -> dict[str, int]:
+    """SKU -> the availability last pushed to ``channel`` (all SKUs when ``skus`` is None).
+
+    With ``settled_before_ms``, values acknowledged at or after that time are left out (the
+    channel may not show them yet); values without a time (older format) are kept.
+    """
     key = keys.pushed(channel)
     if skus is None:
         raw = await redis.hgetall(key)
@@ -66,20 +74,45 @@ async def pushed_values(redis: Redis, channel: str, skus: Sequence[str] | None) 
     for field, value in items:
         sku = field.decode() if isinstance(field, bytes) else str(field)
         parsed = keys.parse_pushed(value)
-        if parsed is not None:  # unreadable: the channel actor rewrites it on its next push
-            out[sku] = parsed[0]
+        if parsed is None:  # unreadable: the channel actor rewrites it on its next push
+            continue
+        available, _, at_ms = parsed
+        if settled_before_ms is not None and at_ms is not None and at_ms >= settled_before_ms:
+            continue
+        out[sku] = available
     return out
 
 
+async def _read_back(
+    adapter: ReadsBack,
+    skus: list[str],
+    deadline: float,
+    sleep: Callable[[float], Awaitable[None]],
+) -> dict[str, int]:
+    """One read-back, waiting out the channel's throttle answers until ``deadline``."""
+    while True:
+        try:
+            return await adapter.read_back(skus)
+        except Throttled as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 1.0
+            if time.monotonic() + wait > deadline:
+                raise
+            await sleep(wait)
+
+
 async def _differences(
-    adapter: ReadsBack, ours: Mapping[str, int], report: DriftReport
+    adapter: ReadsBack,
+    ours: Mapping[str, int],
+    report: DriftReport,
+    deadline: float,
+    sleep: Callable[[float], Awaitable[None]],
 ) -> dict[str, int]:
     """SKU -> their quantity, for SKUs whose read-back differs from ``ours``."""
     skus = sorted(ours)
     out: dict[str, int] = {}
     for start in range(0, len(skus), CHUNK):
         chunk = skus[start : start + CHUNK]
-        theirs = await adapter.read_back(chunk)
+        theirs = await _read_back(adapter, chunk, deadline, sleep)
         report.checked += len(chunk)
         for sku in chunk:
             if sku not in theirs:
@@ -96,39 +129,53 @@ async def check_channel(
     report_drift: Report,
     *,
     confirm_s: float,
+    settle_s: float = 0.0,
     skus: Sequence[str] | None = None,
+    within_s: float = 3600.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
 ) -> DriftReport:
     """Compare ``channel``'s read-back with our pushed values; report confirmed differences.
 
-    A channel error (throttled, unreachable) ends the check with ``error`` set: drift is looked
-    for again on the next round, never guessed.
+    Values pushed less than ``settle_s`` ago are not compared: marketplaces apply pushes and
+    report their own sales late (Amazon's notifications travel through SQS). Throttle answers
+    are waited out for up to ``within_s``. Any failure (the channel, Redis, the adapter) ends
+    the check with ``error`` set: drift is looked for again on the next round, never guessed.
     """
     report = DriftReport(channel=channel)
     if not isinstance(adapter, ReadsBack):
         report.error = "this channel's adapter cannot read quantities back"
         return report
+    deadline = time.monotonic() + within_s
+    settled = wall_ms() - int(settle_s * 1000)
     try:
-        first = await pushed_values(redis, channel, skus)
-        suspects = await _differences(adapter, first, report)
+        first = await pushed_values(redis, channel, skus, settled_before_ms=settled)
+        suspects = await _differences(adapter, first, report, deadline, sleep)
         report.suspected = len(suspects)
         if not suspects:
             return report
         await sleep(confirm_s)
         again = await pushed_values(redis, channel, sorted(suspects))
         steady = {s: v for s, v in again.items() if first.get(s) == v}  # no push since
-        theirs = await adapter.read_back(sorted(steady)) if steady else {}
+        theirs = await _read_back(adapter, sorted(steady), deadline, sleep) if steady else {}
+        for sku in sorted(steady):
+            if sku in theirs and theirs[sku] != steady[sku]:
+                record = await report_drift(channel, sku, theirs[sku], steady[sku])
+                record_id = getattr(record, "id", None)
+                report.drift.append(
+                    DriftFinding(
+                        sku=sku, theirs=theirs[sku], ours=steady[sku], exception=record_id
+                    )
+                )
     except ChannelError as exc:
         report.error = f"{type(exc).__name__}: {exc.message}"
+    except (RedisError, InvsyncError) as exc:
+        report.error = f"store unavailable: {exc}"
+    except Exception as exc:  # an adapter bug must not stop the daemon's drift watcher
+        log.exception("drift_check_crashed", channel=channel)
+        report.error = f"{type(exc).__name__}: {exc}"
+    if report.error is not None:
         log.warning("drift_check_failed", channel=channel, error=report.error)
-        return report
-    for sku in sorted(steady):
-        if sku in theirs and theirs[sku] != steady[sku]:
-            record = await report_drift(channel, sku, theirs[sku], steady[sku])
-            record_id = getattr(record, "id", None)
-            report.drift.append(
-                DriftFinding(sku=sku, theirs=theirs[sku], ours=steady[sku], exception=record_id)
-            )
     if report.drift:
         log.warning("drift_found", channel=channel, skus=len(report.drift))
     return report
@@ -140,14 +187,17 @@ async def check_channel(
 class _CheckRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     skus: list[str] | None = None
     confirm_s: float | None = None
+    settle_s: float | None = None
 
 
-Check = Callable[[str, "list[str] | None", "float | None"], Awaitable[DriftReport]]
+Check = Callable[
+    [str, "list[str] | None", "float | None", "float | None"], Awaitable[DriftReport]
+]
 
 
 def drift_routes(check: Check) -> list[Route]:
     """``POST /v1/channels/{channel}/drift-check`` (body optional: ``{"skus": [...],
-    "confirm_s": N}``): read the channel back now; answers the ``DriftReport``."""
+    "confirm_s": N, "settle_s": N}``): read the channel back now; answers the ``DriftReport``."""
     from .http import JsonResponse, _guarded
 
     async def drift_check(request: Request) -> Response:
@@ -158,7 +208,11 @@ def drift_routes(check: Check) -> list[Route]:
             raise InvalidRequest(f"bad drift-check request: {exc}") from exc
         if ask.confirm_s is not None and not 0 <= ask.confirm_s <= 600:
             raise InvalidRequest("confirm_s must be seconds from 0 to 600")
-        report = await check(request.path_params["channel"], ask.skus, ask.confirm_s)
+        if ask.settle_s is not None and not 0 <= ask.settle_s <= 86_400:
+            raise InvalidRequest("settle_s must be seconds from 0 to 86400")
+        report = await check(
+            request.path_params["channel"], ask.skus, ask.confirm_s, ask.settle_s
+        )
         return JsonResponse(msgspec.to_builtins(report))
 
     return [

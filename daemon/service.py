@@ -389,7 +389,11 @@ class Daemon:
             self._feed.publish_exception(msgspec.to_builtins(record))
 
     async def check_drift(
-        self, channel_id: str, skus: list[str] | None = None, confirm_s: float | None = None
+        self,
+        channel_id: str,
+        skus: list[str] | None = None,
+        confirm_s: float | None = None,
+        settle_s: float | None = None,
     ) -> DriftReport:
         """Read back ``channel_id`` now and report confirmed drift (``POST .../drift-check``)."""
         adapter = self._adapters.get(channel_id)
@@ -404,23 +408,34 @@ class Daemon:
             self.engine.redis,
             self.exceptions.report_drift,
             confirm_s=exceptions.drift_confirm_s if confirm_s is None else confirm_s,
+            settle_s=exceptions.drift_settle_s if settle_s is None else settle_s,
             skus=skus,
+            wall_ms=self._clock.wall_ms,
         )
 
     async def _watch_drift(self) -> None:
-        """Every ``drift_check_s``, each channel that can read back is checked in turn."""
+        """Every ``drift_check_s``, every channel that can read back is checked, concurrently
+        and each within the round: a slow or failing channel holds up no other."""
         while True:
             every = self._config.exceptions.drift_check_s
             await asyncio.sleep(every if every > 0 else 5.0)
             if every <= 0:
                 continue
-            for channel_id, adapter in list(self._adapters.items()):
-                if not isinstance(adapter, ReadsBack) or channel_id in self._stopping:
-                    continue
-                try:
-                    await self.check_drift(channel_id)
-                except InvsyncError as exc:
-                    log.warning("drift_check_failed", channel=channel_id, error=exc.message)
+            channels = [
+                ch for ch, adapter in self._adapters.items()
+                if isinstance(adapter, ReadsBack) and ch not in self._stopping
+            ]
+            await asyncio.gather(*(self._drift_round(ch, every) for ch in channels))
+
+    async def _drift_round(self, channel_id: str, within_s: float) -> None:
+        try:
+            async with asyncio.timeout(within_s):
+                await self.check_drift(channel_id)
+        except TimeoutError:
+            log.warning("drift_check_failed", channel=channel_id,
+                        error=f"not finished within {within_s:g} s (drift_check_s)")
+        except Exception as exc:  # one channel's failure never stops the watcher
+            log.warning("drift_check_failed", channel=channel_id, error=repr(exc))
 
     async def _bad_mqtt_message(self, topic: str, payload: bytes, error: str) -> None:
         """A refused MQTT message becomes a ``bad_event`` exception; its id is a digest of topic

@@ -217,7 +217,9 @@ async def test_drift_is_found_and_our_value_pushed_again(
             for channel in ("ebay", "walmart", "shopify", "amazon", "tiktok"):
                 sim.channel(channel).set_quantity("MUG", 99)  # edited on the marketplace
                 status, report = await api.request(
-                    "POST", f"/v1/channels/{channel}/drift-check", {"confirm_s": 0.2}
+                    "POST",
+                    f"/v1/channels/{channel}/drift-check",
+                    {"confirm_s": 0.2, "settle_s": 0},
                 )
                 assert status == 200, report
                 assert [(d["sku"], d["theirs"]) for d in report["drift"]] == [("MUG", 99)], (

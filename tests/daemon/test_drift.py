@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from invsync.adapters.base import BaseAdapter, PushResult, Retryable, Update
+from invsync.adapters.base import BaseAdapter, PushResult, Retryable, Throttled, Update
 from invsync.daemon.config import Channel
 from invsync.daemon.drift import check_channel, pushed_values
 from invsync.engine import keys
@@ -51,6 +51,20 @@ async def _pushed(redis: aioredis.Redis, **values: int) -> None:
     await redis.delete(keys.pushed(CH))
     for sku, available in values.items():
         await redis.hset(keys.pushed(CH), sku, keys.format_pushed(available, 1, 1))
+
+
+class Throttling(Shelf):
+    """Answers 429 (with Retry-After) to the first ``n`` read-backs."""
+
+    def __init__(self, shows: dict[str, int], n: int) -> None:
+        super().__init__(shows)
+        self.n = n
+
+    async def read_back(self, skus: Sequence[str]) -> dict[str, int]:
+        if self.n > 0:
+            self.n -= 1
+            raise Throttled("HTTP 429", retry_after=0.5)
+        return await super().read_back(skus)
 
 
 async def test_a_steady_difference_is_reported_once_confirmed(redis: aioredis.Redis) -> None:
@@ -128,3 +142,59 @@ async def test_pushed_values_reads_old_and_new_formats_and_skips_garbage(
     await redis.hset(keys.pushed(CH), mapping={"OLD": "4:2", "NEW": "7:3:1700", "BAD": "x"})
     assert await pushed_values(redis, CH, None) == {"OLD": 4, "NEW": 7}
     assert await pushed_values(redis, CH, ["NEW", "MISSING"]) == {"NEW": 7}
+
+
+async def test_values_pushed_within_the_settle_time_are_not_compared(
+    redis: aioredis.Redis,
+) -> None:
+    await redis.delete(keys.pushed(CH))
+    now = 1_800_000_000_000
+    await redis.hset(keys.pushed(CH), "OLD", keys.format_pushed(5, 1, now - 700_000))
+    await redis.hset(keys.pushed(CH), "NEW", keys.format_pushed(5, 2, now - 5_000))
+    shelf = Shelf({"OLD": 4, "NEW": 4})  # both differ; NEW was pushed 5 s ago
+    report = Reports()
+    result = await check_channel(
+        CH, shelf, redis, report, confirm_s=0, settle_s=600, wall_ms=lambda: now
+    )
+    assert report.calls == [(CH, "OLD", 4, 5)]
+    assert result.checked == 1 and shelf.reads[0] == ["OLD"]
+
+
+async def test_throttle_answers_are_waited_out_within_the_round(redis: aioredis.Redis) -> None:
+    await _pushed(redis, A=5)
+    shelf = Throttling({"A": 7}, n=2)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    report = Reports()
+    result = await check_channel(CH, shelf, redis, report, confirm_s=0, sleep=sleep)
+    assert result.error is None and report.calls == [(CH, "A", 7, 5)]
+    assert waits[:2] == [0.5, 0.5]
+    # Past the round's time, the throttle ends the check instead.
+    await _pushed(redis, A=5)
+    late = await check_channel(
+        CH, Throttling({"A": 7}, n=1), redis, Reports(), confirm_s=0, within_s=0.1, sleep=sleep
+    )
+    assert late.error is not None and "Throttled" in late.error
+
+
+async def test_an_adapter_bug_or_a_store_outage_is_reported_not_raised(
+    redis: aioredis.Redis,
+) -> None:
+    await _pushed(redis, A=5)
+
+    class Buggy(Shelf):
+        async def read_back(self, skus: Sequence[str]) -> dict[str, int]:
+            raise ZeroDivisionError("bug")
+
+    result = await check_channel(CH, Buggy({}), redis, Reports(), confirm_s=0)
+    assert result.error is not None and "ZeroDivisionError" in result.error
+
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    try:
+        result = await check_channel(CH, Shelf({"A": 1}), dead, Reports(), confirm_s=0)
+    finally:
+        await dead.aclose()
+    assert result.error is not None and result.error.startswith("store unavailable")

@@ -602,6 +602,8 @@ class ShopifyAdapter(BaseAdapter):
         self._items: dict[str, str] = {}
         #: SKU -> ``available`` Shopify holds as we last saw it (our changeFromQuantity).
         self._known: dict[str, int] = {}
+        self._push_seq = 0  # bumped as every push starts and ends (guards read-backs)
+        self._pushing = 0  # pushes in progress
         self._holds: dict[str, _Hold] = {}
         self._budget: _Budget | None = None
         #: (operation, size) -> the requestedQueryCost Shopify last charged for it.
@@ -643,7 +645,13 @@ class ShopifyAdapter(BaseAdapter):
                 del self._holds[update.sku]
             to_send.append(update)
         if to_send:
-            results.update(await self._push(to_send))
+            self._push_seq += 1
+            self._pushing += 1
+            try:
+                results.update(await self._push(to_send))
+            finally:
+                self._pushing -= 1
+                self._push_seq += 1
         return [results[update.sku] for update in updates]
 
     async def _push(self, updates: list[Update]) -> dict[str, PushResult]:
@@ -890,7 +898,7 @@ class ShopifyAdapter(BaseAdapter):
 
     # -- lookup and read-back -----------------------------------------------------------------
 
-    async def _lookup(self, skus: Sequence[str]) -> dict[str, _Found]:
+    async def _lookup(self, skus: Sequence[str], *, guarded: bool = False) -> dict[str, _Found]:
         """Inventory items and ``available`` at our location by exact SKU (missing: unknown to
         Shopify). Caches item GIDs and quantities of the SKUs with exactly one item."""
         found: dict[str, _Found] = {}
@@ -904,9 +912,14 @@ class ShopifyAdapter(BaseAdapter):
                 query=" OR ".join(_search_term("sku", sku) for sku in chunk),
                 location_id=self.location,
             )
+            pushes_before = self._push_seq
             data = await self._call(
                 "inventoryItems", first, _ITEMS_QUERY, variables, _items_decoder, 2 + 3 * first
             )
+            # A guarded lookup (the drift read-back) runs beside the pushes: its reading is
+            # kept as the compare-and-set value only when no push ran meanwhile, else an
+            # older reading could replace what a push just set (and the next push go stale).
+            remember = not guarded or (self._push_seq == pushes_before and not self._pushing)
             for item in data.inventory_items.nodes:
                 sku = item.sku
                 if sku is None or sku not in wanted:  # the search matched loosely
@@ -930,14 +943,14 @@ class ShopifyAdapter(BaseAdapter):
                 seen = found.get(sku)
                 if seen is not None and seen.matches == 1:
                     self._items[sku] = seen.gid
-                    if seen.available is not None:
+                    if seen.available is not None and remember:
                         self._known[sku] = seen.available
         return found
 
     async def read_back(self, skus: Sequence[str]) -> dict[str, int]:
         """``available`` at our location per SKU; SKUs Shopify does not list (or does not stock
         there, or lists twice) are left out."""
-        found = await self._lookup(skus)
+        found = await self._lookup(skus, guarded=True)
         return {
             sku: seen.available
             for sku, seen in found.items()

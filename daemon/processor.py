@@ -213,6 +213,19 @@ class Processor:
                     event.id, event.channel, event.order_id, exc.message
                 )
                 return
+            if order is not None and order.state == "cancelled":
+                # Already cancelled here (an operator resolved an exception with ``cancel``,
+                # which told the channel; this is the channel's echo): nothing to do.
+                log.info("order_already_cancelled", channel=event.channel,
+                         order_id=event.order_id, event_id=event.id)
+                return
+        if isinstance(event, OrderCancelled) and exc.code == "UNKNOWN_ORDER":
+            rejected = await self._engine.redis.get(keys.rejection(event.channel, event.order_id))
+            if rejected is not None:
+                # An order that was never reserved (oversold): cancelling it changes no stock.
+                log.info("rejected_order_cancelled", channel=event.channel,
+                         order_id=event.order_id, event_id=event.id)
+                return
         skus = event_skus(event)
         await self.exceptions.raise_bad_event(
             event.id,

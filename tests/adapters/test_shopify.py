@@ -7,6 +7,7 @@ reference pages); every push the simulator receives is validated against it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -163,6 +164,33 @@ async def test_read_back_sees_a_change_made_behind_our_back(rig: Rig) -> None:
     rig.store.set_quantity("A", 9)
 
     assert await rig.adapter.read_back(["A", "GHOST"]) == {"A": 9}
+
+
+async def test_a_read_back_beside_a_push_leaves_the_next_push_fresh(rig: Rig) -> None:
+    await rig.adapter.push([Update(sku="A", available=5, version=1)])
+    rig.store.faults = Faults(latency_ms=150)  # both calls in flight at once
+    reading = asyncio.create_task(rig.adapter.read_back(["A"]))
+    await asyncio.sleep(0.02)
+    pushed = await rig.adapter.push([Update(sku="A", available=3, version=2)])
+    assert outcomes(pushed) == {"A": "ok"}
+    assert await reading in ({"A": 5}, {"A": 3})  # whichever Shopify had when it answered
+    rig.store.faults = Faults()
+    again = await rig.adapter.push([Update(sku="A", available=2, version=3)])
+    assert outcomes(again) == {"A": "ok"}  # changeFromQuantity was 3, not the older 5
+    assert rig.store.quantities["A"] == 2
+
+
+async def test_a_read_back_during_a_push_does_not_replace_the_compare_and_set_value(
+    rig: Rig,
+) -> None:
+    await rig.adapter.push([Update(sku="A", available=5, version=1)])
+    rig.store.set_quantity("A", 9)
+    rig.adapter._pushing = 1  # as while a push is in flight
+    assert await rig.adapter.read_back(["A"]) == {"A": 9}
+    assert rig.adapter._known["A"] == 5  # the push in flight decides it, not this reading
+    rig.adapter._pushing = 0
+    assert await rig.adapter.read_back(["A"]) == {"A": 9}
+    assert rig.adapter._known["A"] == 9  # quiet: the reading is the freshest there is
 
 
 async def test_an_unknown_sku_is_permanent_and_the_others_are_set(rig: Rig) -> None:

@@ -273,6 +273,15 @@ async def test_an_oversold_shopify_order_is_cancelled_on_shopify_when_resolved_s
             assert status == 200, done
             assert done["resolution"]["channel_notified"] is True
             assert shop.orders[order.order_id].status == "cancelled"
+            # Shopify then sends its own orders/cancelled: an echo, not a new problem.
+            assert await sim.notify("shopify", shop.orders[order.order_id]) == 202
+            status, body = await api.request(
+                "POST", "/v1/events?wait=5",
+                [counted("c-echo-fence", "FENCE", "wh-east", 1)],
+            )
+            assert status == 202  # processed in order after the echo
+            status, body = await api.request("GET", "/v1/exceptions?kind=bad_event")
+            assert status == 200 and body["items"] == [], body
 
 
 async def _shows_exactly(

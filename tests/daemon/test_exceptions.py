@@ -360,6 +360,23 @@ def test_an_incoming_eta_needs_incoming_and_a_real_date() -> None:
         decode_events(json.dumps({**base, "incoming": 1, "incoming_eta": "soon"}).encode())
 
 
+async def test_a_second_cancellation_of_a_cancelled_or_rejected_order_is_no_exception(
+    h: Harness,
+) -> None:
+    await h.stock("TEE", "wh-east", on_hand=1)
+    await h.order("e-1", "1001", ("TEE", 1))
+    cancel = {"type": "order.cancelled", "channel": "shop", "order_id": "1001"}
+    await h.send(id="x-1", **cancel)
+    await h.send(id="x-1-echo", **cancel)  # e.g. the channel's webhook after our own cancel
+    await h.order("e-2", "1002", ("TEE", 5))  # oversold: never reserved
+    await h.send(id="x-2", type="order.cancelled", channel="shop", order_id="1002")
+    assert await h.queue.query(kind="bad_event") == []
+    # An order nobody knows is still a bad event.
+    await h.send(id="x-3", type="order.cancelled", channel="shop", order_id="404")
+    (bad,) = await h.queue.query(kind="bad_event")
+    assert bad.order_id == "404" and bad.details["code"] == "UNKNOWN_ORDER"
+
+
 async def test_backorder_without_incoming_stock_is_refused(h: Harness) -> None:
     await h.stock("TEE", "wh-east", on_hand=0, incoming=1)
     await h.order("e-1", "1001", ("TEE", 2))

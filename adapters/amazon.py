@@ -54,6 +54,7 @@ order-acknowledgement feeds, not a JSON API of the Listings or Orders models.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import math
 import time
@@ -88,6 +89,7 @@ from .http import (
     option_str,
     send,
     timeout_for,
+    waiting_out_throttles,
 )
 from .registry import require_secret, secret_option
 from .signing import SIGNATURE_HEADER, verify
@@ -678,16 +680,18 @@ class AmazonAdapter(BaseAdapter):
         """SKU -> the quantity its listing offers on the configured fulfillment channel; SKUs
         without a listing (404) or without such a quantity are left out."""
         out: dict[str, int] = {}
+        params = {"marketplaceIds": self._marketplace, "includedData": "fulfillmentAvailability"}
         for sku in skus:
-            reply = await self._call(
-                "getListingsItem",
-                "GET",
-                self._item_path(sku),
-                params={
-                    "marketplaceIds": self._marketplace,
-                    "includedData": "fulfillmentAvailability",
-                },
-                passthrough=frozenset({404}),
+            # Paced to getListingsItem's rate (5/s): 429s are waited out, not a failed check.
+            reply = await waiting_out_throttles(
+                functools.partial(
+                    self._call,
+                    "getListingsItem",
+                    "GET",
+                    self._item_path(sku),
+                    params=params,
+                    passthrough=frozenset({404}),
+                )
             )
             if reply.status == 404:
                 continue

@@ -8,11 +8,12 @@ their channel says inside a 2xx (Shopify's ``THROTTLED``, eBay's per-item errors
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import math
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -32,9 +33,12 @@ __all__ = [
     "parse_retry_after",
     "send",
     "timeout_for",
+    "waiting_out_throttles",
 ]
 
 DEFAULT_TIMEOUT_S = 10.0
+
+_T = TypeVar("_T")
 
 # Status codes outside 5xx that still mean "try again later".
 _RETRYABLE_4XX = frozenset({408, 425})
@@ -198,6 +202,27 @@ def check(reply: HttpReply, *, now: float | None = None) -> HttpReply:
     if status in (401, 403):
         raise Unauthorized(reason)
     raise Permanent(reason)
+
+
+async def waiting_out_throttles(
+    call: Callable[[], Awaitable[_T]],
+    *,
+    budget_s: float = 60.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> _T:
+    """``call()``, waiting out its ``Throttled`` answers (Retry-After, else 1 s) for up to
+    ``budget_s`` in all: for reads that pace themselves to the channel's limit (drift
+    read-backs) instead of giving up at the first 429."""
+    waited = 0.0
+    while True:
+        try:
+            return await call()
+        except Throttled as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 1.0
+            if waited + wait > budget_s:
+                raise
+            await sleep(wait)
+            waited += wait
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

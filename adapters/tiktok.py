@@ -61,6 +61,7 @@ and logged: a redelivery would get the same answer. Cancellations and fulfilment
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -86,7 +87,16 @@ from .base import (
     Unauthorized,
     Update,
 )
-from .http import HttpReply, base_url, check, header, option_str, send, timeout_for
+from .http import (
+    HttpReply,
+    base_url,
+    check,
+    header,
+    option_str,
+    send,
+    timeout_for,
+    waiting_out_throttles,
+)
 from .registry import MissingSecret, secret_option
 from .signing import sign, verify
 from .tokens import TokenReply, TokenSource, with_token
@@ -647,7 +657,9 @@ class TikTokAdapter(BaseAdapter):
         out: dict[str, int] = {}
         for product_id, members in by_product.items():
             try:
-                raw = await self._request("GET", f"/product/{API_VERSION}/products/{product_id}")
+                # Paced to the API's per-second limit: throttle answers are waited out.
+                path = f"/product/{API_VERSION}/products/{product_id}"
+                raw = await waiting_out_throttles(functools.partial(self._request, "GET", path))
             except _ApiError as exc:
                 if exc.code in STALE_CODES:
                     self._forget(sorted(members))

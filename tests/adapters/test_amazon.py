@@ -583,6 +583,19 @@ async def test_read_back_sees_drift_and_leaves_out_skus_without_a_listing(
     assert sim.calls["getListingsItem:404"] == 2
 
 
+async def test_a_long_read_back_paces_itself_to_the_usage_plan(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    skus = [f"R-{i}" for i in range(8)]
+    for sku in skus:
+        sim.set_quantity(sku, 3)
+    sim.set_limit("getListingsItem", rate=20.0, burst=2)  # 8 reads cannot go at once
+    got = await adapter.read_back(skus)
+    assert got == dict.fromkeys(skus, 3)  # every SKU read: the 429s were waited out
+    assert sim.calls["getListingsItem:throttled"] + sim.calls.get("getListingsItem:429", 0) > 0
+
+
 # --- ORDER_CHANGE notifications ---------------------------------------------------------------
 
 

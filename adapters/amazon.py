@@ -64,8 +64,10 @@ from urllib.parse import quote
 
 import aiohttp
 import msgspec
+import structlog
 
 from ..daemon.config import Channel
+from ..daemon.events import holdable_sku
 from .base import (
     AdapterContext,
     BadWebhook,
@@ -104,6 +106,8 @@ __all__ = [
     "AmazonAdapter",
     "create",
 ]
+
+log = structlog.get_logger("invsync.adapters.amazon")
 
 _T = TypeVar("_T")
 
@@ -742,8 +746,11 @@ class AmazonAdapter(BaseAdapter):
         lines = [
             {"sku": item.seller_sku, "qty": item.quantity}
             for item in summary.order_items
-            if item.quantity > 0
+            if item.quantity > 0 and holdable_sku(item.seller_sku)
         ]
+        for item in summary.order_items:
+            if not holdable_sku(item.seller_sku):
+                log.warning("order_line_sku_not_holdable", sku=item.seller_sku[:200])
         event_id = f"{self.channel.id}-{change.amazon_order_id}-{kind}"
         if item_level:  # one item per notification: each is its own event
             event_id += "-" + "-".join(i.order_item_id for i in summary.order_items)

@@ -77,6 +77,7 @@ import msgspec
 import structlog
 
 from ..daemon.config import Channel, resolve_secret
+from ..daemon.events import holdable_sku
 from ..engine.errors import InvsyncError
 from .base import (
     AdapterContext,
@@ -511,10 +512,14 @@ def _iso(epoch_s: float) -> str:
 
 def _merge(lines: Iterable[tuple[str | None, int]]) -> dict[str, int]:
     """SKU -> units, in first-seen order; lines without a SKU (custom items, tips, gift cards:
-    nothing invsync stocks) and non-positive quantities are left out."""
+    nothing invsync stocks), with a SKU invsync cannot hold, or with non-positive quantities
+    are left out."""
     merged: dict[str, int] = {}
     for sku, qty in lines:
         name = (sku or "").strip()
+        if name and not holdable_sku(name):
+            log.warning("order_line_sku_not_holdable", sku=name[:200])
+            continue
         if name and qty > 0:
             merged[name] = merged.get(name, 0) + qty
     return merged

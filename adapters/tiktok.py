@@ -73,7 +73,7 @@ import msgspec
 import structlog
 
 from ..daemon.config import Channel, resolve_secret
-from ..daemon.events import Ref
+from ..daemon.events import Ref, holdable_sku
 from .base import (
     AdapterContext,
     BadWebhook,
@@ -758,7 +758,9 @@ class TikTokAdapter(BaseAdapter):
             if item.display_status == "CANCELLED":
                 continue
             sku = item.seller_sku or self._by_sku_id.get(item.sku_id, "")
-            if sku:
+            if sku and not holdable_sku(sku):
+                bound.warning("order_line_sku_not_holdable", sku=sku[:200])
+            elif sku:
                 units[sku] += 1  # one line item per unit
             else:
                 bound.warning("tiktok_line_without_seller_sku", sku_id=item.sku_id)

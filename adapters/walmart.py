@@ -72,8 +72,10 @@ from urllib.parse import quote
 
 import aiohttp
 import msgspec
+import structlog
 
 from ..daemon.config import Channel
+from ..daemon.events import holdable_sku
 from .base import (
     AdapterContext,
     BadWebhook,
@@ -109,6 +111,8 @@ __all__ = [
     "WalmartAdapter",
     "create",
 ]
+
+log = structlog.get_logger("invsync.adapters.walmart")
 
 _T = TypeVar("_T")
 
@@ -897,5 +901,8 @@ def _event_lines(lines: Sequence[EventLine]) -> list[dict[str, object]]:
             ) from None
         if not value.is_integer() or value <= 0:
             raise BadWebhook(f"line {line.line_number}: quantity must be a positive integer")
+        if not holdable_sku(line.sku):
+            log.warning("order_line_sku_not_holdable", sku=line.sku[:200])
+            continue
         qty[line.sku] = qty.get(line.sku, 0) + int(value)
     return [{"sku": sku, "qty": n} for sku, n in qty.items()]

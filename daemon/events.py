@@ -7,17 +7,31 @@ A tagged msgspec union on ``type``: decoding validates shape and types and names
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Annotated
 
 import msgspec
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\s{}]+$")]
 Ref = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\s{}]+$")]
+SKU_PATTERN = r"^[^\s{}]+$"
+SKU_MAX_LENGTH = 128
+Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=SKU_MAX_LENGTH, pattern=SKU_PATTERN)]
 Positive = Annotated[int, msgspec.Meta(gt=0, lt=10**12)]
 Count = Annotated[int, msgspec.Meta(ge=0, lt=10**12)]
 Delta = Annotated[int, msgspec.Meta(gt=-(10**12), lt=10**12)]
 IsoDate = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+_SKU_RE = re.compile(SKU_PATTERN)
+
+
+def holdable_sku(sku: str) -> bool:
+    """Whether invsync can keep stock of ``sku`` (the events' rule: 1-128 characters, no
+    whitespace or braces). Marketplace adapters skip order lines whose SKU is not, like lines
+    without a SKU (gift wrap, tips): such a line cannot be a stocked SKU, and one of them must
+    not make the whole order unreadable."""
+    return 0 < len(sku) <= SKU_MAX_LENGTH and _SKU_RE.match(sku) is not None
 
 
 class _Base(

@@ -763,3 +763,18 @@ async def test_config_errors_name_what_is_missing(
 
 def _fields(channel: Channel) -> dict[str, Any]:
     return {f: getattr(channel, f) for f in channel.__struct_fields__}
+
+
+async def test_an_item_whose_sku_invsync_cannot_hold_is_skipped_not_fatal(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    order = SimOrder(
+        order_id="113-0000000-0000009",
+        lines=(SimLine(sku="TEE-BLK-M", qty=1), SimLine(sku="GIFT WRAP", qty=1)),
+    )
+    made = sim.order_notification(order)
+    assert made is not None
+    objects = adapter.parse_webhook(*made)
+    assert len(convert_events(objects)) == 1  # valid: the whole order is readable
+    assert objects[0]["lines"] == [{"sku": "TEE-BLK-M", "qty": 1}]

@@ -573,3 +573,13 @@ async def test_configuration_errors_name_what_is_missing(
     monkeypatch.setenv("SHOP_TOKEN", TOKEN)
     adapter = make_adapter(shop_channel("http://127.0.0.1:9"), ctx)
     assert isinstance(adapter, ShopifyAdapter) and adapter.max_batch == 250
+
+
+async def test_a_line_whose_sku_invsync_cannot_hold_is_skipped_not_fatal(rig: Rig) -> None:
+    order = rig.store.place_order(
+        [SimLine(sku="TEE", qty=2), SimLine(sku="GIFT WRAP", qty=1)], order_id="5001"
+    )
+    assert order is not None
+    events = rig.webhook_events(order)
+    assert len(convert_events(events)) == 1  # valid: the whole order is readable
+    assert events[0]["lines"] == [{"sku": "TEE", "qty": 2}]

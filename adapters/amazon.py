@@ -58,6 +58,7 @@ import functools
 import gzip
 import math
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import ClassVar, Literal, TypeVar
 from urllib.parse import quote
@@ -671,7 +672,7 @@ class AmazonAdapter(BaseAdapter):
         if document.compression_algorithm == "GZIP":
             try:
                 raw = gzip.decompress(raw)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise Retryable(f"processing report is not valid gzip: {exc}") from exc
         try:
             return _decode_report(raw)

@@ -440,7 +440,7 @@ class WalmartAdapter(BaseAdapter):
         self._timeout = timeout_for(channel)
         self._service = option_str(channel, "service_name", DEFAULT_SERVICE_NAME)
         token_url = option_str(channel, "token_url", f"{self._url}/v3/token")
-        self._feed_threshold = option_int(channel, "feed_threshold", 5, minimum=0)
+        self._feed_threshold = option_int(channel, "feed_threshold", 50, minimum=0)
         self._feed_poll_s = option_number(channel, "feed_poll_s", 5.0, minimum=0.0)
         self._feed_timeout_s = option_number(channel, "feed_timeout_s", 120.0, minimum=0.0)
         self._slots = asyncio.Semaphore(option_int(channel, "max_concurrency", 4, minimum=1))

@@ -75,6 +75,7 @@ def walmart_channel(url: str, **options: Any) -> Channel:
             "feed_poll_s": 0.05,
             "feed_timeout_s": 3.0,
             "timeout_s": 2.0,
+            "feed_threshold": 5,  # small batches here exercise the feed path
             **options,
         },
     )

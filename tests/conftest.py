@@ -7,6 +7,7 @@ flushed before each test, so point it at a server kept for tests).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -93,27 +94,23 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-async def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """A real MQTT broker: ``$MQTT_URL``, else one answering on 127.0.0.1:1883, else a
-    Mosquitto started here if installed, else the pure-Python amqtt broker (test extras)."""
+@contextlib.asynccontextmanager
+async def private_broker(
+    port: int, tmp_path: Path, *, anonymous: bool = True
+) -> AsyncIterator[str]:
+    """A broker of our own on ``port``, stopped on exit: Mosquitto if installed, else amqtt."""
     import asyncio
     import shutil
     import subprocess
 
-    url = os.environ.get("MQTT_URL")
-    if url:
-        yield url
-        return
-    if _answers("127.0.0.1", 1883):
-        yield "mqtt://127.0.0.1:1883"
-        return
-    port = _free_port()
     sbin = Path("/usr/sbin/mosquitto")
     exe = shutil.which("mosquitto") or (str(sbin) if sbin.exists() else None)  # noqa: ASYNC240
     if exe:
-        conf = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        conf = tmp_path / f"mosquitto-{port}.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
+            "persistence false\n"
+        )
         proc = await asyncio.create_subprocess_exec(
             exe, "-c", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -121,7 +118,7 @@ async def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
             for _ in range(100):
                 if _answers("127.0.0.1", port):
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.02)
             yield f"mqtt://127.0.0.1:{port}"
         finally:
             proc.terminate()
@@ -133,7 +130,7 @@ async def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
         {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
             "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": anonymous}
             },
         }
     )
@@ -142,3 +139,18 @@ async def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
         yield f"mqtt://127.0.0.1:{port}"
     finally:
         await broker.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A real MQTT broker: ``$MQTT_URL``, else one answering on 127.0.0.1:1883, else one
+    started here (``private_broker``: Mosquitto if installed, else the pure-Python amqtt)."""
+    url = os.environ.get("MQTT_URL")
+    if url:
+        yield url
+        return
+    if _answers("127.0.0.1", 1883):
+        yield "mqtt://127.0.0.1:1883"
+        return
+    async with private_broker(_free_port(), tmp_path_factory.mktemp("mosquitto")) as started:
+        yield started

@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -39,6 +37,7 @@ from invsync.adapters.mqtt_availability import MqttAvailabilityAdapter, broker_f
 from invsync.adapters.mqtt_intake import broker_address
 from invsync.adapters.registry import ADAPTER_MODULES, MissingSecret, make_adapter
 from invsync.daemon.config import Channel, MqttConfig
+from tests.conftest import private_broker
 
 WALL = 1_800_000_000.25  # a fixed wall clock: ts must be 1_800_000_000_250
 PAYLOAD_KEYS = {"sku", "channel", "available", "version", "ts"}
@@ -54,55 +53,6 @@ def _free_port() -> int:
         return port
 
 
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-@contextlib.asynccontextmanager
-async def private_broker(
-    port: int, tmp_path: Path, *, anonymous: bool = True
-) -> AsyncIterator[str]:
-    """A broker of our own on ``port``, stopped on exit: Mosquitto if installed, else amqtt."""
-    sbin = Path("/usr/sbin/mosquitto")
-    exe = shutil.which("mosquitto") or (str(sbin) if sbin.exists() else None)  # noqa: ASYNC240
-    if exe:
-        conf = tmp_path / f"mosquitto-{port}.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous {str(anonymous).lower()}\n"
-            "persistence false\n"
-        )
-        proc = await asyncio.create_subprocess_exec(
-            exe, "-c", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            for _ in range(100):
-                if _answers(port):
-                    break
-                await asyncio.sleep(0.02)
-            yield f"mqtt://127.0.0.1:{port}"
-        finally:
-            proc.terminate()
-            await asyncio.wait_for(proc.wait(), 5)
-        return
-    from amqtt.broker import Broker
-
-    broker = Broker(
-        {
-            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": anonymous}
-            },
-        }
-    )
-    await broker.start()
-    try:
-        yield f"mqtt://127.0.0.1:{port}"
-    finally:
-        await broker.shutdown()
 
 
 class StubBroker:

@@ -551,8 +551,8 @@ class AmazonAdapter(BaseAdapter):
             except (Retryable, Unauthorized) as exc:
                 if not results:
                     raise
-                kind: Outcome = "permanent" if isinstance(exc, Unauthorized) else "retryable"
-                results.extend(_rest(updates[i:], kind, exc))
+                # Refused credentials mid-batch are an outage, not a verdict on these SKUs.
+                results.extend(_rest(updates[i:], "retryable", exc))
                 break
             except Permanent as exc:  # a 4xx about this SKU's request alone
                 results.append(

@@ -34,10 +34,10 @@ import random
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import parse_qs
 
 import msgspec
@@ -54,6 +54,8 @@ from .core import SimChannel, SimOrder, json_response
 from .limits import TokenBucket
 
 __all__ = ["AmazonSellingPartner", "create"]
+
+_Body = TypeVar("_Body")
 
 _LISTINGS = "/listings/2021-08-01/items"
 _FEEDS = "/feeds/2021-06-30"
@@ -421,19 +423,35 @@ class AmazonSellingPartner(SimChannel):
             return self._invalid(operation, f"Invalid marketplaceIds: {marketplaces}")
         return None
 
-    # -- Listings Items ------------------------------------------------------------------------
-
-    async def _patch(self, request: Request) -> Response:
-        op = "patchListingsItem"
-        refused = self._gate(request, op) or self._check_item_request(request, op)
+    async def _accept(
+        self,
+        request: Request,
+        op: str,
+        decode: Callable[[bytes], _Body],
+        *,
+        item: bool = False,
+    ) -> _Body | Response:
+        """Gate (auth, rate, and for item routes the path checks), record and decode a request
+        body; the error answer instead when any of it refuses."""
+        refused = self._gate(request, op)
+        if refused is None and item:
+            refused = self._check_item_request(request, op)
         if refused is not None:
             return refused
         raw = await request.body()
         self.received.append((op, raw))
         try:
-            body = _decode_patch(raw)
+            return decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             return self._invalid(op, str(exc))
+
+    # -- Listings Items ------------------------------------------------------------------------
+
+    async def _patch(self, request: Request) -> Response:
+        op = "patchListingsItem"
+        body = await self._accept(request, op, _decode_patch, item=True)
+        if isinstance(body, Response):
+            return body
         sku = request.path_params["sku"]
         bad_path = self._bad_paths(body.patches)
         if bad_path:
@@ -536,15 +554,9 @@ class AmazonSellingPartner(SimChannel):
 
     async def _create_document(self, request: Request) -> Response:
         op = "createFeedDocument"
-        refused = self._gate(request, op)
-        if refused is not None:
-            return refused
-        raw = await request.body()
-        self.received.append((op, raw))
-        try:
-            spec = _decode_document_spec(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return self._invalid(op, str(exc))
+        spec = await self._accept(request, op, _decode_document_spec)
+        if isinstance(spec, Response):
+            return spec
         document_id = str(uuid.uuid4())
         self.documents[document_id] = _Document(spec.content_type, secrets.token_hex(16))
         return self._ok(op, {"feedDocumentId": document_id, "url": self._document_url(document_id)},
@@ -593,15 +605,10 @@ class AmazonSellingPartner(SimChannel):
 
     async def _create_feed(self, request: Request) -> Response:
         op = "createFeed"
-        refused = self._gate(request, op)
-        if refused is not None:
-            return refused
-        raw = await request.body()
-        self.received.append((op, raw))
-        try:
-            spec = _decode_feed_spec(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            return self._invalid(op, str(exc))
+        feed_spec = await self._accept(request, op, _decode_feed_spec)
+        if isinstance(feed_spec, Response):
+            return feed_spec
+        spec = feed_spec
         if spec.input_feed_document_id not in self.documents:
             return self._invalid(op, f"Unknown inputFeedDocumentId {spec.input_feed_document_id}")
         if spec.feed_type != "JSON_LISTINGS_FEED":

@@ -73,6 +73,27 @@ async def _no_values() -> AsyncIterator[AvailabilityChanged]:
     yield  # pragma: no cover
 
 
+async def started_actor(
+    channel: Channel, adapter: Any, redis: aioredis.Redis, **settings: Any
+) -> ChannelActor:
+    """A channel actor on the system clock with fast backoff, its pushed hash cleared, active."""
+    settings.setdefault("backoff_base", 0.01)
+    settings.setdefault("backoff_cap", 0.05)
+    actor = ChannelActor(
+        f"channel:{channel.id}",
+        channel,
+        adapter,
+        redis,
+        SystemClock(),
+        _no_values,
+        rng=random.Random(3),
+        **settings,
+    )
+    await redis.delete(keys.pushed(channel.id))
+    await actor.on_activate()
+    return actor
+
+
 @pytest.fixture
 async def simulator() -> AsyncIterator[Simulator]:
     async with Simulator(port=0, seed=11) as sim:
@@ -104,21 +125,14 @@ async def test_throttling_and_errors_slow_the_channel_but_every_value_arrives(
     adapter = make_adapter(channel, AdapterContext(session=session, redis=redis))
     assert adapter is not None
     refused: list[str] = []
-    actor = ChannelActor(
-        f"channel:{channel.id}",
+    actor = await started_actor(
         channel,
         adapter,
         redis,
-        SystemClock(),
-        _no_values,
         on_permanent=lambda sku, error: refused.append(sku),
-        backoff_base=0.01,
         backoff_cap=0.2,
         breaker_threshold=1000,  # this test is about retries, not the breaker
-        rng=random.Random(3),
     )
-    await redis.delete(keys.pushed(channel.id))
-    await actor.on_activate()
     try:
         skus = [f"SKU-{i:03d}" for i in range(60)]
         for version, sku in enumerate(skus, start=1):
@@ -154,22 +168,14 @@ async def test_refused_credentials_keep_the_values_and_open_the_breaker(
     adapter = make_adapter(channel, AdapterContext(session=session, redis=redis))
     assert adapter is not None
     refused: list[str] = []
-    actor = ChannelActor(
-        f"channel:{channel.id}",
+    actor = await started_actor(
         channel,
         adapter,
         redis,
-        SystemClock(),
-        _no_values,
         on_permanent=lambda sku, error: refused.append(sku),
-        backoff_base=0.01,
-        backoff_cap=0.05,
         breaker_threshold=2,
         breaker_cooldown=30.0,
-        rng=random.Random(3),
     )
-    await redis.delete(keys.pushed(channel.id))
-    await actor.on_activate()
     try:
         for i in range(3):
             await actor.receive(AvailabilityChanged(sku=f"S-{i}", available=i + 1, version=1))
@@ -210,19 +216,7 @@ async def test_an_adapter_bug_is_retried_not_fatal_to_the_channel(
         async def aclose(self) -> None:
             await real.aclose()  # type: ignore[union-attr]
 
-    actor = ChannelActor(
-        f"channel:{channel.id}",
-        channel,
-        Buggy(),
-        redis,
-        SystemClock(),
-        _no_values,
-        backoff_base=0.01,
-        backoff_cap=0.05,
-        rng=random.Random(3),
-    )
-    await redis.delete(keys.pushed(channel.id))
-    await actor.on_activate()
+    actor = await started_actor(channel, Buggy(), redis)
     try:
         await actor.receive(AvailabilityChanged(sku="S-1", available=4, version=1))
         await until(lambda: sim.quantities.get("S-1") == 4, timeout=10, step=0.02)

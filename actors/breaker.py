@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from .clock import Clock
+from ..core.clock import Clock
 
 __all__ = ["BreakerState", "CircuitBreaker"]
 

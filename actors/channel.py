@@ -35,7 +35,8 @@ from ..adapters.base import (
     Unauthorized,
     Update,
 )
-from ..daemon.config import Channel
+from ..core.clock import Clock
+from ..core.config import Channel
 from ..engine import keys
 from ..metrics.definitions import (
     CHANNEL_BREAKER_OPEN,
@@ -44,7 +45,6 @@ from ..metrics.definitions import (
     SYNC_LATENCY,
 )
 from .breaker import BreakerState, CircuitBreaker
-from .clock import Clock
 from .messages import AvailabilityChanged, ChannelMessage, FullSync
 from .ratelimit import TokenBucket
 from .runtime import Actor

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .clock import Clock
+from ..core.clock import Clock
 
 __all__ = ["TokenBucket"]
 

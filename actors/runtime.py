@@ -42,7 +42,7 @@ from typing import Any, Final, Generic, TypeVar
 import msgspec
 import structlog
 
-from .clock import Clock, SystemClock
+from ..core.clock import Clock, SystemClock
 
 __all__ = [
     "Actor",

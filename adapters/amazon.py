@@ -67,8 +67,8 @@ import aiohttp
 import msgspec
 import structlog
 
-from ..daemon.config import Channel
-from ..daemon.events import holdable_sku
+from ..core.config import Channel
+from ..core.events import holdable_sku
 from .base import (
     AdapterContext,
     BadWebhook,

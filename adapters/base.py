@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
 
-    from ..daemon.config import Channel, MqttConfig
+    from ..core.config import Channel, MqttConfig
 
 
 class Update(msgspec.Struct, frozen=True, kw_only=True):

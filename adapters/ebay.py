@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterable, Sequence
 import aiohttp
 import msgspec
 
-from ..daemon.config import Channel
+from ..core.config import Channel
 from .base import (
     AdapterContext,
     BaseAdapter,

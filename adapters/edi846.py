@@ -72,7 +72,7 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from ..daemon.config import Channel
+from ..core.config import Channel
 from .base import AdapterContext, BaseAdapter, Permanent, PushResult, Retryable, Update
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
-from ..daemon.config import Channel
+from ..core.config import Channel
 from .base import Permanent, Retryable, Throttled, Unauthorized
 
 __all__ = [

@@ -52,7 +52,7 @@ import msgspec
 import structlog
 from aiomqtt.exceptions import MqttConnectError
 
-from ..daemon.config import Channel, MqttConfig, resolve_secret
+from ..core.config import Channel, MqttConfig, resolve_secret
 from .base import (
     AdapterContext,
     BaseAdapter,

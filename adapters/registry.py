@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import cast
 
-from ..daemon.config import Channel, resolve_secret
+from ..core.config import Channel, resolve_secret
 from .base import AdapterContext, ChannelAdapter
 
 __all__ = [

@@ -76,9 +76,9 @@ import aiohttp
 import msgspec
 import structlog
 
-from ..daemon.config import Channel, resolve_secret
-from ..daemon.events import holdable_sku
-from ..engine.errors import InvsyncError
+from ..core.config import Channel, resolve_secret
+from ..core.errors import InvsyncError
+from ..core.events import holdable_sku
 from .base import (
     AdapterContext,
     BadWebhook,

@@ -72,8 +72,8 @@ import aiohttp
 import msgspec
 import structlog
 
-from ..daemon.config import Channel, resolve_secret
-from ..daemon.events import Ref, holdable_sku
+from ..core.config import Channel, resolve_secret
+from ..core.events import Ref, holdable_sku
 from .base import (
     AdapterContext,
     BadWebhook,

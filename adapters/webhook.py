@@ -16,7 +16,7 @@ from typing import Literal
 import aiohttp
 import msgspec
 
-from ..daemon.config import Channel
+from ..core.config import Channel
 from .base import AdapterContext, BadWebhook, BaseAdapter, PushResult, Update
 from .http import DEFAULT_TIMEOUT_S, base_url, check, header, parse_retry_after, send, timeout_for
 from .registry import require_secret

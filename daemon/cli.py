@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import msgspec
 
+from ..core.config import Config, ConfigError, load_config
+from ..core.errors import BY_CODE, InvsyncError
 from ..engine.connection import Store
 from ..engine.engine import Engine
-from ..engine.errors import BY_CODE, InvsyncError
 from ..engine.keys import check_event_id
 from . import importer, logs
-from .config import Config, ConfigError, load_config
 from .loop import run_loop
 from .service import open_engine, open_store, serve
 from .stockview import render_text, stock_view
@@ -680,7 +680,7 @@ def simulate(
     Every channel whose url starts with http://{[simulator] host}:{port}/ is served at the rest
     of its url with its marketplace's API; orders go to the daemon as signed webhooks.
     """
-    from ..adapters.simulators.server import Simulator
+    from ..simulators.server import Simulator
 
     config = _load(config_path)
     logs.configure(level=log_level)
@@ -740,7 +740,7 @@ def bench_reserve(
     as_json: bool,
 ) -> None:
     """Single-line reservations/s through the engine on a fresh embedded Valkey (AOF on)."""
-    from .bench import run_reserve_bench
+    from ..bench.reserve import run_reserve_bench
 
     figures = asyncio.run(
         run_reserve_bench(
@@ -769,7 +769,7 @@ def bench_propagate(
     as_json: bool,
 ) -> None:
     """Events/s from intake to channel acknowledgement, event->ack latency, daemon RSS."""
-    from .bench_propagate import run_propagate_bench
+    from ..bench.propagate import run_propagate_bench
 
     figures = asyncio.run(
         run_propagate_bench(rate=rate, seconds=seconds, skus=skus, channels=channels,
@@ -816,7 +816,7 @@ def bench_feed(
     as_json: bool,
 ) -> None:
     """Websocket feed: deltas delivered/s to N clients, change->delivery p50/p99, server RSS."""
-    from .bench_feed import run_feed_bench
+    from ..bench.feed import run_feed_bench
 
     figures = run_loop(
         run_feed_bench(
@@ -845,7 +845,7 @@ def bench_channels(
     config_path: Path | None, skus: int, only: tuple[str, ...], as_json: bool
 ) -> None:
     """Full sync of N SKUs on each simulated marketplace: seconds, SKUs/s, call p50/p99."""
-    from .bench_channels import render, run_channels_bench
+    from ..bench.channels import render, run_channels_bench
 
     config = _load(config_path)
     try:

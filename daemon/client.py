@@ -16,7 +16,8 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from ..engine.errors import (
+from ..core.config import ServerConfig, resolve_secret
+from ..core.errors import (
     BY_CODE,
     Conflict,
     InvalidRequest,
@@ -25,7 +26,6 @@ from ..engine.errors import (
     StoreError,
     StoreUnavailable,
 )
-from .config import ServerConfig, resolve_secret
 from .exceptions import EXCEPTION_ERRORS
 from .http import API_ERRORS, Forbidden, PayloadTooLarge, Unauthorized
 

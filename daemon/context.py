@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..adapters.base import ChannelAdapter
+from ..core.config import Config
 from ..engine.engine import Engine
-from .config import Config
 from .intake import Intake
 
 

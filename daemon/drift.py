@@ -22,8 +22,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..adapters.base import ChannelAdapter, ChannelError, ReadsBack, Throttled
+from ..core.errors import InvalidRequest, InvsyncError
 from ..engine import keys
-from ..engine.errors import InvalidRequest, InvsyncError
 
 __all__ = ["DriftFinding", "DriftReport", "check_channel", "drift_routes", "pushed_values"]
 

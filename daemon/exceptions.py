@@ -29,13 +29,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..adapters.base import ChannelError
+from ..core.config import Config
+from ..core.errors import Conflict, InvalidRequest, InvsyncError, NotFound, StoreUnavailable
+from ..core.events import EventLine, OrderCreated, ShipTo
 from ..engine import keys
 from ..engine.engine import Engine
-from ..engine.errors import Conflict, InvalidRequest, InvsyncError, NotFound, StoreUnavailable
 from ..engine.models import Line, Outcome, SkuState
 from ..metrics import definitions as m
-from .config import Config
-from .events import EventLine, OrderCreated, ShipTo
 
 __all__ = [
     "ACTIONS",

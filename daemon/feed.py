@@ -45,13 +45,13 @@ import structlog
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..actors.clock import Clock, SystemClock
 from ..actors.messages import AvailabilityChanged
 from ..actors.sku import Topology, bundle_inputs
+from ..core.clock import Clock, SystemClock
+from ..core.errors import InvalidRequest, InvsyncError
 from ..engine import keys
 from ..engine.availability import availability_by_channel, bundle_available
 from ..engine.engine import Engine
-from ..engine.errors import InvalidRequest, InvsyncError
 
 __all__ = [
     "FEED_PATH",

@@ -27,18 +27,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..adapters.base import BadWebhook, ChannelError, ParsesWebhooksAsync
-from ..engine import keys
-from ..engine.errors import (
+from ..core.config import Config, resolve_secret
+from ..core.errors import (
     InvalidRequest,
     InvsyncError,
     NotFound,
     UnknownOrder,
     UnknownSku,
 )
-from ..metrics.definitions import EVENTS, REGISTRY
-from .config import Config, resolve_secret
-from .context import DaemonContext
-from .events import (
+from ..core.events import (
     BadEvent,
     Event,
     OrderReturned,
@@ -48,6 +45,9 @@ from .events import (
     decode_events,
     event_kind,
 )
+from ..engine import keys
+from ..metrics.definitions import EVENTS, REGISTRY
+from .context import DaemonContext
 
 __all__ = [
     "API_ERRORS",

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.errors import InvsyncError
 from ..engine import keys
 from ..engine.engine import Engine
-from ..engine.errors import InvsyncError
 
 HEADER = ("sku", "location", "on_hand")
 #: The engine's scripts refuse counts from 1e14 up (cjson keeps 14 digits): refused here, before

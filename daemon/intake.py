@@ -22,8 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..engine.errors import StoreUnavailable
-from .events import Event, decode_event, encode_event
+from ..core.errors import StoreUnavailable
+from ..core.events import Event, decode_event, encode_event
 
 log = structlog.get_logger("invsync.intake")
 

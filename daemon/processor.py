@@ -17,15 +17,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
-from ..actors.router import RouteDecision, plan, routing_policy
-from ..engine import keys
-from ..engine.availability import LocationStock
-from ..engine.engine import Engine
-from ..engine.errors import InvsyncError, OutOfStock, StoreUnavailable
-from ..engine.models import Line, Outcome, SkuState
-from ..metrics import definitions as m
-from .config import Config
-from .events import (
+from ..core.config import Config
+from ..core.errors import InvsyncError, OutOfStock, StoreUnavailable
+from ..core.events import (
     OrderCancelled,
     OrderCreated,
     OrderFulfilled,
@@ -36,6 +30,12 @@ from .events import (
     event_order_key,
     event_skus,
 )
+from ..engine import keys
+from ..engine.availability import LocationStock
+from ..engine.engine import Engine
+from ..engine.models import Line, Outcome, SkuState
+from ..engine.routing import RouteDecision, plan, routing_policy
+from ..metrics import definitions as m
 from .intake import Entry
 
 if TYPE_CHECKING:

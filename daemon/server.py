@@ -18,7 +18,7 @@ import structlog
 import uvicorn
 from starlette.types import ASGIApp
 
-from ..engine.errors import InvsyncError
+from ..core.errors import InvsyncError
 
 __all__ = ["HttpServer", "ServerStartError"]
 

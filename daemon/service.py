@@ -26,7 +26,6 @@ from redis.exceptions import RedisError
 
 from ..actors.breaker import BreakerState
 from ..actors.channel import ChannelActor
-from ..actors.clock import Clock, SystemClock
 from ..actors.messages import AvailabilityChanged, FullSync, Recompute, StockChanged
 from ..actors.runtime import ActorSystem, Kind
 from ..actors.sku import SkuActor, Topology, bundle_inputs
@@ -39,17 +38,18 @@ from ..adapters.base import (
     ReadsBack,
 )
 from ..adapters.registry import make_adapter
+from ..core.clock import Clock, SystemClock
+from ..core.config import Channel, Config, ConfigError, load_config, resolve_secret
+from ..core.errors import InvsyncError, StoreUnavailable
+from ..core.events import BadEvent, Event, convert_events
 from ..engine import keys
 from ..engine.availability import availability_by_channel, bundle_available
 from ..engine.connection import Store, redact
 from ..engine.engine import Engine
-from ..engine.errors import InvsyncError, StoreUnavailable
 from ..engine.models import SkuState
 from ..metrics import definitions as m
 from . import systemd
-from .config import Channel, Config, ConfigError, load_config, resolve_secret
 from .drift import DriftReport, check_channel, drift_routes
-from .events import BadEvent, Event, convert_events
 from .exceptions import ExceptionQueue, ExceptionRecord, exception_routes
 from .feed import FeedHub
 from .intake import Intake
@@ -723,7 +723,7 @@ class Daemon:
                 group.create_task(self._watch_drift()),
             ]
             if config.mqtt.url is not None:
-                from ..adapters.mqtt_intake import run_mqtt_intake
+                from .mqtt_intake import run_mqtt_intake
 
                 tasks.append(
                     group.create_task(

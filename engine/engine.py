@@ -16,10 +16,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..core.errors import InvalidQuantity, InvalidRequest, InvsyncError, StoreUnavailable, from_code
 from . import keys as k
 from .availability import Bundle, LocationStock, expand_bundles, location_available
 from .availability import OrderLine as PlanLine
-from .errors import InvalidQuantity, InvalidRequest, InvsyncError, StoreUnavailable, from_code
 from .models import Line, LocationState, Order, Outcome, SkuState
 from .scripts import Scripts
 

@@ -16,15 +16,13 @@ Hash tags keep every key of one SKU (and of one order) in one Redis Cluster slot
 
 from __future__ import annotations
 
-import re
+from ..core.ids import check_event_id, check_id, check_sku
 
-from .errors import InvalidRequest
+__all__ = ["check_event_id", "check_id", "check_sku"]  # re-exported: key parts are checked ids
 
 #: States tracked per (SKU, location); the hash field is ``<location>:<state>``.
 STATES = ("on_hand", "reserved", "safety_stock", "damaged", "incoming")
 
-_SKU_FORBIDDEN = re.compile(r"[{}\s\x00-\x1f]")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 HOLDS_EXPIRY = "holds:expiry"
 
@@ -32,34 +30,6 @@ HOLDS_EXPIRY = "holds:expiry"
 #: significant digits, so anything larger would not survive a round trip exactly.
 MAX_QTY = 10**14 - 1
 INVENTORY_PATTERN = "inv:{*}"
-
-
-def check_sku(sku: str) -> str:
-    """Return ``sku`` if it can be a key part: 1..128 chars, no braces, whitespace or controls."""
-    if not isinstance(sku, str) or not sku or len(sku) > 128 or _SKU_FORBIDDEN.search(sku):
-        raise InvalidRequest(
-            f"invalid SKU {sku!r}: 1 to 128 characters, no braces, spaces or control characters",
-            field="sku",
-        )
-    return sku
-
-
-def check_id(value: str, what: str) -> str:
-    """Return ``value`` if it is a valid location/channel/order id (letters, digits, ``_.-``)."""
-    if not isinstance(value, str) or not _ID.match(value):
-        raise InvalidRequest(
-            f"invalid {what} {value!r}: 1 to 64 of letters, digits, '_', '.', '-'", field=what
-        )
-    return value
-
-
-def check_event_id(value: str) -> str:
-    """Return ``value`` if usable as an idempotency key: 1..200 printable chars, no braces."""
-    if not isinstance(value, str) or not value or len(value) > 200 or _SKU_FORBIDDEN.search(value):
-        raise InvalidRequest(
-            f"invalid event id {value!r}: 1 to 200 characters, no braces or spaces", field="id"
-        )
-    return value
 
 
 def inventory(sku: str) -> str:

@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .errors import StoreUnavailable
+from ..core.errors import StoreUnavailable
 
 NAMES = (
     "stock.count",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from invsync.actors.breaker import BreakerState, CircuitBreaker
-from invsync.actors.clock import ManualClock
+from invsync.core.clock import ManualClock
 
 
 def breaker(clock: ManualClock, changes: list[BreakerState] | None = None) -> CircuitBreaker:

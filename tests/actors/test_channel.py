@@ -15,11 +15,11 @@ from prometheus_client import generate_latest
 
 from invsync.actors.breaker import BreakerState
 from invsync.actors.channel import ChannelActor, pushed_key
-from invsync.actors.clock import Clock, ManualClock, SystemClock
 from invsync.actors.messages import AvailabilityChanged, FullSync
 from invsync.actors.runtime import ActorSystem, Kind
 from invsync.adapters.webhook import WebhookAdapter
-from invsync.daemon.config import Channel
+from invsync.core.clock import Clock, ManualClock, SystemClock
+from invsync.core.config import Channel
 from invsync.engine import keys
 from invsync.metrics.definitions import REGISTRY
 from tests.adapters.test_webhook import webhook_channel

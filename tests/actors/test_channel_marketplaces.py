@@ -16,13 +16,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from invsync.actors.channel import ChannelActor
-from invsync.actors.clock import SystemClock
 from invsync.actors.messages import AvailabilityChanged
 from invsync.adapters.base import AdapterContext
 from invsync.adapters.registry import make_adapter
-from invsync.adapters.simulators.server import Simulator
-from invsync.daemon.config import Channel, Faults
+from invsync.core.clock import SystemClock
+from invsync.core.config import Channel, Faults
 from invsync.engine import keys
+from invsync.simulators.server import Simulator
 from tests.receiver import until
 
 CREDENTIALS = {

@@ -7,8 +7,8 @@ import inspect
 
 import pytest
 
-from invsync.actors.clock import ManualClock
 from invsync.actors.ratelimit import TokenBucket
+from invsync.core.clock import ManualClock
 
 
 async def settle() -> None:

@@ -16,7 +16,6 @@ import structlog
 from structlog.testing import LogCapture
 
 from invsync.actors import runtime
-from invsync.actors.clock import ManualClock, SystemClock
 from invsync.actors.runtime import (
     Actor,
     ActorSystem,
@@ -24,6 +23,7 @@ from invsync.actors.runtime import (
     Kind,
     UnknownKind,
 )
+from invsync.core.clock import ManualClock, SystemClock
 
 
 class Boom(Exception):

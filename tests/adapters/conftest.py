@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from invsync.adapters.simulators.server import Simulator
+from invsync.simulators.server import Simulator
 
 
 @pytest.fixture

@@ -30,11 +30,11 @@ from invsync.adapters.base import (
 )
 from invsync.adapters.registry import MissingSecret, make_adapter
 from invsync.adapters.signing import SIGNATURE_HEADER, sign
-from invsync.adapters.simulators.amazon import AmazonSellingPartner
-from invsync.adapters.simulators.core import SimLine, SimOrder
-from invsync.adapters.simulators.server import Simulator
-from invsync.daemon.config import Channel, Faults
-from invsync.daemon.events import OrderCancelled, OrderCreated, OrderFulfilled, convert_events
+from invsync.core.config import Channel, Faults
+from invsync.core.events import OrderCancelled, OrderCreated, OrderFulfilled, convert_events
+from invsync.simulators.amazon import AmazonSellingPartner
+from invsync.simulators.core import SimLine, SimOrder
+from invsync.simulators.server import Simulator
 
 SCHEMAS = Path(__file__).parent / "schemas" / "amazon"
 REFRESH_TOKEN = "Atzr|refresh-token"

@@ -25,11 +25,11 @@ from invsync.adapters.base import (
 )
 from invsync.adapters.ebay import MAX_BATCH, EbayAdapter, create
 from invsync.adapters.registry import MissingSecret, make_adapter
-from invsync.adapters.simulators.core import SimOrder
-from invsync.adapters.simulators.ebay import SCOPE_READONLY, EbaySimulator
-from invsync.adapters.simulators.limits import FixedWindow
-from invsync.adapters.simulators.server import Simulator
-from invsync.daemon.config import Channel, Faults
+from invsync.core.config import Channel, Faults
+from invsync.simulators.core import SimOrder
+from invsync.simulators.ebay import SCOPE_READONLY, EbaySimulator
+from invsync.simulators.limits import FixedWindow
+from invsync.simulators.server import Simulator
 
 SCHEMA = json.loads((Path(__file__).parent / "fixtures/ebay/inventory.schema.json").read_text())
 REFRESH = "v^1.1#i^1#r^1#refresh-token-of-the-seller"

@@ -37,7 +37,7 @@ from invsync.adapters.edi846 import (
     sku_problem,
 )
 from invsync.adapters.registry import make_adapter
-from invsync.daemon.config import Channel
+from invsync.core.config import Channel
 
 NOW = datetime(2026, 3, 14, 9, 26, tzinfo=UTC).timestamp()
 

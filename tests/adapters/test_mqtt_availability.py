@@ -34,9 +34,9 @@ from invsync.adapters.base import (
     Update,
 )
 from invsync.adapters.mqtt_availability import MqttAvailabilityAdapter, broker_for, create
-from invsync.adapters.mqtt_intake import broker_address
 from invsync.adapters.registry import ADAPTER_MODULES, MissingSecret, make_adapter
-from invsync.daemon.config import Channel, MqttConfig
+from invsync.core.config import Channel, MqttConfig
+from invsync.daemon.mqtt_intake import broker_address
 from tests.conftest import private_broker
 
 WALL = 1_800_000_000.25  # a fixed wall clock: ts must be 1_800_000_000_250

@@ -30,12 +30,12 @@ from invsync.adapters.base import (
 from invsync.adapters.registry import MissingSecret, make_adapter
 from invsync.adapters.shopify import ShopifyAdapter, create
 from invsync.adapters.signing import sign_b64
-from invsync.adapters.simulators.core import SimLine
-from invsync.adapters.simulators.limits import CostBucket
-from invsync.adapters.simulators.server import Simulator
-from invsync.adapters.simulators.shopify import BUCKET_SIZE, RESTORE_RATE, ShopifyStore
-from invsync.daemon.config import Channel, Faults
-from invsync.daemon.events import convert_events
+from invsync.core.config import Channel, Faults
+from invsync.core.events import convert_events
+from invsync.simulators.core import SimLine
+from invsync.simulators.limits import CostBucket
+from invsync.simulators.server import Simulator
+from invsync.simulators.shopify import BUCKET_SIZE, RESTORE_RATE, ShopifyStore
 
 TOKEN = "shpat_0123456789abcdef"
 SECRET = "shopify-app-client-secret"

@@ -33,19 +33,19 @@ from invsync.adapters.base import (
     Update,
 )
 from invsync.adapters.registry import MissingSecret, make_adapter
-from invsync.adapters.simulators.core import SimLine
-from invsync.adapters.simulators.server import Simulator
-from invsync.adapters.simulators.tiktok import TikTokShopSim
 from invsync.adapters.tiktok import (
     TikTokAdapter,
     create,
     sign_request,
     webhook_signature,
 )
-from invsync.daemon.config import Channel, Config, Faults, Location, ServerConfig
-from invsync.daemon.events import OrderCancelled, OrderCreated, OrderFulfilled, convert_events
+from invsync.core.config import Channel, Config, Faults, Location, ServerConfig
+from invsync.core.events import OrderCancelled, OrderCreated, OrderFulfilled, convert_events
 from invsync.daemon.http import build_app
 from invsync.daemon.server import HttpServer
+from invsync.simulators.core import SimLine
+from invsync.simulators.server import Simulator
+from invsync.simulators.tiktok import TikTokShopSim
 
 APP_KEY = "6a6sim0key"
 APP_SECRET = "sim-app-secret-4ebx"

@@ -32,13 +32,13 @@ from invsync.adapters.base import (
 )
 from invsync.adapters.registry import MissingSecret, make_adapter
 from invsync.adapters.signing import SIGNATURE_HEADER, sign
-from invsync.adapters.simulators.core import SimLine, SimOrder
-from invsync.adapters.simulators.limits import TokenBucket
-from invsync.adapters.simulators.server import Simulator
-from invsync.adapters.simulators.walmart import WalmartSim
 from invsync.adapters.walmart import WalmartAdapter, create
-from invsync.daemon.config import Channel, Faults
-from invsync.daemon.events import OrderCancelled, OrderCreated, convert_events
+from invsync.core.config import Channel, Faults
+from invsync.core.events import OrderCancelled, OrderCreated, convert_events
+from invsync.simulators.core import SimLine, SimOrder
+from invsync.simulators.limits import TokenBucket
+from invsync.simulators.server import Simulator
+from invsync.simulators.walmart import WalmartSim
 
 FIXTURES = Path(__file__).parent / "fixtures" / "walmart"
 CLIENT_ID = "0f1e2d3c-client"

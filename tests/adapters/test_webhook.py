@@ -26,7 +26,7 @@ from invsync.adapters.base import (
 from invsync.adapters.registry import ADAPTER_MODULES, MissingSecret, make_adapter
 from invsync.adapters.signing import SIGNATURE_HEADER, sign, verify
 from invsync.adapters.webhook import WebhookAdapter, parse_retry_after
-from invsync.daemon.config import Channel
+from invsync.core.config import Channel
 from tests.receiver import SECRET, Answer, Receiver
 
 

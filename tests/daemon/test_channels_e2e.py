@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from invsync.adapters.simulators.core import SimLine
-from invsync.adapters.simulators.server import Simulator
-from invsync.daemon.config import load_config
+from invsync.core.config import load_config
+from invsync.simulators.core import SimLine
+from invsync.simulators.server import Simulator
 from tests.daemon.helpers import LOCATIONS, Api, Daemon, counted, free_port, poll, write_config
 
 ENV = {

@@ -16,8 +16,9 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from invsync.core.config import ServerConfig
+from invsync.core.errors import StoreUnavailable
 from invsync.daemon.client import DaemonClient, DaemonUnavailable
-from invsync.daemon.config import ServerConfig
 from invsync.daemon.http import (
     Forbidden,
     MalformedEvent,
@@ -28,7 +29,6 @@ from invsync.daemon.http import (
 )
 from invsync.daemon.intake import STREAM
 from invsync.daemon.server import HttpServer
-from invsync.engine.errors import StoreUnavailable
 from tests.daemon import test_http
 from tests.daemon.helpers import INVSYNC
 from tests.daemon.test_http import TOKEN_ENV, ApiContext, closed_port

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 
 from invsync.adapters.base import BaseAdapter, PushResult, Retryable, Throttled, Update
-from invsync.daemon.config import Channel
+from invsync.core.config import Channel
 from invsync.daemon.drift import check_channel, pushed_values
 from invsync.engine import keys
 

@@ -19,8 +19,8 @@ import aiohttp
 import aiomqtt
 import pytest
 
-from invsync.adapters.mqtt_intake import broker_address
 from invsync.adapters.signing import SIGNATURE_HEADER, sign
+from invsync.daemon.mqtt_intake import broker_address
 from tests.daemon.helpers import (
     LOCATIONS,
     Api,

@@ -12,8 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from invsync.daemon.config import Config, load_config
-from invsync.daemon.events import BadEvent, decode_events
+from invsync.core.config import Config, load_config
+from invsync.core.errors import InvalidRequest
+from invsync.core.events import BadEvent, decode_events
 from invsync.daemon.exceptions import (
     DAY_MS,
     ActionNotPossible,
@@ -29,7 +30,6 @@ from invsync.daemon.intake import Entry
 from invsync.daemon.processor import Processor
 from invsync.engine import keys
 from invsync.engine.engine import Engine
-from invsync.engine.errors import InvalidRequest
 from invsync.engine.models import SkuState
 from invsync.metrics import definitions as m
 from tests.conftest import FakeClock

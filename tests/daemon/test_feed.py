@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from invsync.actors.messages import AvailabilityChanged, StockChanged
 from invsync.actors.runtime import Actor, ActorSystem, Kind
 from invsync.actors.sku import SkuActor, Topology
-from invsync.daemon.config import Config, ServerConfig
+from invsync.core.config import Config, ServerConfig
 from invsync.daemon.feed import FeedHub, store_snapshot
 from invsync.daemon.http import build_app
 from invsync.daemon.server import HttpServer

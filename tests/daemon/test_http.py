@@ -22,8 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from invsync.adapters.signing import SIGNATURE_HEADER, sign
 from invsync.adapters.webhook import WebhookAdapter
-from invsync.daemon.config import Channel, Config, Location, ServerConfig
-from invsync.daemon.events import (
+from invsync.core.config import Channel, Config, Location, ServerConfig
+from invsync.core.errors import InvsyncError
+from invsync.core.events import (
     OrderCancelled,
     OrderCreated,
     OrderFulfilled,
@@ -37,7 +38,6 @@ from invsync.daemon.server import HttpServer, ServerStartError
 from invsync.daemon.stockview import stock_view
 from invsync.engine.connection import open_redis
 from invsync.engine.engine import Engine
-from invsync.engine.errors import InvsyncError
 from invsync.engine.models import Line
 from invsync.metrics.definitions import REGISTRY
 

@@ -38,14 +38,21 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from invsync.daemon.config import Config, ServerConfig
+from invsync.core.config import Config, ServerConfig
 from invsync.daemon.context import DaemonContext
 from invsync.daemon.http import build_app
 from invsync.daemon.page import STATIC, load_assets, page_routes
 from invsync.daemon.server import HttpServer
-
-from ..receiver import SECRET, Receiver, until
-from .helpers import LOCATIONS, Api, Daemon, base_url, counted, webhook_channel, write_config
+from invsync.tests.daemon.helpers import (
+    LOCATIONS,
+    Api,
+    Daemon,
+    base_url,
+    counted,
+    webhook_channel,
+    write_config,
+)
+from invsync.tests.receiver import SECRET, Receiver, until
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="apt-get install chromium")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from invsync.daemon.config import Config, load_config
-from invsync.daemon.events import decode_events
+from invsync.core.config import Config, load_config
+from invsync.core.events import decode_events
 from invsync.daemon.intake import Entry, Intake
 from invsync.daemon.processor import Processor
 from invsync.engine import keys

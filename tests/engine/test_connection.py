@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from redis.utils import HIREDIS_AVAILABLE
 
+from invsync.core.errors import StoreError, StoreUnavailable
 from invsync.engine.connection import Store, open_redis, redact, translate_errors
 from invsync.engine.embedded import EmbeddedValkey
-from invsync.engine.errors import StoreError, StoreUnavailable
 
 #: Behavioural bound for "fails fast": generous, far below a hang.
 FAST = 5.0

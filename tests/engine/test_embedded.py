@@ -16,8 +16,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from invsync.core.errors import StoreError
 from invsync.engine.embedded import EmbeddedValkey
-from invsync.engine.errors import StoreError
 
 
 @asynccontextmanager

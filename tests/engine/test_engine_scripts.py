@@ -14,10 +14,7 @@ from typing import Any, Protocol
 import pytest
 import redis.asyncio as aioredis
 
-from invsync.engine import keys as k
-from invsync.engine.availability import Bundle
-from invsync.engine.engine import Engine
-from invsync.engine.errors import (
+from invsync.core.errors import (
     BelowReserved,
     ExceedsFulfilled,
     ExceedsReserved,
@@ -31,6 +28,9 @@ from invsync.engine.errors import (
     OutOfStock,
     UnknownOrder,
 )
+from invsync.engine import keys as k
+from invsync.engine.availability import Bundle
+from invsync.engine.engine import Engine
 from invsync.engine.models import Line, LocationState, Outcome
 
 WEB = "web"

@@ -28,10 +28,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from invsync.core.errors import InvsyncError
 from invsync.engine import keys as k
 from invsync.engine.availability import Bundle
 from invsync.engine.engine import Engine
-from invsync.engine.errors import InvsyncError
 from invsync.engine.models import Line, LocationState, Order, Outcome, SkuState
 
 SKUS = ("A", "B", "C")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from invsync.core.errors import StoreUnavailable
 from invsync.engine.connection import open_redis
 from invsync.engine.embedded import EmbeddedValkey
 from invsync.engine.engine import Engine
-from invsync.engine.errors import StoreUnavailable
 from invsync.engine.models import Line
 
 TEE = "TEE-BLK-M"

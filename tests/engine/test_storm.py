@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from invsync.core.errors import InvsyncError
 from invsync.engine.engine import Engine
-from invsync.engine.errors import InvsyncError
 from invsync.engine.models import Line, Outcome
 
 SKUS = ("S1", "S2", "S3", "S4")

@@ -46,8 +46,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ...daemon.config import Channel, Faults
-from ..registry import require_secret, secret_option
+from ..adapters.registry import require_secret, secret_option
+from ..core.config import Channel, Faults
 from .core import SimChannel, json_response
 from .limits import FixedWindow
 

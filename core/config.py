@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from ..engine.availability import Bundle, ChannelPolicy, validate_bundle, validate_policy
-from ..engine.errors import InvalidRequest
-from ..engine.keys import check_id, check_sku
+from .errors import InvalidRequest
+from .ids import check_id, check_sku
+from .policy import Bundle, ChannelPolicy, validate_bundle, validate_policy
 
 __all__ = [
     "CHANNEL_KINDS",

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import msgspec
 
-from ..engine.availability import Bundle, LocationStock
-from ..engine.models import Line
+from .availability import Bundle, LocationStock
+from .models import Line
 
 if TYPE_CHECKING:  # the router only reads the config: no import of the daemon at run time
-    from ..daemon.config import Config
+    from ..core.config import Config
 
 __all__ = [
     "MAX_EXACT_LINES",

@@ -22,11 +22,11 @@ import aiomqtt
 import msgspec
 import structlog
 
-from ..daemon.config import Config, resolve_secret
-from ..daemon.events import BadEvent, Event, convert_events, event_kind
-from ..daemon.intake import Intake
-from ..engine.errors import StoreUnavailable
+from ..core.config import Config, resolve_secret
+from ..core.errors import StoreUnavailable
+from ..core.events import BadEvent, Event, convert_events, event_kind
 from ..metrics import definitions as m
+from .intake import Intake
 
 log = structlog.get_logger("invsync.mqtt")
 

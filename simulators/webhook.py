@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ...daemon.config import Channel, Faults
-from ..registry import require_secret
-from ..signing import SIGNATURE_HEADER, sign, verify
+from ..adapters.registry import require_secret
+from ..adapters.signing import SIGNATURE_HEADER, sign, verify
+from ..core.config import Channel, Faults
 from .core import SimChannel, SimOrder, json_response
 
 __all__ = ["WebhookReceiver", "create"]

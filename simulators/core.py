@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ...daemon.config import Channel, Faults
+from ..core.config import Channel, Faults
 
 __all__ = ["NO_FAULTS", "Handler", "SimChannel", "SimLine", "SimOrder", "json_response"]
 

@@ -12,15 +12,15 @@ import aiomqtt
 import pytest
 import redis.asyncio as aioredis
 
-from invsync.adapters.mqtt_intake import (
+from invsync.core.config import Config, load_config
+from invsync.core.events import BadEvent, StockCounted
+from invsync.daemon.intake import Intake
+from invsync.daemon.mqtt_intake import (
     broker_address,
     broker_transport,
     events_from_message,
     run_mqtt_intake,
 )
-from invsync.daemon.config import Config, load_config
-from invsync.daemon.events import BadEvent, StockCounted
-from invsync.daemon.intake import Intake
 from invsync.daemon.service import check_refs
 
 

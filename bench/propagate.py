@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from .bench import percentile, process_rss_mb
+from .reserve import percentile, process_rss_mb
 
 SECRET = "bench-secret"
 

@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 import click
 import msgspec
 
-from .bench import process_rss_mb
-from .feed import BATCH_WINDOW_S
-from .loop import run_loop
+from ..daemon.feed import BATCH_WINDOW_S
+from ..daemon.loop import run_loop
+from .reserve import process_rss_mb
 
 T = TypeVar("T")
 
@@ -87,16 +87,16 @@ class _BenchContext:
     """What ``build_app`` needs of a daemon when only the feed is used."""
 
     def __init__(self) -> None:
-        from .config import Config
+        from ..core.config import Config
 
         self.config = Config()
 
 
 async def _serve(args: dict[str, Any]) -> None:
     from ..actors.messages import AvailabilityChanged
-    from .feed import FeedHub
-    from .http import build_app
-    from .server import HttpServer
+    from ..daemon.feed import FeedHub
+    from ..daemon.http import build_app
+    from ..daemon.server import HttpServer
 
     rate: float = args["rate"]
     seconds: float = args["seconds"]
@@ -309,7 +309,7 @@ async def run_feed_bench(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "invsync.daemon.bench_feed",
+        "invsync.bench.feed",
         json.dumps(args),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -426,7 +426,7 @@ async def run_feed_bench(
 
 
 if __name__ == "__main__":
-    from .logs import configure
+    from ..daemon.logs import configure
 
     configure(level="warning", stream=sys.stderr)  # stdout carries the report
     run_loop(_serve(json.loads(sys.argv[1])))

@@ -47,9 +47,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ...daemon.config import Channel, Faults
-from ..registry import require_secret, secret_option
-from ..signing import SIGNATURE_HEADER, sign
+from ..adapters.registry import require_secret, secret_option
+from ..adapters.signing import SIGNATURE_HEADER, sign
+from ..core.config import Channel, Faults
 from .core import SimChannel, SimOrder, json_response
 from .limits import TokenBucket
 

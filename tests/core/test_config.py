@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from invsync.daemon.config import (
+from invsync.core.config import (
     Config,
     ConfigError,
     load_config,

@@ -39,10 +39,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ...daemon.config import Channel, Faults, resolve_secret
-from ..http import option_str
-from ..registry import secret_option
-from ..tiktok import API_VERSION, MAX_QUANTITY, US_STATES, sign_request, webhook_signature
+from ..adapters.http import option_str
+from ..adapters.registry import secret_option
+from ..adapters.tiktok import API_VERSION, MAX_QUANTITY, US_STATES, sign_request, webhook_signature
+from ..core.config import Channel, Faults, resolve_secret
 from .core import SimChannel, SimOrder, json_response
 from .limits import TokenBucket
 

@@ -58,10 +58,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ...daemon.config import Channel, Faults, resolve_secret
-from ..registry import MissingSecret, require_secret
-from ..shopify import CAS_REQUIRED_FROM, DEFAULT_API_VERSION, location_gid
-from ..signing import sign_b64
+from ..adapters.registry import MissingSecret, require_secret
+from ..adapters.shopify import CAS_REQUIRED_FROM, DEFAULT_API_VERSION, location_gid
+from ..adapters.signing import sign_b64
+from ..core.config import Channel, Faults, resolve_secret
 from .core import SimChannel, SimOrder, json_response
 from .limits import CostBucket
 

@@ -22,9 +22,9 @@ import msgspec
 
 from ..adapters.base import AdapterContext, ChannelError, Throttled, Update
 from ..adapters.registry import make_adapter
-from ..adapters.simulators.server import Simulator
-from .bench import percentile
-from .config import Channel, Config
+from ..core.config import Channel, Config
+from ..simulators.server import Simulator
+from .reserve import percentile
 
 
 def _env_names(channel: Channel) -> list[str]:

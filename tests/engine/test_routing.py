@@ -9,7 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from invsync.actors.router import (
+from invsync.core.config import load_config
+from invsync.core.events import ShipTo
+from invsync.engine.availability import Bundle, LocationStock
+from invsync.engine.models import Line
+from invsync.engine.routing import (
     MAX_EXACT_LINES,
     RoutingPolicy,
     Site,
@@ -19,10 +23,6 @@ from invsync.actors.router import (
     routing_policy,
     zone_for,
 )
-from invsync.daemon.config import load_config
-from invsync.daemon.events import ShipTo
-from invsync.engine.availability import Bundle, LocationStock
-from invsync.engine.models import Line
 
 LOCS = ["wh-east", "wh-west", "store-sf"]
 

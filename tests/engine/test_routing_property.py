@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invsync.actors.router import (
+from invsync.core.events import ShipTo
+from invsync.engine.availability import Bundle, LocationStock
+from invsync.engine.models import Line
+from invsync.engine.routing import (
     MAX_EXACT_LINES,
     RouteDecision,
     RoutingPolicy,
@@ -18,9 +21,6 @@ from invsync.actors.router import (
     free_units,
     plan,
 )
-from invsync.daemon.events import ShipTo
-from invsync.engine.availability import Bundle, LocationStock
-from invsync.engine.models import Line
 
 SHIP_TO = ShipTo(country="US", region="CA")
 ZONES = {"US-CA": "west"}

@@ -6,10 +6,10 @@ import aiohttp
 import pytest
 
 from invsync.adapters.base import AdapterContext, Retryable, Throttled, Update
-from invsync.adapters.simulators.server import Simulator
-from invsync.adapters.simulators.webhook import WebhookReceiver
 from invsync.adapters.webhook import create
-from invsync.daemon.config import Channel, Faults
+from invsync.core.config import Channel, Faults
+from invsync.simulators.server import Simulator
+from invsync.simulators.webhook import WebhookReceiver
 
 SECRET = "sim-secret"
 

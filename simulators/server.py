@@ -35,8 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ...daemon.config import Channel, Config, Faults
-from ..registry import module_for
+from ..adapters.registry import module_for
+from ..core.config import Channel, Config, Faults
 from .core import NO_FAULTS, SimChannel, SimLine, SimOrder, json_response
 
 __all__ = ["SIMULATOR_MODULES", "Simulator", "make_sim_channel"]

@@ -1,0 +1,1 @@
+"""invsync.bench: the benchmark harness (a tool apart from the product)."""

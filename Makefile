@@ -23,9 +23,12 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
+# Extra pytest arguments: make test ARGS="-k shopify -x"
+ARGS ?=
 test: install lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(ARGS)
 
 bench: install
 	$(BIN)/invsync bench reserve -c $(CONFIG)

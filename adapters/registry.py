@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import cast
 
+import msgspec
+
 from ..core.config import Channel, resolve_secret
 from .base import AdapterContext, ChannelAdapter
 
@@ -19,6 +21,7 @@ __all__ = [
     "MissingSecret",
     "make_adapter",
     "module_for",
+    "options_type",
     "require_secret",
     "secret_option",
 ]
@@ -82,6 +85,15 @@ def module_for(kind: str, modules: Mapping[str, str], package: str) -> ModuleTyp
         if exc.name != f"{package}.{name}":
             raise
         return None
+
+
+def options_type(kind: str) -> type[msgspec.Struct] | None:
+    """The Struct a ``kind`` channel's ``options`` table decodes into: its module's ``Options``;
+    None when the kind has no adapter (its options are not checked)."""
+    module = module_for(kind, ADAPTER_MODULES, __package__ or "invsync.adapters")
+    if module is None:
+        return None
+    return cast("type[msgspec.Struct] | None", getattr(module, "Options", None))
 
 
 def make_adapter(channel: Channel, ctx: AdapterContext) -> ChannelAdapter | None:

@@ -12,7 +12,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, NoReturn, Union, get_args, get_origin
@@ -322,11 +322,20 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
 # --- loading ------------------------------------------------------------------------------------
 
 
-def load_config(path: Path | str | None = None) -> Config:
+#: A channel kind -> the Struct its ``options`` table must decode into (None: no options).
+OptionsSchema = Callable[[str], "type[msgspec.Struct] | None"]
+
+
+def load_config(
+    path: Path | str | None = None, *, channel_options: OptionsSchema | None = None
+) -> Config:
     """Read, type-check and validate a config file; ConfigError names the first bad key.
 
     `path` None means ``$INVSYNC_CONFIG``, else ``./config.toml``. Relative paths inside the file
     resolve against the file's folder, so the result does not depend on the working directory.
+    `channel_options` gives each channel kind's options Struct (the adapters own them; the daemon
+    passes ``adapters.registry.options_type``): every channel's ``options`` are checked against
+    it, so a bad option is an error here, naming ``channels[N].options.KEY``.
     """
     hint = ""
     if path is None:
@@ -365,9 +374,27 @@ def load_config(path: Path | str | None = None) -> Config:
             ),
         )
         _validate(config)
+        if channel_options is not None:
+            check_channel_options(config, channel_options)
     except ConfigError as e:
         raise ConfigError(e.key, e.message, source=shown) from None
     return config
+
+
+def check_channel_options(config: Config, channel_options: OptionsSchema) -> None:
+    """Decode every channel's ``options`` into its kind's Struct; ConfigError names the key."""
+    for index, channel in enumerate(config.channels):
+        schema = channel_options(channel.kind)
+        if schema is None:
+            continue
+        try:
+            msgspec.convert(channel.options, schema)
+        except msgspec.ValidationError as e:
+            raise _translate(
+                e, channel.options, root=schema, prefix=f"channels[{index}].options"
+            ) from None
+        except ValueError as e:  # a __post_init__ check of the options Struct
+            raise ConfigError(f"channels[{index}].options", str(e)) from None
 
 
 def resolve_secret(env_name: str | None) -> str | None:
@@ -432,14 +459,20 @@ _TYPE_WORDS = {
 }
 
 
-def _translate(error: msgspec.ValidationError, data: Mapping[str, Any]) -> ConfigError:
+def _translate(
+    error: msgspec.ValidationError,
+    data: Mapping[str, Any],
+    *,
+    root: Any = Config,
+    prefix: str = "",
+) -> ConfigError:
     """msgspec's ``Expected `int`, got `str` - at `$.channels[2].percent` `` as a ConfigError."""
     m = _MSGSPEC_ERROR.match(str(error))
     assert m is not None  # the pattern matches any string
     message, path = m["msg"], m["path"] or ""
     # Walk the path through the data (for the value shown) and the schema (for the valid keys).
-    key = ""
-    tp: Any = Config
+    key = prefix
+    tp: Any = root
     node: Any = data
     for seg in _PATH_SEGMENT.finditer(path):
         tp = _unwrap_optional(tp)

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import msgspec
 
-from ..core.config import Config, ConfigError, load_config
+from ..core.config import Config, ConfigError
 from ..core.errors import BY_CODE, InvsyncError
 from ..engine.connection import Store
 from ..engine.engine import Engine
 from ..engine.keys import check_event_id
 from . import importer, logs
+from .config import load_config
 from .loop import run_loop
 from .service import open_engine, open_store, serve
 from .stockview import render_text, stock_view

@@ -39,7 +39,7 @@ from ..adapters.base import (
 )
 from ..adapters.registry import make_adapter
 from ..core.clock import Clock, SystemClock
-from ..core.config import Channel, Config, ConfigError, load_config, resolve_secret
+from ..core.config import Channel, Config, ConfigError, resolve_secret
 from ..core.errors import InvsyncError, StoreUnavailable
 from ..core.events import BadEvent, Event, convert_events
 from ..engine import keys
@@ -49,6 +49,7 @@ from ..engine.engine import Engine
 from ..engine.models import SkuState
 from ..metrics import definitions as m
 from . import systemd
+from .config import load_config
 from .drift import DriftReport, check_channel, drift_routes
 from .exceptions import ExceptionQueue, ExceptionRecord, exception_routes
 from .feed import FeedHub

@@ -37,7 +37,7 @@ DEMO="$(dirname "$0")/../docs/demo-stock.csv"
 (
   "$BIN/python" - "$CONFIG" <<'PY' && "$BIN/invsync" stock import "$DEMO" -c "$CONFIG" >&2
 import sys, time, urllib.request
-from invsync.core.config import load_config
+from invsync.daemon.config import load_config
 server = load_config(sys.argv[1]).server
 host = "127.0.0.1" if server.host in ("0.0.0.0", "::") else server.host
 for _ in range(600):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from ..core.config import Channel, MqttConfig
+    from ..core.events import Event
 
 
 class Update(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,12 +84,12 @@ class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
     qty: int
 
 
-#: Records events (the spec's generic event objects) into the durable intake, as a webhook would;
-#: ``source`` names where they came from (``"poll:shopify"``). Returns their ids.
-Ingest = Callable[[list[dict[str, object]], str], Awaitable[list[str]]]
+#: Records typed events into the durable intake, as a webhook would; ``source`` names where they
+#: came from (``"poll:shopify"``). Returns their ids.
+Ingest = Callable[[list[Event], str], Awaitable[list[str]]]
 
 
-async def _no_ingest(events: list[dict[str, object]], source: str) -> list[str]:
+async def _no_ingest(events: list[Event], source: str) -> list[str]:
     raise RuntimeError("this adapter context cannot record events")
 
 
@@ -119,8 +120,9 @@ class ChannelAdapter(Protocol):
         """Send a batch; per-SKU results, or raise Throttled/Retryable/Permanent for all."""
         ...
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, object]]:
-        """Verify and translate an inbound webhook into the spec's generic event objects."""
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[Event]:
+        """Verify and translate an inbound webhook into typed events (BadWebhook if it is bad,
+        BadEvent if what it says is not a valid event)."""
         ...
 
     async def aclose(self) -> None:
@@ -144,9 +146,7 @@ class ParsesWebhooksAsync(Protocol):
     and answers 503 when it raises a ChannelError, so the channel delivers the webhook again:
     nothing is acknowledged that was not recorded."""
 
-    async def parse_webhook_async(
-        self, headers: Mapping[str, str], body: bytes
-    ) -> list[dict[str, object]]:
+    async def parse_webhook_async(self, headers: Mapping[str, str], body: bytes) -> list[Event]:
         """Verify and translate, calling the channel where needed; BadWebhook as the sync one."""
         ...
 
@@ -172,7 +172,7 @@ class BaseAdapter:
     max_batch: ClassVar[int | None] = None
     channel: Channel
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, object]]:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[Event]:
         """This channel takes no inbound webhooks."""
         raise BadWebhook(f"channel '{self.channel.id}' ({self.channel.kind}) takes no webhooks")
 

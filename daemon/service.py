@@ -41,7 +41,7 @@ from ..adapters.registry import make_adapter
 from ..core.clock import Clock, SystemClock
 from ..core.config import Channel, Config, ConfigError, resolve_secret
 from ..core.errors import InvsyncError, StoreUnavailable
-from ..core.events import BadEvent, Event, convert_events
+from ..core.events import BadEvent, Event
 from ..engine import keys
 from ..engine.availability import availability_by_channel, bundle_available
 from ..engine.connection import Store, redact
@@ -502,12 +502,12 @@ class Daemon:
             base_dir=self._config.source.parent,
         )
 
-    async def ingest(self, objects: list[dict[str, object]], source: str) -> list[str]:
+    async def ingest(self, events: list[Event], source: str) -> list[str]:
         """Record events an adapter fetched from its channel (orders it polled), as a webhook
         would; raises BadEvent or an InvsyncError like the HTTP intake."""
-        from .http import record_events
+        from .http import record_events, typed_events
 
-        return await record_events(self, convert_events(objects), source)
+        return await record_events(self, typed_events(events), source)
 
     async def _start_channel(self, channel: Channel) -> None:
         assert self._session is not None and self._system is not None

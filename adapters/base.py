@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 
 import msgspec
 
+from ..core.clock import Clock, SystemClock
+
 if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
@@ -99,7 +101,8 @@ class AdapterContext:
 
     ``session`` and ``redis`` belong to the daemon (adapters never close them); ``redis`` keeps
     small durable adapter state (EDI control numbers) under keys ``adapter:{<channel>}:...``.
-    ``wall`` is epoch seconds, ``monotonic`` for deadlines and token expiry. ``base_dir`` is
+    ``wall`` is epoch seconds, ``monotonic`` for deadlines and token expiry, ``clock`` what an
+    adapter sleeps on (waiting out a throttle, polling a feed). ``base_dir`` is
     the config file's folder: relative paths in a channel's options resolve against it.
     """
 
@@ -109,6 +112,7 @@ class AdapterContext:
     mqtt: MqttConfig | None = None
     wall: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+    clock: Clock = field(default_factory=SystemClock)
     base_dir: Path = Path(".")
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -500,6 +500,7 @@ class Daemon:
             ingest=self.ingest,
             mqtt=self._config.mqtt if self._config.mqtt.url else None,
             base_dir=self._config.source.parent,
+            clock=self._clock,
         )
 
     async def ingest(self, events: list[Event], source: str) -> list[str]:

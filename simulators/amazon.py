@@ -45,13 +45,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ..adapters.amazon import FEED_MAX_MESSAGES, USAGE_PLANS
-from ..adapters.http import option_str
-from ..adapters.registry import require_secret, secret_option
-from ..adapters.signing import SIGNATURE_HEADER, sign
 from ..core.config import Channel, Faults
-from .core import SimChannel, SimOrder, json_response
+from .core import (
+    SimChannel,
+    SimOrder,
+    json_response,
+    option_text,
+    optional_secret,
+    required_secret,
+)
 from .limits import TokenBucket
+from .signing import INVSYNC_SIGNATURE, hmac_hex
 
 __all__ = ["AmazonSellingPartner", "create"]
 
@@ -76,6 +80,25 @@ _INCLUDED_DATA = frozenset(
 #: SimOrder status -> ORDER_CHANGE OrderStatus (refunds do not change an Amazon order's status).
 _ORDER_STATUS = {"created": "Unshipped", "cancelled": "Canceled", "fulfilled": "Shipped"}
 _POSTAL = {"CA": "94105", "NY": "10001", "WA": "98101", "TX": "73301"}
+
+#: ``messages.maxItems`` of listings-feed-schema-v2.json (amzn/selling-partner-api-models
+#: ``schemas/feeds/``): 25,000 since commit c146214 (January 2026), 10,000 before.
+FEED_MAX_MESSAGES = 25_000
+
+#: operationId -> (requests per second, burst): the default usage plans the API models state in
+#: each operation's description (amzn/selling-partner-api-models ``models/``
+#: listingsItems_2021-08-01.json and feeds_2021-06-30.json, as of April 2026; the "Feeds API
+#: Rate Limits" page agrees). createFeedDocument has been 0.5/15 since February 2023 (0.0083
+#: before). Where the "Listings Items API Rate Limits" page differs (a getListingsItem burst of
+#: 5, not 10), the simulator follows the model.
+USAGE_PLANS: dict[str, tuple[float, int]] = {
+    "patchListingsItem": (5.0, 5),
+    "getListingsItem": (5.0, 10),
+    "createFeedDocument": (0.5, 15),
+    "createFeed": (0.0083, 15),
+    "getFeed": (2.0, 15),
+    "getFeedDocument": (0.0222, 10),
+}
 
 
 # --- what the real API accepts (decoded leniently where Amazon is lenient) ----------------------
@@ -159,15 +182,14 @@ class _Listing:
 
 def create(channel: Channel, faults: Faults, rng: random.Random) -> AmazonSellingPartner:
     """The simulator of an ``amazon`` channel, with the adapter's credentials (same env names)."""
-    client_id = secret_option(channel, "client_id_env")
-    client_secret = secret_option(channel, "client_secret_env")
-    assert client_id is not None and client_secret is not None  # required=True
+    client_id = required_secret(channel, "options.client_id_env")
+    client_secret = required_secret(channel, "options.client_secret_env")
     return AmazonSellingPartner(
         channel,
-        refresh_token=require_secret(channel, "token_env"),
+        refresh_token=required_secret(channel, "token_env"),
         client_id=client_id,
         client_secret=client_secret,
-        relay_secret=require_secret(channel, "secret_env") if channel.secret_env else None,
+        relay_secret=optional_secret(channel, "secret_env"),
         faults=faults,
         rng=rng,
     )
@@ -206,9 +228,9 @@ class AmazonSellingPartner(SimChannel):
         self.client_id = client_id
         self.client_secret = client_secret
         self.relay_secret = relay_secret
-        self.seller_id = option_str(channel, "seller_id")
-        self.marketplace_id = option_str(channel, "marketplace_id")
-        self.channel_code = option_str(channel, "fulfillment_channel_code", "DEFAULT")
+        self.seller_id = option_text(channel, "seller_id")
+        self.marketplace_id = option_text(channel, "marketplace_id")
+        self.channel_code = option_text(channel, "fulfillment_channel_code", "DEFAULT")
         prefix = channel.options.get("unlisted_prefix")
         self.unlisted_prefix = prefix if isinstance(prefix, str) and prefix else None
         #: SKUs without a listing: patches are INVALID, reads are 404.
@@ -349,8 +371,8 @@ class AmazonSellingPartner(SimChannel):
             },
         }
         body = msgspec.json.encode(document)
-        signature = sign(self.relay_secret, body)
-        return {"Content-Type": "application/json", SIGNATURE_HEADER: signature}, body
+        signature = hmac_hex(self.relay_secret, body)
+        return {"Content-Type": "application/json", INVSYNC_SIGNATURE: signature}, body
 
     # -- Login with Amazon ---------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""What every simulated marketplace shares: its quantity book, fault injection, order making.
+"""What every simulated marketplace shares: its quantity book, fault injection, order making,
+and reading its channel's config (options and the secrets they name).
 
 A ``SimChannel`` is one channel of the config served under its ``url`` path by the simulator
 server (``server.py``). Subclasses (one module per marketplace) supply ``routes()``, their own
-throttle and error answers, and the marketplace's order notification format.
+throttle and error answers, and the marketplace's order notification format. A simulator knows
+the credentials the channel's config names (the same environment variables the daemon reads), so
+it can tell a right one from a wrong one; it reads them here, not through the adapters.
 """
 
 from __future__ import annotations
@@ -20,9 +23,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..core.config import Channel, Faults
+from ..core.config import Channel, Faults, resolve_secret
 
-__all__ = ["NO_FAULTS", "Handler", "SimChannel", "SimLine", "SimOrder", "json_response"]
+__all__ = [
+    "NO_FAULTS",
+    "Handler",
+    "MissingSecret",
+    "SimChannel",
+    "SimLine",
+    "SimOrder",
+    "json_response",
+    "option_text",
+    "optional_secret",
+    "required_secret",
+    "secret_if_set",
+]
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -37,6 +52,59 @@ def json_response(
     """A JSON answer encoded with msgspec (Structs and dicts alike)."""
     return Response(_encode(body), status_code=status, headers=headers,
                     media_type="application/json")
+
+
+class MissingSecret(ValueError):
+    """A secret the channel's config names is not in the environment (or is empty); the message
+    names the config key and the variable, e.g. ``channel 'shop': token_env: environment
+    variable SHOP_TOKEN is not set (or empty)``."""
+
+    def __init__(self, channel: str, key: str, env: str | None) -> None:
+        self.channel = channel
+        self.key = key
+        self.env = env
+        what = f"environment variable {env} is not set (or empty)" if env else "not configured"
+        super().__init__(f"channel '{channel}': {key}: {what}")
+
+
+def _env_name(channel: Channel, key: str) -> str | None:
+    """The variable ``key`` names: a field (``token_env``, ``secret_env``) or ``options.<name>``."""
+    if key.startswith("options."):
+        value = channel.options.get(key.removeprefix("options."))
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"channel '{channel.id}': {key} must name an environment variable")
+        return value
+    named: str | None = getattr(channel, key)  # token_env, secret_env: str | None
+    return named
+
+
+def required_secret(channel: Channel, key: str) -> str:
+    """The secret ``key`` names (``token_env``, ``options.client_secret_env``...); MissingSecret
+    when it names none or an unset variable."""
+    env = _env_name(channel, key)
+    value = resolve_secret(env)
+    if value is None:
+        raise MissingSecret(channel.id, key, env)
+    return value
+
+
+def optional_secret(channel: Channel, key: str) -> str | None:
+    """None when ``key`` names no variable; else its secret (MissingSecret when unset)."""
+    return None if _env_name(channel, key) is None else required_secret(channel, key)
+
+
+def secret_if_set(channel: Channel, key: str) -> str | None:
+    """The secret ``key`` names, or None when it names none or the variable is unset: for
+    credentials the simulated marketplace may simply not have issued yet."""
+    return resolve_secret(_env_name(channel, key))
+
+
+def option_text(channel: Channel, name: str, default: str | None = None) -> str:
+    """``options.<name>`` as text; ValueError naming it when absent or empty (and no default)."""
+    value = channel.options.get(name, default)
+    if value is None or isinstance(value, bool) or str(value) == "":
+        raise ValueError(f"channel '{channel.id}': options.{name} is required for {channel.kind}")
+    return str(value)
 
 
 class SimLine(msgspec.Struct, frozen=True, kw_only=True):

@@ -24,9 +24,10 @@ Mounted under the channel's url path, as api.ebay.com serves them under its root
   (the reset time comes from the Analytics API's getRateLimits); ``announce_reset`` adds one.
 
 Shapes and errorIds are those of eBay's Inventory API contract (sell_inventory_v1_oas3.json
-1.18.5) and error pages; see ``adapters/ebay.py`` for the list. Where the contract leaves a
-per-item status open (an unknown SKU in a bulk call), the simulator answers 404. eBay's order
-notifications are not simulated (``order_notification`` is None): see docs/channels/ebay.md.
+1.18.5) and error pages; see ``docs/channels/ebay.md``, "Sources", for the list. Where the
+contract leaves a per-item status open (an unknown SKU in a bulk call), the simulator answers
+404. eBay's order notifications are not simulated (``order_notification`` is None): see
+docs/channels/ebay.md.
 """
 
 from __future__ import annotations
@@ -46,9 +47,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ..adapters.registry import require_secret, secret_option
 from ..core.config import Channel, Faults
-from .core import SimChannel, json_response
+from .core import SimChannel, json_response, required_secret
 from .limits import FixedWindow
 
 __all__ = ["INVENTORY_CALLS_PER_DAY", "EbaySimulator", "create"]
@@ -136,12 +136,11 @@ class _Token(msgspec.Struct, frozen=True, kw_only=True):
 
 def create(channel: Channel, faults: Faults, rng: random.Random) -> EbaySimulator:
     """eBay for an ``ebay`` channel, knowing the credentials its adapter is configured with."""
-    client_id = secret_option(channel, "client_id_env")
-    client_secret = secret_option(channel, "client_secret_env")
-    assert client_id is not None and client_secret is not None
+    client_id = required_secret(channel, "options.client_id_env")
+    client_secret = required_secret(channel, "options.client_secret_env")
     return EbaySimulator(
         channel,
-        refresh_token=require_secret(channel, "token_env"),
+        refresh_token=required_secret(channel, "token_env"),
         client_id=client_id,
         client_secret=client_secret,
         faults=faults,

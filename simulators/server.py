@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import random
 from collections.abc import Callable
 from types import TracebackType
@@ -35,7 +36,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..adapters.registry import module_for
 from ..core.config import Channel, Config, Faults
 from .core import NO_FAULTS, SimChannel, SimLine, SimOrder, json_response
 
@@ -43,7 +43,7 @@ __all__ = ["SIMULATOR_MODULES", "Simulator", "make_sim_channel"]
 
 log = structlog.get_logger("invsync.simulate")
 
-#: Channel kind -> module under ``adapters/simulators/`` that simulates it.
+#: Channel kind -> the module of this package (``simulators/<name>.py``) that simulates it.
 SIMULATOR_MODULES: dict[str, str] = {
     "webhook": "webhook",
     "shopify": "shopify",
@@ -66,10 +66,15 @@ class _Quantity(msgspec.Struct, kw_only=True):
 def make_sim_channel(
     channel: Channel, faults: Faults = NO_FAULTS, rng: random.Random | None = None
 ) -> SimChannel | None:
-    """The simulator of ``channel``'s kind, or None when the kind has none."""
-    module = module_for(channel.kind, SIMULATOR_MODULES, __package__ or "")
-    if module is None:
+    """The simulator of ``channel``'s kind, or None when the kind has none.
+
+    Raises ValueError (MissingSecret names the variable) when the channel's config cannot work.
+    """
+    name = SIMULATOR_MODULES.get(channel.kind)
+    if name is None:
         return None
+    # Imported on first use: `invsync simulate` loads only the marketplaces its config names.
+    module = importlib.import_module(f"{__package__}.{name}")
     create = cast(Callable[[Channel, Faults, random.Random], SimChannel], module.create)
     return create(channel, faults, rng or random.Random())
 

@@ -9,7 +9,7 @@ arguments are read from ``variables`` (the adapter passes every argument as a va
 answer always carries the fields the adapter selects. An unknown field answers Shopify's
 ``undefinedField`` error.
 
-What it reproduces (sources in ``adapters/shopify.py``):
+What it reproduces (shopify.dev pages listed in ``docs/channels/shopify.md``, "Sources"):
 
 - ``inventorySetQuantities`` validated like 2026-04: ``input`` and each quantity's non-null
   fields (``INVALID_VARIABLE``), ``changeFromQuantity`` present on every quantity from 2026-04
@@ -58,15 +58,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ..adapters.registry import MissingSecret, require_secret
-from ..adapters.shopify import CAS_REQUIRED_FROM, DEFAULT_API_VERSION, location_gid
-from ..adapters.signing import sign_b64
-from ..core.config import Channel, Faults, resolve_secret
-from .core import SimChannel, SimOrder, json_response
+from ..core.config import Channel, Faults
+from .core import (
+    SimChannel,
+    SimOrder,
+    json_response,
+    option_text,
+    optional_secret,
+    required_secret,
+)
 from .limits import CostBucket
+from .signing import SHOPIFY_HMAC, hmac_b64
 
 __all__ = ["ShopifyStore", "create"]
 
+#: The version the store answers webhooks in when ``options.api_version`` names none: the
+#: newest stable Admin API version whose behaviour it reproduces (shopify.dev/docs/api/usage/
+#: versioning: stable versions are named YYYY-MM, one per quarter).
+DEFAULT_API_VERSION = "2026-04"
+#: From this version every quantity of inventorySetQuantities must carry ``changeFromQuantity``
+#: (changelog "New compare and swap syntax for the inventorySetQuantities mutation", effective
+#: API version 2026-04: "making the changeFromQuantity field ... mandatory").
+CAS_REQUIRED_FROM = "2026-04"
 BUCKET_SIZE = 2000.0
 RESTORE_RATE = 100.0
 MAX_QUERY_COST = 1000.0
@@ -90,6 +103,7 @@ _IDEMPOTENT = re.compile(r"@idempotent\s*\(\s*key\s*:\s*(\$[A-Za-z_][A-Za-z0-9_]
 _SKU_TERM = re.compile(r"""sku:(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^\s()"']+))""")
 _CREATED_SINCE = re.compile(r"""created_at:>=?['"]?([0-9T:\-.Z+]+)['"]?""")
 _GID = re.compile(r"^gid://shopify/([A-Za-z]+)/(\d+)$")
+_LOCATION_GID = re.compile(r"^gid://shopify/Location/\d+$")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:.+$")
 _APP_GID = re.compile(r"^gid://[^/\s]+/[^/\s]+/\S+$")
 _UNESCAPE = re.compile(r"\\(.)")
@@ -112,13 +126,24 @@ class _Refused(Exception):
 def create(channel: Channel, faults: Faults, rng: random.Random) -> ShopifyStore:
     """The store behind a ``shopify`` channel: its token (``token_env``), its webhook secret
     (``secret_env``, optional: without one it sends no webhooks)."""
-    token = require_secret(channel, "token_env")
-    secret: str | None = None
-    if channel.secret_env:
-        secret = resolve_secret(channel.secret_env)
-        if secret is None:
-            raise MissingSecret(channel.id, "secret_env", channel.secret_env)
+    token = required_secret(channel, "token_env")
+    secret = optional_secret(channel, "secret_env")
     return ShopifyStore(channel, token, secret, faults=faults, rng=rng)
+
+
+def location_gid(channel: Channel) -> str:
+    """The store's location, ``options.location_id``, as the GID its Admin GraphQL API names it
+    by: ``gid://shopify/Location/<id>`` (shopify.dev/docs/api/usage/gids); a bare number is the
+    REST id of the same location. ValueError naming the option otherwise."""
+    value = option_text(channel, "location_id").strip()
+    if value.isdigit():
+        return f"gid://shopify/Location/{value}"
+    if _LOCATION_GID.match(value):
+        return value
+    raise ValueError(
+        f"channel '{channel.id}': options.location_id must be a Shopify location "
+        f"(123 or gid://shopify/Location/123), got {value!r}"
+    )
 
 
 def _iso(epoch_ms: float) -> str:
@@ -663,7 +688,7 @@ class ShopifyStore(SimChannel):
         headers = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": topic,
-            "X-Shopify-Hmac-Sha256": sign_b64(self.secret, body),
+            SHOPIFY_HMAC: hmac_b64(self.secret, body),
             "X-Shopify-Shop-Domain": self.shop_domain,
             "X-Shopify-API-Version": self.api_version,
             "X-Shopify-Webhook-Id": str(uuid.uuid5(uuid.NAMESPACE_URL,

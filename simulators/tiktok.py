@@ -1,7 +1,8 @@
 """A TikTok Shop (Partner API 202309) for the daemon to talk to: catalogue, inventory, orders.
 
 It checks what the real service checks, in the same order, and answers in its envelope
-``{"code", "message", "request_id", "data"}`` (see ``adapters/tiktok.py`` for the sources):
+``{"code", "message", "request_id", "data"}`` (sources: ``docs/channels/tiktok.md`` and the
+constants below; the signatures are ``signing.py``'s):
 
 - ``app_key`` (36009004, HTTP 400), a ``sign`` and a ``timestamp`` within 5 minutes (36009004),
   the signature itself (106001, HTTP 401), ``shop_cipher`` (36009004), the access token in
@@ -39,15 +40,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ..adapters.http import option_str
-from ..adapters.registry import secret_option
-from ..adapters.tiktok import API_VERSION, MAX_QUANTITY, US_STATES, sign_request, webhook_signature
-from ..core.config import Channel, Faults, resolve_secret
-from .core import SimChannel, SimOrder, json_response
+from ..core.config import Channel, Faults
+from .core import (
+    SimChannel,
+    SimOrder,
+    json_response,
+    option_text,
+    required_secret,
+    secret_if_set,
+)
 from .limits import TokenBucket
+from .signing import TIKTOK_WEBHOOK_SIGNATURE, tiktok_request_sign, tiktok_webhook_signature
 
 __all__ = ["TikTokShopSim", "create"]
 
+#: The Partner API version in every path: "all TikTok Shop APIs before version 202309 are
+#: considered legacy" (partner.tiktokshop.com docv2, API reference landing page).
+API_VERSION = "202309"
+#: Update Inventory, ``skus[].inventory[].quantity``: "The value should be non-negative numbers
+#: (include number 0) and less than 99999" (partner.tiktokshop.com docv2 "Update Inventory"
+#: 202309, quoted by help.useresponse.com "TikTok Update Stock").
+MAX_QUANTITY = 99_998
 #: How far a request's timestamp may be from the service's clock.
 TIMESTAMP_SKEW_S = 300
 TOKEN_LIFETIME_S = 7 * 86_400
@@ -57,6 +70,24 @@ _ORDER_STATUS = {
     "cancelled": "CANCELLED",
     "fulfilled": "IN_TRANSIT",
     "refunded": "COMPLETED",
+}
+
+
+#: ``recipient_address.district_info``, level L1 ("State"), names the state in full: the US
+#: Postal Service's state abbreviations (USPS Publication 28, appendix B) -> names.
+US_STATES: dict[str, str] = {
+    "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
+    "CO": "Colorado", "CT": "Connecticut", "DE": "Delaware", "DC": "District of Columbia",
+    "FL": "Florida", "GA": "Georgia", "HI": "Hawaii", "ID": "Idaho", "IL": "Illinois",
+    "IN": "Indiana", "IA": "Iowa", "KS": "Kansas", "KY": "Kentucky", "LA": "Louisiana",
+    "ME": "Maine", "MD": "Maryland", "MA": "Massachusetts", "MI": "Michigan", "MN": "Minnesota",
+    "MS": "Mississippi", "MO": "Missouri", "MT": "Montana", "NE": "Nebraska", "NV": "Nevada",
+    "NH": "New Hampshire", "NJ": "New Jersey", "NM": "New Mexico", "NY": "New York",
+    "NC": "North Carolina", "ND": "North Dakota", "OH": "Ohio", "OK": "Oklahoma",
+    "OR": "Oregon", "PA": "Pennsylvania", "RI": "Rhode Island", "SC": "South Carolina",
+    "SD": "South Dakota", "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont",
+    "VA": "Virginia", "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin",
+    "WY": "Wyoming",
 }
 
 
@@ -96,9 +127,8 @@ class _Refusal(Exception):
 
 def create(channel: Channel, faults: Faults, rng: random.Random) -> TikTokShopSim:
     """The shop of a ``tiktok`` channel (credentials from the same env vars as the adapter)."""
-    secret = secret_option(channel, "app_secret_env")
-    assert secret is not None
-    return TikTokShopSim(channel, app_secret=secret, faults=faults, rng=rng)
+    app_secret = required_secret(channel, "options.app_secret_env")
+    return TikTokShopSim(channel, app_secret=app_secret, faults=faults, rng=rng)
 
 
 class TikTokShopSim(SimChannel):
@@ -109,17 +139,17 @@ class TikTokShopSim(SimChannel):
     def __init__(self, channel: Channel, *, app_secret: str, **kwargs: Any) -> None:
         super().__init__(channel, **kwargs)
         options = channel.options
-        self.app_key = option_str(channel, "app_key")
+        self.app_key = option_text(channel, "app_key")
         self.app_secret = app_secret
-        self.shop_cipher = option_str(channel, "shop_cipher")
-        self.warehouse_id = option_str(channel, "warehouse_id")
+        self.shop_cipher = option_text(channel, "shop_cipher")
+        self.warehouse_id = option_text(channel, "warehouse_id")
         self.shop_id = str(options.get("shop_id", "7494049642642000000"))
         #: Warehouses of the shop: ours and a second one that is not ours.
         self.warehouses = {self.warehouse_id, "7068517275539719999"}
-        access = resolve_secret(channel.token_env)
+        access = secret_if_set(channel, "token_env")
         self.tokens: set[str] = {access} if access else set()
         self.expired: set[str] = set()
-        refresh = secret_option(channel, "refresh_token_env", required=False)
+        refresh = secret_if_set(channel, "options.refresh_token_env")
         self.refresh_tokens: set[str] = {refresh} if refresh else set()
         self.refreshes = 0
         self.rate = float(options.get("sim_rate_per_s", 10.0))
@@ -264,8 +294,10 @@ class TikTokShopSim(SimChannel):
             raise self._refuse(36009004, "Invalid timestamp. The value of the `timestamp` query "
                                "parameter must not be earlier than 5 minutes before the current "
                                "time.", 400)
-        expected = sign_request(self.app_secret, request.url.path, query, body)
-        if not hmac.compare_digest(expected, given.lower()):
+        expected = tiktok_request_sign(self.app_secret, request.url.path, query, body,
+                                       content_type=request.headers.get("content-type", ""))
+        # Bytes, so that a non-ASCII ``sign`` is refused like any wrong one instead of raising.
+        if not hmac.compare_digest(expected.encode(), given.lower().encode("utf-8", "replace")):
             raise self._refuse(106001, "Invalid signature. Please check the signature "
                                "algorithm.", 401)
         if query.get("shop_cipher") != self.shop_cipher:
@@ -467,6 +499,6 @@ class TikTokShopSim(SimChannel):
         })
         headers = {
             "Content-Type": "application/json",
-            "Authorization": webhook_signature(self.app_key, self.app_secret, body),
+            TIKTOK_WEBHOOK_SIGNATURE: tiktok_webhook_signature(self.app_key, self.app_secret, body),
         }
         return headers, body

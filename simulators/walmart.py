@@ -1,11 +1,12 @@
 """A simulated Walmart Marketplace seller account: Token API, inventory, inventory feeds, orders.
 
-It follows the same documents as ``adapters/walmart.py`` (see its docstring) and checks what the
-gateway checks: ``WM_SVC.NAME`` and ``WM_QOS.CORRELATION_ID`` present (400
-``MISSING_REQUEST_HEADER``), ``Accept`` JSON (406), a live ``WM_SEC.ACCESS_TOKEN`` from its own
-Token API (401 ``UNAUTHORIZED.GMP_GATEWAY_API``; tokens expire after ``token_lifetime_s``, 900
-by default, and ``revoke_tokens()`` drops them), and the client credentials named by
-``options.client_id_env`` / ``options.client_secret_env`` in the token call's Basic auth.
+It follows Walmart's documents (those ``docs/channels/walmart.md`` links to, and the shapes in
+``tests/adapters/fixtures/walmart/``, each citing its source) and checks what the gateway
+checks: ``WM_SVC.NAME`` and ``WM_QOS.CORRELATION_ID`` present (400 ``MISSING_REQUEST_HEADER``),
+``Accept`` JSON (406), a live ``WM_SEC.ACCESS_TOKEN`` from its own Token API (401
+``UNAUTHORIZED.GMP_GATEWAY_API``; tokens expire after ``token_lifetime_s``, 900 by default, and
+``revoke_tokens()`` drops them), and the client credentials named by ``options.client_id_env`` /
+``options.client_secret_env`` in the token call's Basic auth.
 
 - ``PUT /v3/inventory?sku=``: JSON ``{"sku", "quantity": {"unit": "EACH", "amount"}}`` with a
   whole ``amount`` >= 0 and the query's SKU, else 400; an unlisted SKU (in ``unlisted`` or
@@ -47,11 +48,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ..adapters.registry import require_secret, secret_option
-from ..adapters.signing import SIGNATURE_HEADER, sign
 from ..core.config import Channel, Faults
-from .core import SimChannel, SimOrder, json_response
+from .core import SimChannel, SimOrder, json_response, optional_secret, required_secret
 from .limits import TokenBucket
+from .signing import INVSYNC_SIGNATURE, hmac_hex
 
 __all__ = ["DEFAULT_LIMITS", "WalmartSim", "create"]
 
@@ -158,10 +158,9 @@ _decode_cancel = msgspec.json.Decoder(_CancelRequest).decode
 
 def create(channel: Channel, faults: Faults, rng: random.Random) -> WalmartSim:
     """The simulated account of a ``walmart`` channel (credentials from the same env vars)."""
-    client_id = secret_option(channel, "client_id_env")
-    client_secret = secret_option(channel, "client_secret_env")
-    assert client_id is not None and client_secret is not None
-    relay = require_secret(channel, "secret_env") if channel.secret_env else None
+    client_id = required_secret(channel, "options.client_id_env")
+    client_secret = required_secret(channel, "options.client_secret_env")
+    relay = optional_secret(channel, "secret_env")
     return WalmartSim(channel, client_id, client_secret, relay, faults=faults, rng=rng)
 
 
@@ -341,7 +340,7 @@ class WalmartSim(SimChannel):
             }
         )
         headers = {"Content-Type": "application/json",
-                   SIGNATURE_HEADER: sign(self.relay_secret, body)}
+                   INVSYNC_SIGNATURE: hmac_hex(self.relay_secret, body)}
         return headers, body
 
     # -- the gateway: headers, token, rate limit --------------------------------------------

@@ -16,10 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from ..adapters.registry import require_secret
-from ..adapters.signing import SIGNATURE_HEADER, sign, verify
 from ..core.config import Channel, Faults
-from .core import SimChannel, SimOrder, json_response
+from .core import SimChannel, SimOrder, json_response, required_secret
+from .signing import INVSYNC_SIGNATURE, hex_matches, hmac_hex
 
 __all__ = ["WebhookReceiver", "create"]
 
@@ -40,7 +39,7 @@ _decode = msgspec.json.Decoder(_Payload).decode
 
 def create(channel: Channel, faults: Faults, rng: random.Random) -> WebhookReceiver:
     """The receiver of a ``webhook`` channel (its secret from ``secret_env``)."""
-    return WebhookReceiver(channel, require_secret(channel, "secret_env"), faults=faults, rng=rng)
+    return WebhookReceiver(channel, required_secret(channel, "secret_env"), faults=faults, rng=rng)
 
 
 class WebhookReceiver(SimChannel):
@@ -59,7 +58,7 @@ class WebhookReceiver(SimChannel):
 
     async def _push(self, request: Request) -> Response:
         body = await request.body()
-        if not verify(self.secret, body, request.headers.get(SIGNATURE_HEADER)):
+        if not hex_matches(self.secret, body, request.headers.get(INVSYNC_SIGNATURE)):
             return json_response({"error": "bad signature"}, 401)
         try:
             payload = _decode(body)
@@ -91,4 +90,5 @@ class WebhookReceiver(SimChannel):
             event["lines"] = lines
             event["ship_to"] = {"country": order.country, "region": order.region}
         body = msgspec.json.encode(event)
-        return {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body)}, body
+        signature = hmac_hex(self.secret, body)
+        return {"Content-Type": "application/json", INVSYNC_SIGNATURE: signature}, body

@@ -9,23 +9,21 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from invsync.core.config import Config, load_config
 from invsync.core.errors import InvalidRequest
 from invsync.core.events import BadEvent, decode_events
-from invsync.daemon.exceptions import (
-    DAY_MS,
+from invsync.daemon.incidents import (
     ActionNotPossible,
     AlreadyResolved,
     ExceptionQueue,
     ExceptionRecord,
     UnknownAction,
     UnknownException,
-    backorder_eta,
     exception_id,
 )
+from invsync.daemon.incidents.rules import DAY_MS
 from invsync.daemon.intake import Entry
 from invsync.daemon.processor import Processor
 from invsync.engine import keys
@@ -335,8 +333,13 @@ async def test_backorder_is_dated_by_the_incoming_eta_a_count_gave(
     h: Harness, clock: FakeClock
 ) -> None:
     await h.send(
-        id="count-eta", type="stock.counted", sku="TEE", location="wh-east",
-        on_hand=0, incoming=10, incoming_eta="2027-02-01",
+        id="count-eta",
+        type="stock.counted",
+        sku="TEE",
+        location="wh-east",
+        on_hand=0,
+        incoming=10,
+        incoming_eta="2027-02-01",
     )
     await h.order("e-1", "1001", ("TEE", 2))
     record = await h.only("oversold")
@@ -435,20 +438,101 @@ async def test_listing_is_newest_first_and_filters(h: Harness, clock: FakeClock)
         await h.queue.query(kind="nope")
 
 
-def test_backorder_eta_needs_incoming_to_cover_every_short_sku() -> None:
-    assert backorder_eta({"A": 3}, {"A": 2}, 5, 0) == (5 * DAY_MS, None)
-    eta, why = backorder_eta({"A": 3}, {"A": 2, "B": 1}, 5, 0)
-    assert eta is None and why is not None and "B" in why
-    # Known due dates win over the lead time; the last SKU to arrive dates the order.
-    assert backorder_eta({"A": 3, "B": 1}, {"A": 2, "B": 1}, 5, 0, {"A": 9 * DAY_MS}) == (
-        9 * DAY_MS,
-        None,
-    )
-    assert backorder_eta({"A": 3}, {"A": 2}, 5, 0, {"A": DAY_MS}) == (DAY_MS, None)
+# --- push_refused ----------------------------------------------------------------------------
 
 
-def test_records_round_trip_as_json() -> None:
-    record = ExceptionRecord(
-        id="X", kind="drift", summary="s", created_ms=1, updated_ms=1, details={"a": 1}
+async def test_a_refused_push_opens_one_record_per_channel_and_sku_while_it_is_open(
+    h: Harness, clock: FakeClock
+) -> None:
+    record = await h.queue.raise_push_refused("shop", "TEE", 4, "unknown listing")
+    assert record.id == exception_id("push_refused", "shop", "TEE")
+    assert (record.kind, record.channel, record.sku, record.state) == (
+        "push_refused",
+        "shop",
+        "TEE",
+        "open",
     )
-    assert msgspec.json.decode(msgspec.json.encode(record), type=ExceptionRecord) == record
+    assert record.details == {"available": 4, "reason": "unknown listing"}
+    assert "unknown listing" in record.summary and "TEE" in record.summary
+    assert {o.action: o.possible for o in record.options} == {"retry_push": True, "dismiss": True}
+    assert h.published and h.published[-1].id == record.id
+
+    # The channel refuses the SKU again (another value): the open record answers.
+    clock.advance(1)
+    again = await h.queue.raise_push_refused("shop", "TEE", 3, "unknown listing")
+    assert again.id == record.id and again.details["available"] == 4
+    assert [r.id for r in await h.queue.query(kind="push_refused")] == [record.id]
+
+    clock.advance(1)
+    other = await h.queue.raise_push_refused("shop", "CAP", 1, "invalid SKU")
+    await h.queue.raise_push_refused("market", "TEE", 2, "listing closed")
+    assert other.id != record.id
+    assert [r.sku for r in await h.queue.query(kind="push_refused", channel="shop")] == [
+        "CAP",
+        "TEE",
+    ]
+    assert (await h.queue.open_counts())["push_refused"] == 3
+    await h.queue.sample_metrics()
+    assert m.EXCEPTIONS_OPEN.labels(kind="push_refused")._value.get() == 3
+
+
+async def test_retry_push_resends_our_value_and_a_later_refusal_opens_a_new_record(
+    h: Harness, clock: FakeClock
+) -> None:
+    record = await h.queue.raise_push_refused("shop", "TEE", 4, "unknown listing")
+    done = await h.queue.resolve(record.id, "retry_push", by="ana")
+    assert h.repushed == [("shop", "TEE")]
+    assert (done.state, done.resolved_by, done.action, done.resolution) == (
+        "resolved",
+        "ana",
+        "retry_push",
+        {"repushed": True},
+    )
+    assert await h.queue.query(kind="push_refused") == []
+
+    # The listing was not fixed after all: the retried push is refused again.
+    clock.advance(5)
+    second = await h.queue.raise_push_refused("shop", "TEE", 4, "unknown listing")
+    assert second.id != record.id and second.state == "open"
+    assert second.details["previous"] == record.id
+    assert (await h.queue.raise_push_refused("shop", "TEE", 4, "x")).id == second.id
+    dismissed = await h.queue.resolve(second.id, "dismiss", by="bo")
+    assert dismissed.state == "resolved" and h.repushed == [("shop", "TEE")]
+    with pytest.raises(AlreadyResolved):
+        await h.queue.resolve(second.id, "retry_push")
+    with pytest.raises(UnknownAction):
+        await h.queue.resolve(
+            (await h.queue.raise_push_refused("shop", "TEE", 4, "x")).id, "push_ours"
+        )
+    assert [r.id for r in await h.queue.query(kind="push_refused", state="resolved")] == [
+        second.id,
+        record.id,
+    ]
+
+
+async def test_retry_push_is_not_possible_where_no_re_push_is_wired(
+    engine: Engine, tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(tmp_path)
+    queue = ExceptionQueue(engine, lambda: config, clock=clock)
+    record = await queue.raise_push_refused("shop", "TEE", 4, "unknown listing")
+    with pytest.raises(ActionNotPossible):
+        await queue.resolve(record.id, "retry_push")
+    still = await queue.get(record.id)
+    assert still.state == "open" and still.action is None
+    # The claim was given back: the record can still be resolved.
+    assert (await queue.resolve(record.id, "dismiss")).state == "resolved"
+
+
+async def test_policy_can_dismiss_refused_pushes(
+    engine: Engine, tmp_path: Path, clock: FakeClock
+) -> None:
+    policy = '\n[exceptions]\nauto_resolve = { push_refused = "dismiss" }\n'
+    h = Harness(engine, make_config(tmp_path, policy), clock)
+    record = await h.queue.raise_push_refused("shop", "TEE", 4, "unknown listing")
+    assert (record.state, record.resolved_by, record.action) == (
+        "auto_resolved",
+        "policy",
+        "dismiss",
+    )
+    assert await h.queue.query() == []

@@ -8,6 +8,7 @@ schema and its processing report, the Feeds API model, and the ORDER_CHANGE noti
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import time
@@ -16,10 +17,11 @@ from typing import Any
 
 import aiohttp
 import jsonschema
+import msgspec
 import pytest
 
 from invsync.adapters import amazon as amazon_module
-from invsync.adapters.amazon import AmazonAdapter, create
+from invsync.adapters.amazon import AmazonAdapter, Options, create
 from invsync.adapters.base import (
     AdapterContext,
     BadWebhook,
@@ -28,10 +30,19 @@ from invsync.adapters.base import (
     Unauthorized,
     Update,
 )
-from invsync.adapters.registry import MissingSecret, make_adapter
+from invsync.adapters.registry import MissingSecret, make_adapter, options_type
 from invsync.adapters.signing import SIGNATURE_HEADER, sign
-from invsync.core.config import Channel, Faults
-from invsync.core.events import OrderCancelled, OrderCreated, OrderFulfilled, convert_events
+from invsync.core.clock import ManualClock
+from invsync.core.config import Channel, ConfigError, Faults
+from invsync.core.events import (
+    EventLine,
+    OrderCancelled,
+    OrderCreated,
+    OrderFulfilled,
+    ShipTo,
+    event_kind,
+)
+from invsync.daemon.config import load_config
 from invsync.simulators.amazon import AmazonSellingPartner
 from invsync.simulators.core import SimLine, SimOrder
 from invsync.simulators.server import Simulator
@@ -402,6 +413,27 @@ async def test_feed_not_processed_in_time_reports_every_sku_retryable(
     assert sim.quantities == {}
 
 
+async def test_feed_polls_and_their_deadline_run_on_the_adapter_clock(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()
+    ctx = AdapterContext(session=session, clock=clock)
+    sim, adapter = mount(simulator, session, ctx=ctx, feed_poll_s=15, feed_timeout_s=60)
+    sim.feed_delay_s = 3600.0  # never processed while the test runs
+    push = asyncio.create_task(adapter.push(many(21)))
+    polls = 0
+    while not push.done():
+        await asyncio.sleep(0.001)
+        if clock.sleepers:  # parked between two polls: move the time, not the test
+            assert clock.next_deadline == pytest.approx(clock.now() + 15)
+            clock.advance(15)
+            polls += 1
+    results = push.result()
+    assert {r.outcome for r in results} == {"retryable"}
+    assert results[0].error is not None and "not processed within 60 s" in results[0].error
+    assert polls == 4 and sim.calls["getFeed:ok"] == 5  # at 0, 15, 30, 45 and 60 s
+
+
 async def test_feed_throttled_at_create_raises_throttled_with_the_documented_wait(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
@@ -640,17 +672,18 @@ async def test_order_change_notification_is_valid_and_translates(
     headers, body = made
     jsonschema.validate(json.loads(body), ORDER_CHANGE_SCHEMA)
 
-    objects = adapter.parse_webhook(headers, body)
-    (event,) = convert_events(objects)
+    (event,) = adapter.parse_webhook(headers, body)
     assert isinstance(event, cls)
-    assert objects[0]["type"] == event_type
-    assert objects[0]["id"] == f"amazon-us-113-5551212-0000001-{status}"
-    assert objects[0]["order_id"] == "113-5551212-0000001"
-    if status == "created":
-        assert objects[0]["lines"] == [{"sku": "TEE-BLK-M", "qty": 2}, {"sku": "CAP-RED", "qty": 1}]
-        assert objects[0]["ship_to"] == {"country": "US", "postal_code": "94105"}
+    assert event_kind(event) == event_type
+    assert event.id == f"amazon-us-113-5551212-0000001-{status}"
+    assert event.channel == "amazon-us"
+    assert event.order_id == "113-5551212-0000001"
+    if isinstance(event, OrderCreated):
+        assert event.lines == [EventLine(sku="TEE-BLK-M", qty=2), EventLine(sku="CAP-RED", qty=1)]
+        assert event.ship_to == ShipTo(country="US", postal_code="94105")
     else:
-        assert "lines" not in objects[0]  # the whole order
+        assert isinstance(event, OrderCancelled | OrderFulfilled)
+        assert event.lines is None  # the whole order
 
 
 async def test_pending_then_unshipped_give_one_created_event_id(
@@ -663,9 +696,9 @@ async def test_pending_then_unshipped_give_one_created_event_id(
     pending = _change(unshipped, OrderStatus="Pending")
     jsonschema.validate(json.loads(pending), ORDER_CHANGE_SCHEMA)
 
-    first = adapter.parse_webhook(_signed(pending), pending)
-    again = adapter.parse_webhook(_signed(unshipped), unshipped)
-    assert first[0]["id"] == again[0]["id"] and first[0]["type"] == "order.created"
+    (first,) = adapter.parse_webhook(_signed(pending), pending)
+    (again,) = adapter.parse_webhook(_signed(unshipped), unshipped)
+    assert first.id == again.id and isinstance(first, OrderCreated)
 
 
 async def test_amazon_fulfilled_and_partially_shipped_orders_and_other_types_give_no_events(
@@ -695,7 +728,7 @@ async def test_an_eventbridge_event_around_the_notification_is_unwrapped(
     }
     body = json.dumps(event).encode()
     (obj,) = adapter.parse_webhook(_signed(body), body)
-    assert obj["type"] == "order.cancelled"
+    assert isinstance(obj, OrderCancelled)
 
 
 async def test_forged_or_unsigned_notifications_are_refused(
@@ -737,7 +770,7 @@ async def test_a_placed_order_takes_units_off_and_is_notified(
     (_, _, order), = simulator.sent
     made = sim.order_notification(order)
     assert made is not None
-    (event,) = convert_events(adapter.parse_webhook(*made))
+    (event,) = adapter.parse_webhook(*made)
     assert isinstance(event, OrderCreated) and [(x.sku, x.qty) for x in event.lines] == [("A", 2)]
 
 
@@ -750,15 +783,98 @@ async def test_config_errors_name_what_is_missing(
     ctx = AdapterContext(session=session)
     channel = amazon_channel(simulator.url)
     assert isinstance(make_adapter(channel, ctx), AmazonAdapter)
+    # A channel built by hand (not loaded) still has its options checked by create().
     no_seller = {k: v for k, v in channel.options.items() if k != "seller_id"}
-    with pytest.raises(ValueError, match=r"options\.seller_id"):
+    with pytest.raises(ValueError, match=r"channel .amazon-us.: options\.seller_id: "):
         create(Channel(**{**_fields(channel), "options": no_seller}), ctx)
     with pytest.raises(ValueError, match=r"options\.feed_poll_s"):
         create(amazon_channel(simulator.url, feed_poll_s=0), ctx)
     monkeypatch.delenv("AMZ_CLIENT_SECRET")
-    with pytest.raises(MissingSecret, match="client_secret_env"):
+    with pytest.raises(MissingSecret, match="client_secret_env") as caught:
         create(channel, ctx)
+    assert str(caught.value) == (
+        "channel 'amazon-us': options.client_secret_env: environment variable "
+        "AMZ_CLIENT_SECRET is not set (or empty)"
+    )
     assert amazon_module.USAGE_PLANS["patchListingsItem"] == (5.0, 5)
+
+
+#: The required options, as TOML values.
+GOOD_OPTIONS = {
+    "seller_id": '"A2SELLER0TEST"',
+    "marketplace_id": '"ATVPDKIKX0DER"',
+    "client_id_env": '"AMZ_CLIENT_ID"',
+    "client_secret_env": '"AMZ_CLIENT_SECRET"',
+}
+
+
+def write_amazon_config(folder: Path, **options: str | None) -> Path:
+    """A config of one amazon channel: GOOD_OPTIONS with ``options`` (TOML values; None leaves
+    the key out)."""
+    table = {**GOOD_OPTIONS, **options}
+    lines = "".join(f"{key} = {value}\n" for key, value in table.items() if value is not None)
+    path = folder / "config.toml"
+    path.write_text(
+        '[[locations]]\nid = "wh"\n\n[[channels]]\nid = "amazon-us"\nkind = "amazon"\n'
+        'url = "https://sellingpartnerapi-na.amazon.com"\ntoken_env = "AMZ_REFRESH_TOKEN"\n'
+        f"[channels.options]\n{lines}"
+    )
+    return path
+
+
+def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> None:
+    config = load_config(write_amazon_config(tmp_path, feed_poll_s="1"))
+    assert options_type("amazon") is Options
+    options = msgspec.convert(config.channels[0].options, Options)
+    assert options == Options(
+        seller_id="A2SELLER0TEST",
+        marketplace_id="ATVPDKIKX0DER",
+        client_id_env="AMZ_CLIENT_ID",
+        client_secret_env="AMZ_CLIENT_SECRET",
+        token_url="https://api.amazon.com/auth/o2/token",
+        product_type="PRODUCT",
+        fulfillment_channel_code="DEFAULT",
+        feed_threshold=20,
+        feed_poll_s=1.0,
+        feed_timeout_s=300.0,
+        throttle_wait_s=1.0,
+        timeout_s=10.0,
+        unlisted_prefix=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("feed_poll_s", "0", "> 0, got 0"),
+        ("feed_poll_s", '"fast"', "expected a number, got a string ('fast')"),
+        ("feed_timeout_s", "inf", "got inf"),
+        ("feed_threshold", "-1", "must be >= 0, got -1"),
+        ("feed_threshold", "2.5", "expected an integer, got a number (2.5)"),
+        ("throttle_wait_s", "-1", ">= 0, got -1"),
+        ("timeout_s", "0", "> 0, got 0"),
+        ("product_type", '""', "must not be empty"),
+        ("token_url", '"ftp://x"', "must be an http:// or https:// URL, got 'ftp://x'"),
+        ("client_id_env", '"amzn1.secret value"', "must be the name of an environment variable"),
+        ("sellr_id", "1", "unknown key (did you mean 'seller_id'?)"),
+    ],
+)
+def test_a_bad_option_is_refused_at_load_naming_its_key(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_amazon_config(tmp_path, **{key: value}))
+    assert caught.value.key == f"channels[0].options.{key}"
+    assert message in caught.value.message
+    assert "secret value" not in str(caught.value)  # an *_env value may be the secret itself
+
+
+@pytest.mark.parametrize("key", ["seller_id", "marketplace_id", "client_id_env"])
+def test_a_missing_required_option_is_refused_at_load(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_amazon_config(tmp_path, **{key: None}))
+    assert caught.value.key == f"channels[0].options.{key}"
+    assert caught.value.message == "required key is missing"
 
 
 def _fields(channel: Channel) -> dict[str, Any]:
@@ -775,6 +891,6 @@ async def test_an_item_whose_sku_invsync_cannot_hold_is_skipped_not_fatal(
     )
     made = sim.order_notification(order)
     assert made is not None
-    objects = adapter.parse_webhook(*made)
-    assert len(convert_events(objects)) == 1  # valid: the whole order is readable
-    assert objects[0]["lines"] == [{"sku": "TEE-BLK-M", "qty": 1}]
+    (event,) = adapter.parse_webhook(*made)  # valid: the whole order is readable
+    assert isinstance(event, OrderCreated)
+    assert event.lines == [EventLine(sku="TEE-BLK-M", qty=1)]

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,15 +33,25 @@ from invsync.adapters.base import (
     Unauthorized,
     Update,
 )
-from invsync.adapters.registry import MissingSecret, make_adapter
+from invsync.adapters.registry import MissingSecret, make_adapter, options_type
 from invsync.adapters.tiktok import (
+    Options,
     TikTokAdapter,
     create,
     sign_request,
     webhook_signature,
 )
-from invsync.core.config import Channel, Config, Faults, Location, ServerConfig
-from invsync.core.events import OrderCancelled, OrderCreated, OrderFulfilled, convert_events
+from invsync.core.config import Channel, Config, ConfigError, Faults, Location, ServerConfig
+from invsync.core.events import (
+    Event,
+    EventLine,
+    OrderCancelled,
+    OrderCreated,
+    OrderFulfilled,
+    ShipTo,
+    event_kind,
+)
+from invsync.daemon.config import load_config
 from invsync.daemon.http import build_app
 from invsync.daemon.server import HttpServer
 from invsync.simulators.core import SimLine
@@ -450,7 +461,7 @@ def lookups(shop: TikTokShopSim) -> int:
 
 async def parse_both(
     adapter: TikTokAdapter, headers: dict[str, str], body: bytes
-) -> list[dict[str, object]]:
+) -> list[Event]:
     """What the sync and the async parser say, which must be the same."""
     events = adapter.parse_webhook(headers, body)
     assert await adapter.parse_webhook_async(headers, body) == events
@@ -515,16 +526,13 @@ async def test_a_new_order_becomes_order_created_with_lines_from_order_detail(
     headers, body = shop.order_notification(order) or ({}, b"")
 
     events = await adapter.parse_webhook_async(headers, body)
-    assert events == [{
-        "id": f"tiktok:{order.order_id}:created",
-        "type": "order.created",
-        "channel": "tiktok",
-        "order_id": order.order_id,
-        "lines": [{"sku": "TEE-BLK-M", "qty": 2}, {"sku": "MUG-11OZ", "qty": 1}],
-        "ship_to": {"country": "US", "region": order.region},
-    }], "one line item per unit, counted by seller SKU"
-    (created,) = convert_events(events)
-    assert isinstance(created, OrderCreated)
+    assert events == [OrderCreated(
+        id=f"tiktok:{order.order_id}:created",
+        channel="tiktok",
+        order_id=order.order_id,
+        lines=[EventLine(sku="TEE-BLK-M", qty=2), EventLine(sku="MUG-11OZ", qty=1)],
+        ship_to=ShipTo(country="US", region=order.region),
+    )], "one line item per unit, counted by seller SKU"
     assert shop.calls["get_order_detail:ok"] == 1
     (_, query, _) = shop.received[-1]
     assert query["ids"] == order.order_id
@@ -532,9 +540,8 @@ async def test_a_new_order_becomes_order_created_with_lines_from_order_detail(
     cancelled = shop.change_order(order.order_id, "cancelled")
     headers, body = shop.order_notification(cancelled) or ({}, b"")
     events = await adapter.parse_webhook_async(headers, body)
-    assert events == [{"id": f"tiktok:{order.order_id}:cancelled", "type": "order.cancelled",
-                       "channel": "tiktok", "order_id": order.order_id}]
-    assert isinstance(convert_events(events)[0], OrderCancelled)
+    assert events == [OrderCancelled(id=f"tiktok:{order.order_id}:cancelled",
+                                     channel="tiktok", order_id=order.order_id)]
     assert lookups(shop) == 1, "a cancellation needs no lookup"
 
 
@@ -547,7 +554,7 @@ async def test_a_repeated_creation_is_the_same_event(
     paid = await adapter.parse_webhook_async(
         *notification(shop, order.order_id, "AWAITING_SHIPMENT"))
     assert unpaid == paid, "one id: the daemon's intake takes the second as a duplicate"
-    assert [e["id"] for e in paid] == [f"tiktok:{order.order_id}:created"]
+    assert [e.id for e in paid] == [f"tiktok:{order.order_id}:created"]
 
 
 @pytest.mark.parametrize(
@@ -561,8 +568,10 @@ async def test_statuses_map_to_their_events_with_stable_ids_and_no_lookup(
     first = await parse_both(adapter, *notification(shop, "576461413038785752", status))
     again = await parse_both(adapter, *notification(shop, "576461413038785752", status))
     assert first == again, "a redelivery is the same event"
-    (event,) = convert_events(first)
+    (event,) = first
     assert isinstance(event, kind)
+    assert event.id == f"tiktok:576461413038785752:{event_kind(event).split('.')[1]}"
+    assert event.lines is None  # the whole order
     assert lookups(shop) == 0
 
 
@@ -605,7 +614,7 @@ async def test_a_failing_lookup_raises_so_the_webhook_is_delivered_again(
 
     shop.faults = Faults()  # TikTok delivers it again once the shop answers
     events = await adapter.parse_webhook_async(*webhook)
-    assert [e["lines"] for e in events] == [[{"sku": "MUG-11OZ", "qty": 3}]]
+    assert [e.lines for e in events] == [[EventLine(sku="MUG-11OZ", qty=3)]]
 
 
 async def test_the_rate_limit_of_order_detail_is_throttled(
@@ -648,7 +657,7 @@ async def test_a_lookup_with_an_expired_token_refreshes_it_and_lands(
     shop.expire_tokens()
     events = await adapter.parse_webhook_async(
         *notification(shop, order.order_id, "AWAITING_SHIPMENT"))
-    assert [e["lines"] for e in events] == [[{"sku": "TEE-BLK-L", "qty": 2}]]
+    assert [e.lines for e in events] == [[EventLine(sku="TEE-BLK-L", qty=2)]]
     assert shop.refreshes == 1
     assert shop.calls["get_order_detail:ok"] == 1
 
@@ -797,3 +806,79 @@ def test_missing_secrets_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingSecret, match="TT_ACCESS_TOKEN"):
         create(tiktok_channel("http://127.0.0.1:9/tiktok", refresh_token_env=None),
                AdapterContext(session=None))  # type: ignore[arg-type]
+
+
+#: The required options, as TOML values.
+GOOD_OPTIONS = {
+    "app_key": '"6a6abcdxyz"',
+    "app_secret_env": '"TT_APP_SECRET"',
+    "shop_cipher": '"GCP_XF90igAAAABh00qsWgtvOiGFNqyubMt3"',
+    "warehouse_id": '"7068517275539719942"',
+}
+
+
+def write_tiktok_config(folder: Path, **options: str | None) -> Path:
+    """A config of one tiktok channel: GOOD_OPTIONS with ``options`` (TOML values; None leaves
+    the key out)."""
+    table = {**GOOD_OPTIONS, **options}
+    lines = "".join(f"{key} = {value}\n" for key, value in table.items() if value is not None)
+    path = folder / "config.toml"
+    path.write_text(
+        '[[locations]]\nid = "wh"\n\n[[channels]]\nid = "tiktok"\nkind = "tiktok"\n'
+        'url = "https://open-api.tiktokglobalshop.com"\ntoken_env = "TT_ACCESS_TOKEN"\n'
+        f"[channels.options]\n{lines}"
+    )
+    return path
+
+
+def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> None:
+    config = load_config(write_tiktok_config(tmp_path, refresh_token_env='"TT_REFRESH_TOKEN"'))
+    assert options_type("tiktok") is Options
+    options = msgspec.convert(config.channels[0].options, Options)
+    assert options == Options(
+        app_key="6a6abcdxyz",
+        app_secret_env="TT_APP_SECRET",
+        shop_cipher="GCP_XF90igAAAABh00qsWgtvOiGFNqyubMt3",
+        warehouse_id="7068517275539719942",
+        refresh_token_env="TT_REFRESH_TOKEN",
+        auth_url="https://auth.tiktok-shops.com",
+        shop_id=None,
+        timeout_s=10.0,
+        sim_rate_per_s=10.0,
+        sim_burst=None,
+        unlisted_prefix=None,
+    )
+    # An empty shop_id checks nothing, as before options were typed.
+    empty = load_config(write_tiktok_config(tmp_path, shop_id='""'))
+    assert msgspec.convert(empty.channels[0].options, Options).own_shop_id is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("warehouse_id", "7068517275539719942", "expected a string, got an integer"),
+        ("app_key", '""', "must not be empty"),
+        ("timeout_s", "0", "> 0, got 0"),
+        ("timeout_s", "-inf", "> 0, got -inf"),
+        ("auth_url", '"auth.tiktok-shops.com"', "an http:// or https:// URL"),
+        ("refresh_token_env", '"TTP_refresh.token"', "must be the name of an environment variable"),
+        ("sim_burst", "0", ">= 1, got 0"),
+        ("shop_cypher", '"GCP_x"', "unknown key (did you mean 'shop_cipher'?)"),
+    ],
+)
+def test_a_bad_option_is_refused_at_load_naming_its_key(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_tiktok_config(tmp_path, **{key: value}))
+    assert caught.value.key == f"channels[0].options.{key}"
+    assert message in caught.value.message
+    assert "TTP_refresh.token" not in str(caught.value)  # an *_env value may be the secret
+
+
+@pytest.mark.parametrize("key", ["app_key", "app_secret_env", "shop_cipher", "warehouse_id"])
+def test_a_missing_required_option_is_refused_at_load(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_tiktok_config(tmp_path, **{key: None}))
+    assert caught.value.key == f"channels[0].options.{key}"
+    assert caught.value.message == "required key is missing"

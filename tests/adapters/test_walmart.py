@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 import jsonschema
+import msgspec
 import pytest
 
-from invsync.adapters import walmart as walmart_module
 from invsync.adapters.base import (
     AdapterContext,
     BadWebhook,
@@ -30,11 +30,14 @@ from invsync.adapters.base import (
     Unauthorized,
     Update,
 )
-from invsync.adapters.registry import MissingSecret, make_adapter
+from invsync.adapters.registry import MissingSecret, make_adapter, options_type
 from invsync.adapters.signing import SIGNATURE_HEADER, sign
-from invsync.adapters.walmart import WalmartAdapter, create
-from invsync.core.config import Channel, Faults
-from invsync.core.events import OrderCancelled, OrderCreated, convert_events
+from invsync.adapters.walmart import Options, WalmartAdapter, create
+from invsync.adapters.walmart import feeds as walmart_feeds
+from invsync.core.clock import ManualClock
+from invsync.core.config import Channel, ConfigError, Faults
+from invsync.core.events import Event, EventLine, OrderCancelled, OrderCreated
+from invsync.daemon.config import load_config
 from invsync.simulators.core import SimLine, SimOrder
 from invsync.simulators.limits import TokenBucket
 from invsync.simulators.server import Simulator
@@ -247,7 +250,7 @@ async def test_partial_feed_failure_fails_only_the_failed_skus(
 async def test_feed_item_details_are_read_page_by_page(
     simulator: Simulator, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(walmart_module, "FEED_PAGE_LIMIT", 3)
+    monkeypatch.setattr(walmart_feeds, "FEED_PAGE_LIMIT", 3)
     sim, adapter = mount(simulator, session)
     sim.unlisted.add("SKU-6")  # on the last page
     results = await adapter.push(SEVEN)
@@ -268,6 +271,27 @@ async def test_feed_unfinished_in_time_is_retryable(
     assert "not processed within 0.2 s" in (results[0].error or "")
     assert 2 <= len(sim.requests("feed_status")) <= 6
     assert sim.quantities == {}
+
+
+async def test_feed_status_polls_sleep_on_the_adapter_clock(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()
+    ctx = AdapterContext(session=session, clock=clock)
+    sim, adapter = mount(simulator, session, ctx=ctx, feed_poll_s=5, feed_timeout_s=20)
+    sim.feed_delay_s = 3600.0  # never processed while the test runs
+    push = asyncio.create_task(adapter.push(SEVEN))
+    sleeps = 0
+    while not push.done():
+        await asyncio.sleep(0.001)
+        if clock.sleepers:  # parked between two polls: move the time, not the test
+            assert clock.next_deadline == pytest.approx(clock.now() + 5)
+            clock.advance(5)
+            sleeps += 1
+    results = push.result()
+    assert {r.outcome for r in results} == {"retryable"}
+    assert "not processed within 20 s" in (results[0].error or "")
+    assert sleeps == 4 and len(sim.requests("feed_status")) == 5
 
 
 async def test_throttled_feed_upload_raises_throttled_with_retry_after(
@@ -533,13 +557,11 @@ async def test_new_order_notification_becomes_order_created(
     assert json.loads(body)["source"]["eventType"] == "PO_CREATED"
 
     events = adapter.parse_webhook(headers, body)
-    assert events == [{
-        "id": f"walmart-{order.order_id}-created", "type": "order.created",
-        "channel": "walmart", "order_id": order.order_id,
-        "lines": [{"sku": "A", "qty": 3}, {"sku": "B", "qty": 1}],
-    }]
-    (event,) = convert_events(events)
-    assert isinstance(event, OrderCreated)
+    assert events == [OrderCreated(
+        id=f"walmart-{order.order_id}-created",
+        channel="walmart", order_id=order.order_id,
+        lines=[EventLine(sku="A", qty=3), EventLine(sku="B", qty=1)],
+    )]
     assert adapter.parse_webhook(headers, body) == events  # redelivery: the same event id
 
 
@@ -549,9 +571,9 @@ async def test_documented_po_created_payload_is_translated(
     _, adapter = mount(simulator, session)
     body = (FIXTURES / "po_created.json").read_bytes()
     (event,) = adapter.parse_webhook({SIGNATURE_HEADER: sign(RELAY_SECRET, body)}, body)
-    assert event["order_id"] == "108829395826015"
-    assert event["lines"] == [{"sku": "TEE-BLK-M", "qty": 1}, {"sku": "CAP-RED", "qty": 2}]
-    convert_events([event])
+    assert isinstance(event, OrderCreated)
+    assert event.order_id == "108829395826015"
+    assert event.lines == [EventLine(sku="TEE-BLK-M", qty=1), EventLine(sku="CAP-RED", qty=2)]
 
 
 async def test_auto_cancelled_lines_become_order_cancelled(
@@ -563,10 +585,10 @@ async def test_auto_cancelled_lines_become_order_cancelled(
     made = sim.order_notification(sim.change_order(order.order_id, "cancelled"))
     assert made is not None
     (event,) = adapter.parse_webhook(*made)
-    assert event["type"] == "order.cancelled"
-    assert event["id"] == f"walmart-{order.order_id}-cancelled-1"
-    assert event["lines"] == [{"sku": "A", "qty": 2}]
-    assert isinstance(convert_events([event])[0], OrderCancelled)
+    assert isinstance(event, OrderCancelled)
+    assert event.id == f"walmart-{order.order_id}-cancelled-1"
+    assert event.channel == "walmart" and event.order_id == order.order_id
+    assert event.lines == [EventLine(sku="A", qty=2)]
     assert sim.order_notification(sim.change_order(order.order_id, "fulfilled")) is None
 
 
@@ -603,7 +625,7 @@ async def test_malformed_or_foreign_notifications(
 ) -> None:
     _, adapter = mount(simulator, session)
 
-    def signed(body: bytes) -> list[dict[str, object]]:
+    def signed(body: bytes) -> list[Event]:
         return adapter.parse_webhook({SIGNATURE_HEADER: sign(RELAY_SECRET, body)}, body)
 
     for bad in [b"{nope", b'"x"', b'{"payload": {}}',
@@ -629,10 +651,15 @@ def test_configuration_errors_name_the_key(
     assert isinstance(make_adapter(good, ctx), WalmartAdapter)
 
     monkeypatch.delenv("WM_CLIENT_SECRET")
-    with pytest.raises(MissingSecret, match="WM_CLIENT_SECRET"):
+    with pytest.raises(MissingSecret, match="WM_CLIENT_SECRET") as caught:
         create(good, ctx)
+    assert str(caught.value) == (
+        "channel 'walmart': options.client_secret_env: environment variable "
+        "WM_CLIENT_SECRET is not set (or empty)"
+    )
     monkeypatch.setenv("WM_CLIENT_SECRET", CLIENT_SECRET)
-    with pytest.raises(MissingSecret, match="client_id_env"):
+    # Channels built by hand (not loaded) still have their options checked by create().
+    with pytest.raises(ValueError, match=r"channel 'w': options\.client_id_env: "):
         create(Channel(id="w", kind="walmart", url="http://x",
                        options={"client_secret_env": "WM_CLIENT_SECRET"}), ctx)
     with pytest.raises(ValueError, match="token_env"):
@@ -643,8 +670,81 @@ def test_configuration_errors_name_the_key(
     for key, bad in [("cancel_reason", "BECAUSE"), ("feed_threshold", -1),
                      ("feed_poll_s", "fast"), ("max_concurrency", 0), ("timeout_s", 0)]:
         channel = walmart_channel("http://127.0.0.1:9", **{key: bad})
-        with pytest.raises(ValueError, match=key):
+        with pytest.raises(ValueError, match=rf"channel 'walmart': options\.{key}: "):
             create(channel, ctx)
+
+
+#: The required options, as TOML values.
+GOOD_OPTIONS = {"client_id_env": '"WM_CLIENT_ID"', "client_secret_env": '"WM_CLIENT_SECRET"'}
+
+
+def write_walmart_config(folder: Path, **options: str | None) -> Path:
+    """A config of one walmart channel: GOOD_OPTIONS with ``options`` (TOML values; None leaves
+    the key out)."""
+    table = {**GOOD_OPTIONS, **options}
+    lines = "".join(f"{key} = {value}\n" for key, value in table.items() if value is not None)
+    path = folder / "config.toml"
+    path.write_text(
+        '[[locations]]\nid = "wh"\n\n[[channels]]\nid = "walmart"\nkind = "walmart"\n'
+        'url = "https://marketplace.walmartapis.com"\n'
+        f"[channels.options]\n{lines}"
+    )
+    return path
+
+
+def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> None:
+    path = write_walmart_config(tmp_path, cancel_reason='"SELLER_CANCEL_PRICING_ERROR"')
+    config = load_config(path)
+    assert options_type("walmart") is Options
+    assert msgspec.convert(config.channels[0].options, Options) == Options(
+        client_id_env="WM_CLIENT_ID",
+        client_secret_env="WM_CLIENT_SECRET",
+        token_url=None,
+        service_name="Walmart Marketplace",
+        feed_threshold=50,
+        max_concurrency=4,
+        feed_poll_s=5.0,
+        feed_timeout_s=120.0,
+        cancel_reason="SELLER_CANCEL_PRICING_ERROR",
+        timeout_s=10.0,
+        unlisted_prefix=None,
+    )
+    # 0 is allowed where the documentation says so: always a feed, poll without waiting.
+    load_config(write_walmart_config(tmp_path, feed_threshold="0", feed_poll_s="0"))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("cancel_reason", '"BECAUSE"', "must be one of 'CUSTOMER_REQUESTED_SELLER_TO_CANCEL', "),
+        ("feed_threshold", "-1", "must be >= 0, got -1"),
+        ("max_concurrency", "0", "must be >= 1, got 0"),
+        ("feed_poll_s", '"fast"', "expected a number, got a string ('fast')"),
+        ("feed_poll_s", "-1", ">= 0, got -1"),
+        ("feed_timeout_s", "inf", "got inf"),
+        ("timeout_s", "0", "> 0, got 0"),
+        ("service_name", '""', "must not be empty"),
+        ("token_url", '"marketplace.walmartapis.com/v3/token"', "an http:// or https:// URL"),
+        ("client_secret_env", '"wm-client-secret"', "must be the name of an environment variable"),
+        ("client_secret", '"X"', "unknown key (did you mean 'client_secret_env'?)"),
+    ],
+)
+def test_a_bad_option_is_refused_at_load_naming_its_key(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_walmart_config(tmp_path, **{key: value}))
+    assert caught.value.key == f"channels[0].options.{key}"
+    assert message in caught.value.message
+    assert "wm-client-secret" not in str(caught.value)  # an *_env value may be the secret
+
+
+@pytest.mark.parametrize("key", ["client_id_env", "client_secret_env"])
+def test_a_missing_required_option_is_refused_at_load(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_walmart_config(tmp_path, **{key: None}))
+    assert caught.value.key == f"channels[0].options.{key}"
+    assert caught.value.message == "required key is missing"
 
 
 # --- the simulator refuses what Walmart refuses ----------------------------------------------

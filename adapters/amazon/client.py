@@ -37,7 +37,8 @@ USER_AGENT = "invsync/1.0 (Language=Python)"
 USAGE_PLANS: dict[str, tuple[float, int]] = {
     "patchListingsItem": (5.0, 5),
     "getListingsItem": (5.0, 10),
-    "createFeedDocument": (0.0083, 15),
+    # Feeds API Rate Limits page (and the model since 2023-02): 0.5/s, burst 15.
+    "createFeedDocument": (0.5, 15),
     "createFeed": (0.0083, 15),
     "getFeed": (2.0, 15),
     "getFeedDocument": (0.0222, 10),

@@ -438,10 +438,10 @@ async def test_feed_throttled_at_create_raises_throttled_with_the_documented_wai
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
     sim, adapter = mount(simulator, session)
-    sim.set_limit("createFeedDocument", 0.0083, 0)
+    sim.set_limit("createFeedDocument", 0.5, 0)
     with pytest.raises(Throttled) as caught:
         await adapter.push(many(21))
-    assert caught.value.retry_after == pytest.approx(1 / 0.0083)
+    assert caught.value.retry_after == pytest.approx(1 / 0.5)
     assert sim.feeds == {}
 
 

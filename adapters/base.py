@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 import msgspec
 
 from ..core.clock import Clock, SystemClock
+from ..core.events import Event
 
 if TYPE_CHECKING:
     import aiohttp
     from redis.asyncio import Redis
 
     from ..core.config import Channel, MqttConfig
-    from ..core.events import Event
 
 
 class Update(msgspec.Struct, frozen=True, kw_only=True):
@@ -184,8 +184,6 @@ class BaseAdapter:
         """Nothing to release: the HTTP session belongs to the daemon."""
 
 
-def results_for(
-    updates: Sequence[Update], failures: Mapping[str, PushResult]
-) -> list[PushResult]:
+def results_for(updates: Sequence[Update], failures: Mapping[str, PushResult]) -> list[PushResult]:
     """One result per update: the failure the channel reported for its SKU, else ``ok``."""
     return [failures.get(u.sku) or PushResult(sku=u.sku, outcome="ok") for u in updates]

@@ -41,9 +41,9 @@ no inbound webhooks: orders reach invsync through ``POST /v1/events`` (see docs/
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Annotated, Literal
 
 import aiohttp
 import msgspec
@@ -60,8 +60,8 @@ from .base import (
     Throttled,
     Update,
 )
-from .http import HttpReply, base_url, check, option_str, send, timeout_for
-from .registry import require_secret, secret_option
+from .http import HttpReply, base_url, check, client_timeout, send
+from .options import EnvName, HttpUrl, NonEmpty, Timeout, option_secret, parse_options, require_env
 from .tokens import TokenSource, form_grant, with_token
 
 __all__ = [
@@ -70,6 +70,7 @@ __all__ = [
     "MAX_BATCH",
     "TOKEN_PATH",
     "EbayAdapter",
+    "Options",
     "create",
 ]
 
@@ -86,7 +87,28 @@ THROTTLE_ERROR = 2001
 #: "SKU ... is not available in the system" / "We didn't find the resource/entity".
 NOT_FOUND_ERRORS = frozenset({25702, 25710})
 
-_LANGUAGE = re.compile(r"^[a-z]{2}-[A-Z]{2}$")
+Language = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z]{2}-[A-Z]{2}$", description="a language tag like en-US")
+]
+
+
+class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """``[[channels]] options`` of kind ``ebay`` (docs/channels/ebay.md)."""
+
+    #: Variables holding the app's Client ID (App ID) and Client Secret (Cert ID).
+    client_id_env: EnvName
+    client_secret_env: EnvName
+    #: The OAuth token endpoint; None: ``{url}/identity/v1/oauth2/token``.
+    token_url: HttpUrl | None = None
+    #: Space-separated scopes asked for on refresh (the consented ones or a subset).
+    scope: NonEmpty = DEFAULT_SCOPE
+    #: ``Content-Language`` and ``Accept-Language`` (the language of eBay's messages).
+    content_language: Language = DEFAULT_LANGUAGE
+    #: Per-request timeout.
+    timeout_s: Timeout = 10.0
+    #: Refused when true: invsync sets the inventory item's ship-to-home quantity, which every
+    #: published offer sells from; offers' ``availableQuantity`` stays unset (module docstring).
+    update_offers: Literal[False] = False
 
 
 # -- eBay's types (camelCase on the wire) ----------------------------------------------------
@@ -244,16 +266,14 @@ def create(channel: Channel, ctx: AdapterContext) -> EbayAdapter:
     Credentials: the refresh token in ``token_env``, the app's client id and secret in the
     variables named by ``options.client_id_env`` and ``options.client_secret_env``.
     """
-    refresh_token = require_secret(channel, "token_env")
-    client_id = secret_option(channel, "client_id_env")
-    client_secret = secret_option(channel, "client_secret_env")
-    assert client_id is not None and client_secret is not None  # required=True raised otherwise
+    options = parse_options(channel, Options)
     return EbayAdapter(
         channel,
         ctx.session,
-        refresh_token=refresh_token,
-        client_id=client_id,
-        client_secret=client_secret,
+        refresh_token=require_env(channel.id, "token_env", channel.token_env),
+        client_id=option_secret(channel, "client_id_env", options.client_id_env),
+        client_secret=option_secret(channel, "client_secret_env", options.client_secret_env),
+        options=options,
         monotonic=ctx.monotonic,
         wall=ctx.wall,
     )
@@ -262,10 +282,10 @@ def create(channel: Channel, ctx: AdapterContext) -> EbayAdapter:
 class EbayAdapter(BaseAdapter):
     """Sets ship-to-home quantities with bulkUpdatePriceQuantity and reads them back.
 
-    Options: ``token_url`` (default ``{url}/identity/v1/oauth2/token``: production's
-    ``https://api.ebay.com/...``, the sandbox's or the simulator's alike), ``scope`` (default
-    ``sell.inventory``), ``content_language`` (default ``en-US``), ``timeout_s``. ``tokens`` is
-    its user-token source (``tokens.fetches`` counts the grants made).
+    ``options`` (``Options``; parsed from the channel when left out): ``token_url`` (default
+    ``{url}/identity/v1/oauth2/token``: production's ``https://api.ebay.com/...``, the sandbox's
+    or the simulator's alike), ``scope``, ``content_language``, ``timeout_s``. ``tokens`` is its
+    user-token source (``tokens.fetches`` counts the grants made).
     """
 
     max_batch = MAX_BATCH
@@ -278,27 +298,18 @@ class EbayAdapter(BaseAdapter):
         refresh_token: str,
         client_id: str,
         client_secret: str,
+        options: Options | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.channel = channel
+        self.options = options = options or parse_options(channel, Options)
         url = base_url(channel)
         self._api = url + API_ROOT
         self._session = session
-        self._timeout = timeout_for(channel)
+        self._timeout = client_timeout(options.timeout_s)
         self._wall = wall
-        language = option_str(channel, "content_language", DEFAULT_LANGUAGE)
-        if not _LANGUAGE.match(language):
-            raise ValueError(
-                f"channel '{channel.id}': options.content_language must look like en-US "
-                f"(got {language!r})"
-            )
-        if channel.options.get("update_offers"):
-            raise ValueError(
-                f"channel '{channel.id}': options.update_offers is not supported: invsync sets "
-                "the inventory item's ship-to-home quantity, which every published offer sells "
-                "from; leave the offers' availableQuantity unset"
-            )
+        language = options.content_language
         self._headers = {
             "Accept": "application/json",
             "Content-Language": language,
@@ -307,11 +318,11 @@ class EbayAdapter(BaseAdapter):
         basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
         grant = form_grant(
             session,
-            option_str(channel, "token_url", url + TOKEN_PATH),
+            options.token_url or url + TOKEN_PATH,
             {
                 "grant_type": "refresh_token",
                 "refresh_token": refresh_token,
-                "scope": option_str(channel, "scope", DEFAULT_SCOPE),
+                "scope": options.scope,
             },
             headers={"Authorization": f"Basic {basic}"},
             timeout=self._timeout,
@@ -385,9 +396,7 @@ class EbayAdapter(BaseAdapter):
             + (f" ({describe(parsed.errors)})" if parsed.errors else ""),
         )
         missing = ok if reply.status == 200 and not parsed.errors else unknown
-        return {
-            sku: failed.get(sku) or (ok if sku in answered else missing) for sku in skus
-        }
+        return {sku: failed.get(sku) or (ok if sku in answered else missing) for sku in skus}
 
     # -- read-back ---------------------------------------------------------------------------
 

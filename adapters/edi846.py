@@ -68,12 +68,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import msgspec
 from redis.exceptions import RedisError
 
 from ..core.config import Channel
 from .base import AdapterContext, BaseAdapter, Permanent, PushResult, Retryable, Update
+from .options import parse_options
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -85,6 +87,7 @@ __all__ = [
     "SEGMENT",
     "Edi846Adapter",
     "Interchange",
+    "Options",
     "control_key",
     "create",
     "render",
@@ -101,15 +104,97 @@ MAX_SKU_LENGTH = 48
 #: QTY02 (data element 380) is R 1..15: digits only for whole units.
 MAX_QTY_DIGITS = 15
 
-_ID_QUALIFIER = re.compile(r"^[A-Z0-9]{2}$")
-# Printable ASCII without the three delimiters (and the repetition separator of 4020+, '^').
 _X12_TEXT = re.compile(r"^[\x20-\x7e]*$")
+# Printable ASCII without the three delimiters (and the repetition separator of 4020+, '^').
 _DELIMITERS = frozenset(ELEMENT + COMPONENT + SEGMENT + "^")
+_ID_CHAR = r"[\x20-\x29\x2b-\x3d\x3f-\x5d\x5f-\x7d]"  # _X12_TEXT without the delimiters
+_ID_EDGE = r"[\x21-\x29\x2b-\x3d\x3f-\x5d\x5f-\x7d]"  # the same without the space
+
+#: ISA06 / ISA08: 1..15 characters (padded to 15), not only spaces.
+PartnerId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=rf"^(?=.*\S){_ID_CHAR}{{1,15}}$",
+        description="1 to 15 printable ASCII characters without the X12 delimiters * > ~ ^",
+    ),
+]
+#: GS02 / GS03: 2..15 characters once surrounding spaces are trimmed.
+GroupId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=rf"^\s*{_ID_EDGE}{_ID_CHAR}{{0,13}}{_ID_EDGE}\s*$",
+        description="2 to 15 printable ASCII characters without the X12 delimiters * > ~ ^",
+    ),
+]
+#: ISA05 / ISA07.
+Qualifier = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Z0-9]{2}$",
+        description="a 2-character interchange ID qualifier such as ZZ, 01, 08, 12",
+    ),
+]
+#: BIA02.
+ReportType = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$", description="a 2-character BIA02 code")
+]
+Folder = Annotated[str, msgspec.Meta(pattern=r"\S", description="a folder path")]
+
+
+class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """``[[channels]] options`` of kind ``edi846`` (docs/channels/edi846.md)."""
+
+    #: Where files are written; relative to the config file's folder; made if missing.
+    folder: Folder
+    sender_id: PartnerId
+    receiver_id: PartnerId
+    sender_qualifier: Qualifier = "ZZ"
+    receiver_qualifier: Qualifier = "ZZ"
+    #: GS02 / GS03; None: ``sender_id`` / ``receiver_id``.
+    gs_sender: GroupId | None = None
+    gs_receiver: GroupId | None = None
+    #: ISA15 ``T`` (test) instead of ``P`` (production).
+    test: bool = False
+    #: ISA14 ``1``: ask the partner for a TA1.
+    ack_requested: bool = False
+    report_type: ReportType = "MM"
+    #: A newline after each segment terminator, for partners that ask for it.
+    line_breaks: bool = False
+
+    def __post_init__(self) -> None:
+        # Only a defaulted GS id can break its rule: a given one has its pattern checked.
+        for name, default in (("gs_sender", "sender_id"), ("gs_receiver", "receiver_id")):
+            if getattr(self, name) is None and not 2 <= len(getattr(self, default).strip()) <= 15:
+                raise ValueError(
+                    f"{name} is {default} when left out, and must be 2..15 characters: set "
+                    f"{name} (got {default} = {getattr(self, default)!r})"
+                )
+
+    def envelope(self) -> Interchange:
+        """The envelope values these options give every interchange."""
+        return Interchange(
+            sender_qualifier=self.sender_qualifier,
+            sender_id=self.sender_id,
+            receiver_qualifier=self.receiver_qualifier,
+            receiver_id=self.receiver_id,
+            gs_sender=(self.gs_sender or self.sender_id).strip(),
+            gs_receiver=(self.gs_receiver or self.receiver_id).strip(),
+            test=self.test,
+            report_type=self.report_type,
+            ack_requested=self.ack_requested,
+            line_breaks=self.line_breaks,
+        )
 
 
 def create(channel: Channel, ctx: AdapterContext) -> Edi846Adapter:
     """The adapter for an ``edi846`` channel (no credentials: files in ``options.folder``)."""
-    return Edi846Adapter(channel, redis=ctx.redis, base_dir=ctx.base_dir, wall=ctx.wall)
+    return Edi846Adapter(
+        channel,
+        options=parse_options(channel, Options),
+        redis=ctx.redis,
+        base_dir=ctx.base_dir,
+        wall=ctx.wall,
+    )
 
 
 def control_key(channel_id: str) -> str:
@@ -191,8 +276,17 @@ def render(
     segments = [
         isa,
         ELEMENT.join(
-            ["GS", "IB", envelope.gs_sender, envelope.gs_receiver, date, clock, str(control), "X",
-             "004010"]
+            [
+                "GS",
+                "IB",
+                envelope.gs_sender,
+                envelope.gs_receiver,
+                date,
+                clock,
+                str(control),
+                "X",
+                "004010",
+            ]
         ),
         *(ELEMENT.join(parts) for parts in body),
         ELEMENT.join(["GE", "1", str(control)]),
@@ -204,36 +298,28 @@ def render(
 
 
 class Edi846Adapter(BaseAdapter):
-    """Writes each pushed batch as one X12 846 interchange file into the channel's folder."""
+    """Writes each pushed batch as one X12 846 interchange file into the channel's folder.
+
+    ``options`` are the channel's, parsed (left out: parsed here); a relative ``folder`` is
+    relative to ``base_dir``, the config file's folder.
+    """
 
     def __init__(
         self,
         channel: Channel,
         *,
+        options: Options | None = None,
         redis: Redis | None = None,
         base_dir: Path = Path("."),
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.channel = channel
+        self.options = options = options or parse_options(channel, Options)
         self._redis = redis
         self._wall = wall
-        folder = _option(channel, "folder")
-        path = Path(folder).expanduser()
+        path = Path(options.folder).expanduser()
         self.folder = path if path.is_absolute() else base_dir / path
-        sender = _partner_id(channel, "sender_id")
-        receiver = _partner_id(channel, "receiver_id")
-        self.envelope = Interchange(
-            sender_qualifier=_qualifier(channel, "sender_qualifier"),
-            sender_id=sender,
-            receiver_qualifier=_qualifier(channel, "receiver_qualifier"),
-            receiver_id=receiver,
-            gs_sender=_gs_id(channel, "gs_sender", sender),
-            gs_receiver=_gs_id(channel, "gs_receiver", receiver),
-            test=_flag(channel, "test"),
-            report_type=_report_type(channel),
-            ack_requested=_flag(channel, "ack_requested"),
-            line_breaks=_flag(channel, "line_breaks"),
-        )
+        self.envelope = options.envelope()
         self._lock = asyncio.Lock()
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", channel.id)
         self._stem = f"846_{safe}"
@@ -291,8 +377,9 @@ class Edi846Adapter(BaseAdapter):
                 _increment_file, self._control_file, self.folder, self._stem
             )
         except OSError as exc:
-            raise Retryable(f"cannot take an ISA control number from "
-                            f"{str(self._control_file)!r}: {exc}") from exc
+            raise Retryable(
+                f"cannot take an ISA control number from {str(self._control_file)!r}: {exc}"
+            ) from exc
 
 
 # -- filesystem (runs in a worker thread) ------------------------------------------------------
@@ -377,60 +464,3 @@ def _reason(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return str(exc)
-
-
-# -- config ------------------------------------------------------------------------------------
-
-
-def _option(channel: Channel, name: str) -> str:
-    value = channel.options.get(name)
-    if value is None or isinstance(value, bool) or str(value).strip() == "":
-        raise ValueError(f"channel '{channel.id}': options.{name} is required for edi846")
-    return str(value)
-
-
-def _partner_id(channel: Channel, name: str) -> str:
-    value = _option(channel, name)
-    if len(value) > 15 or not _X12_TEXT.match(value) or set(value) & _DELIMITERS:
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be 1..15 printable ASCII characters "
-            f"without X12 delimiters (got {value!r})"
-        )
-    return value
-
-
-def _gs_id(channel: Channel, name: str, default: str) -> str:
-    value = str(channel.options.get(name, default)).strip()
-    if not 2 <= len(value) <= 15 or not _X12_TEXT.match(value) or set(value) & _DELIMITERS:
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be 2..15 printable ASCII characters "
-            f"without X12 delimiters (got {value!r})"
-        )
-    return value
-
-
-def _qualifier(channel: Channel, name: str) -> str:
-    value = str(channel.options.get(name, "ZZ"))
-    if not _ID_QUALIFIER.match(value):
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be a 2-character interchange ID "
-            f"qualifier such as ZZ, 01, 08, 12 (got {value!r})"
-        )
-    return value
-
-
-def _report_type(channel: Channel) -> str:
-    value = str(channel.options.get("report_type", "MM"))
-    if not re.match(r"^[A-Z0-9]{2}$", value):
-        raise ValueError(
-            f"channel '{channel.id}': options.report_type must be a 2-character BIA02 code "
-            f"(got {value!r})"
-        )
-    return value
-
-
-def _flag(channel: Channel, name: str) -> bool:
-    value = channel.options.get(name, False)
-    if not isinstance(value, bool):
-        raise ValueError(f"channel '{channel.id}': options.{name} must be true or false")
-    return value

@@ -8,7 +8,6 @@ their channel says inside a 2xx (Shopify's ``THROTTLED``, eBay's per-item errors
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import math
 import time
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
+from ..core.clock import SystemClock
 from ..core.config import Channel
 from .base import Permanent, Retryable, Throttled, Unauthorized
 
@@ -26,6 +26,7 @@ __all__ = [
     "HttpReply",
     "base_url",
     "check",
+    "client_timeout",
     "header",
     "option_int",
     "option_number",
@@ -42,6 +43,9 @@ _T = TypeVar("_T")
 
 # Status codes outside 5xx that still mean "try again later".
 _RETRYABLE_4XX = frozenset({408, 425})
+
+# What waits sleep on when the caller hands no clock of its own (the daemon always does).
+_SYSTEM_CLOCK = SystemClock()
 
 
 class HttpReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,8 +91,16 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
+def client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """The whole-request timeout of an ``Options.timeout_s`` (checked when the config loaded)."""
+    return aiohttp.ClientTimeout(total=seconds)
+
+
 def timeout_for(channel: Channel) -> aiohttp.ClientTimeout:
-    """The request timeout: ``options.timeout_s`` (default 10 s); ValueError when invalid."""
+    """The request timeout: ``options.timeout_s`` (default 10 s); ValueError when invalid.
+
+    TRANSITIONAL: for adapters still reading the raw ``options`` dict; typed ones use
+    ``client_timeout``."""
     return aiohttp.ClientTimeout(
         total=option_number(channel, "timeout_s", DEFAULT_TIMEOUT_S, above=True, what="seconds")
     )
@@ -104,7 +116,10 @@ def option_number(
     what: str = "",
 ) -> float:
     """A finite numeric option ``>= minimum`` (``> minimum`` when ``above``); ValueError naming
-    it otherwise. ``what`` is the unit for the message ("seconds")."""
+    it otherwise. ``what`` is the unit for the message ("seconds").
+
+    TRANSITIONAL, like ``option_int``, ``option_str`` and ``timeout_for``: they read the raw
+    ``options`` dict, which typed adapters replace with their ``Options`` Struct."""
     value = channel.options.get(name, default)
     if (
         isinstance(value, bool)
@@ -116,8 +131,7 @@ def option_number(
         unit = f" of {what}" if what else ""
         bound = f"> {minimum:g}" if above else f">= {minimum:g}"
         raise ValueError(
-            f"channel '{channel.id}': options.{name} must be a number{unit} {bound} "
-            f"(got {value!r})"
+            f"channel '{channel.id}': options.{name} must be a number{unit} {bound} (got {value!r})"
         )
     return float(value)
 
@@ -208,11 +222,12 @@ async def waiting_out_throttles(
     call: Callable[[], Awaitable[_T]],
     *,
     budget_s: float = 60.0,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    sleep: Callable[[float], Awaitable[None]] = _SYSTEM_CLOCK.sleep,
 ) -> _T:
     """``call()``, waiting out its ``Throttled`` answers (Retry-After, else 1 s) for up to
     ``budget_s`` in all: for reads that pace themselves to the channel's limit (drift
-    read-backs) instead of giving up at the first 429."""
+    read-backs) instead of giving up at the first 429. ``sleep`` is the adapter's clock's
+    (``ctx.clock.sleep``), so tests wait on a ManualClock; the real clock by default."""
     waited = 0.0
     while True:
         try:

@@ -64,14 +64,15 @@ from .base import (
     Update,
     results_for,
 )
-from .http import option_number, timeout_for
-from .registry import MissingSecret, require_secret
+from .options import NonEmpty, Seconds, Timeout, parse_options, require_env
+from .registry import MissingSecret
 
 __all__ = [
     "DEFAULT_READ_BACK_WAIT_S",
     "Availability",
     "Broker",
     "MqttAvailabilityAdapter",
+    "Options",
     "broker_for",
     "create",
     "topic_problem",
@@ -90,6 +91,18 @@ _MAX_TOPIC_BYTES = 65535
 _BAD_CREDENTIALS = frozenset({4, 5, 134, 135})  # bad user name or password, not authorized
 _BROKER_BUSY = frozenset({3, 136, 137, 159})  # server unavailable, busy, connection rate exceeded
 _SUBACK_FAILURE = 0x80
+
+
+class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """``[[channels]] options`` of kinds ``mqtt`` and ``pos`` (docs/channels/mqtt.md)."""
+
+    #: User name for the channel's own broker, when it is not in the url (unused with [mqtt]).
+    username: NonEmpty | None = None
+    #: Longest wait for each PUBACK, for the CONNACK and for the TCP connect.
+    timeout_s: Timeout = 10.0
+    #: How long a read-back waits with nothing arriving before the SKUs that have not answered
+    #: count as having no retained value.
+    read_back_wait_s: Seconds = DEFAULT_READ_BACK_WAIT_S
 
 
 class Availability(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,21 +155,22 @@ class Broker:
         return f"{self.scheme}://{self.host}:{self.port}{self.path}"
 
 
-def broker_for(channel: Channel, mqtt: MqttConfig | None) -> Broker:
+def broker_for(channel: Channel, mqtt: MqttConfig | None, options: Options | None = None) -> Broker:
     """The channel's broker: its own ``mqtt[s]://`` / ``ws[s]://`` url, else ``[mqtt]``.
 
     ValueError naming what to set when neither is configured; MissingSecret when a named
-    password variable is unset.
+    password variable is unset. ``options`` are the channel's (parsed here when left out).
     """
+    options = options or parse_options(channel, Options)
     daemon = mqtt or MqttConfig()
     url = channel.url
     username: str | None
     password: str | None = None
     if url is not None and urlsplit(url).scheme in _DEFAULT_PORTS:
         broker_url, key = url, "url"
-        username = urlsplit(url).username or _option_str(channel, "username")
+        username = urlsplit(url).username or options.username
         if channel.token_env is not None:
-            password = require_secret(channel, "token_env")
+            password = require_env(channel.id, "token_env", channel.token_env)
     elif daemon.url is not None:
         broker_url, key = daemon.url, "[mqtt] url"
         username = daemon.username
@@ -208,7 +222,10 @@ def topic_problem(sku: str) -> str | None:
 
 def create(channel: Channel, ctx: AdapterContext) -> MqttAvailabilityAdapter:
     """The adapter for an ``mqtt`` or ``pos`` channel (its broker from the url or ``[mqtt]``)."""
-    return MqttAvailabilityAdapter(channel, broker_for(channel, ctx.mqtt), wall=ctx.wall)
+    options = parse_options(channel, Options)
+    return MqttAvailabilityAdapter(
+        channel, broker_for(channel, ctx.mqtt, options), options=options, wall=ctx.wall
+    )
 
 
 class MqttAvailabilityAdapter(BaseAdapter):
@@ -216,6 +233,7 @@ class MqttAvailabilityAdapter(BaseAdapter):
 
     Owns one broker connection, opened by the first push and closed by ``aclose`` (idempotent;
     a later push opens a new one). Takes no inbound webhooks: MQTT intake is separate.
+    ``options`` are the channel's (parsed here when left out).
     """
 
     def __init__(
@@ -223,14 +241,14 @@ class MqttAvailabilityAdapter(BaseAdapter):
         channel: Channel,
         broker: Broker,
         *,
+        options: Options | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.channel = channel
         self.broker = broker
-        self._timeout_s = float(timeout_for(channel).total or 0.0)
-        self._read_wait_s = option_number(
-            channel, "read_back_wait_s", DEFAULT_READ_BACK_WAIT_S, above=True, what="seconds"
-        )
+        self.options = options = options or parse_options(channel, Options)
+        self._timeout_s = options.timeout_s
+        self._read_wait_s = options.read_back_wait_s
         self._wall = wall
         self._log = log.bind(channel=channel.id, broker=broker.address)
         self._client: aiomqtt.Client | None = None
@@ -428,12 +446,3 @@ def _code(rc: object) -> int | None:
 def _failed(code: object) -> bool:
     value = _code(code)
     return value is not None and value >= _SUBACK_FAILURE
-
-
-def _option_str(channel: Channel, name: str) -> str | None:
-    value = channel.options.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"channel '{channel.id}': options.{name} must be a non-empty string")
-    return value

@@ -1,7 +1,9 @@
-"""Which adapter speaks for a configured channel: ``make_adapter(channel, ctx)``.
+"""Which adapter speaks for a configured channel: ``make_adapter(channel, ctx)``, and which
+Struct its ``options`` table decodes into: ``options_type(kind)``.
 
-Each kind's module (``adapters/<kind>.py``) exposes ``create(channel, ctx)``; it is imported on
-first use, so a deployment without MQTT or EDI channels never loads their code.
+Each kind's module or package (``adapters/<kind>.py``, ``adapters/<kind>/``) exposes
+``create(channel, ctx)`` and ``Options``; it is imported on first use, so a deployment without
+MQTT or EDI channels never loads their code.
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ def require_secret(channel: Channel, key: str) -> str:
 
 
 def secret_option(channel: Channel, key: str, *, required: bool = True) -> str | None:
-    """The secret an ``options.<key>`` (ending in ``_env``) names, e.g. ``client_secret_env``."""
+    """The secret an ``options.<key>`` (ending in ``_env``) names, e.g. ``client_secret_env``.
+
+    TRANSITIONAL: reads the raw ``options`` dict; typed adapters use ``options.option_secret``
+    on their ``Options`` field. Unused once every adapter is typed."""
     env = channel.options.get(key)
     if env is None and not required:
         return None

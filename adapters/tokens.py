@@ -61,8 +61,9 @@ def form_grant(
             data=dict(form),
         )
         if reply.status in (400, 401, 403):
-            raise Unauthorized(f"token endpoint refused the grant: HTTP {reply.status}: "
-                               f"{reply.text()}")
+            raise Unauthorized(
+                f"token endpoint refused the grant: HTTP {reply.status}: {reply.text()}"
+            )
         check(reply)
         try:
             return _decode_reply(reply.body)

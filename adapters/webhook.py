@@ -17,12 +17,28 @@ import aiohttp
 import msgspec
 
 from ..core.config import Channel
+from ..core.events import Event, convert_events
 from .base import AdapterContext, BadWebhook, BaseAdapter, PushResult, Update
-from .http import DEFAULT_TIMEOUT_S, base_url, check, header, parse_retry_after, send, timeout_for
-from .registry import require_secret
+from .http import (
+    DEFAULT_TIMEOUT_S,
+    base_url,
+    check,
+    client_timeout,
+    header,
+    parse_retry_after,
+    send,
+)
+from .options import Timeout, parse_options, require_env
 from .signing import SIGNATURE_HEADER, sign, verify
 
-__all__ = ["DEFAULT_TIMEOUT_S", "WebhookAdapter", "create", "parse_retry_after"]
+__all__ = ["DEFAULT_TIMEOUT_S", "Options", "WebhookAdapter", "create", "parse_retry_after"]
+
+
+class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """``[[channels]] options`` of kind ``webhook``."""
+
+    #: Per-request timeout of the POST to the channel's ``url``.
+    timeout_s: Timeout = DEFAULT_TIMEOUT_S
 
 
 class _Payload(msgspec.Struct, kw_only=True):
@@ -47,15 +63,17 @@ _reply_decoder = msgspec.json.Decoder(_Reply)
 
 def create(channel: Channel, ctx: AdapterContext) -> WebhookAdapter:
     """The adapter for a ``webhook`` channel (its secret from ``secret_env``)."""
-    secret = require_secret(channel, "secret_env")
-    return WebhookAdapter(channel, ctx.session, secret, wall=ctx.wall)
+    options = parse_options(channel, Options)
+    secret = require_env(channel.id, "secret_env", channel.secret_env)
+    return WebhookAdapter(channel, ctx.session, secret, options=options, wall=ctx.wall)
 
 
 class WebhookAdapter(BaseAdapter):
     """Pushes batches to a ``webhook`` channel's ``url`` and verifies its inbound webhooks.
 
     The session is shared and owned by the caller (``aclose`` leaves it open); the request
-    timeout is ``options.timeout_s`` (default 10 s).
+    timeout is ``options.timeout_s`` (default 10 s; ``options`` parsed from the channel when left
+    out).
     """
 
     def __init__(
@@ -64,15 +82,17 @@ class WebhookAdapter(BaseAdapter):
         session: aiohttp.ClientSession,
         secret: str,
         *,
+        options: Options | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         if not secret:
             raise ValueError(f"channel '{channel.id}': the webhook signing secret is empty")
         self.channel = channel
+        self.options = options = options or parse_options(channel, Options)
         self._url = base_url(channel)
         self._session = session
         self._secret = secret
-        self._timeout = timeout_for(channel)
+        self._timeout = client_timeout(options.timeout_s)
         self._wall = wall
 
     async def push(self, updates: Sequence[Update]) -> list[PushResult]:
@@ -111,11 +131,12 @@ class WebhookAdapter(BaseAdapter):
                 )
         return out
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[dict[str, object]]:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[Event]:
         """Verify ``X-Invsync-Signature`` and decode one event object or a list of them.
 
         Events without a ``channel`` get this channel's id; BadWebhook(unauthorized=True) for a
-        missing or wrong signature, BadWebhook for malformed JSON or a foreign ``channel``.
+        missing or wrong signature, BadWebhook for malformed JSON or a foreign ``channel``,
+        BadEvent (naming ``$[i]``) for an object that is no valid event.
         """
         signature = header(headers, SIGNATURE_HEADER)
         if signature is None:
@@ -127,13 +148,13 @@ class WebhookAdapter(BaseAdapter):
         except msgspec.DecodeError as exc:
             raise BadWebhook(f"malformed JSON: {exc}") from None
         items = decoded if isinstance(decoded, list) else [decoded]
-        events: list[dict[str, object]] = []
+        objects: list[dict[str, object]] = []
         for i, item in enumerate(items):
             where = f"[{i}]" if isinstance(decoded, list) else "the body"
             if not isinstance(item, dict):
                 raise BadWebhook(f"{where}: expected a JSON object, got {type(item).__name__}")
             if str(item.get("type", "")).startswith("stock."):
-                events.append(item)  # stock movements name a location, not a channel
+                objects.append(item)  # stock movements name a location, not a channel
                 continue
             channel = item.setdefault("channel", self.channel.id)
             if channel != self.channel.id:
@@ -141,5 +162,6 @@ class WebhookAdapter(BaseAdapter):
                     f"{where}.channel: {channel!r} does not match the webhook's channel "
                     f"'{self.channel.id}'"
                 )
-            events.append(item)
-        return events
+            objects.append(item)
+        # Every object is checked against this channel first, then all are typed (BadEvent).
+        return convert_events(objects)

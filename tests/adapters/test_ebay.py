@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import jsonschema
+import msgspec
 import pytest
 
 from invsync.adapters.base import (
@@ -23,13 +24,14 @@ from invsync.adapters.base import (
     Unauthorized,
     Update,
 )
-from invsync.adapters.ebay import MAX_BATCH, EbayAdapter, create
-from invsync.adapters.registry import MissingSecret, make_adapter
+from invsync.adapters.ebay import MAX_BATCH, EbayAdapter, Options, create
+from invsync.adapters.registry import MissingSecret, make_adapter, options_type
 from invsync.core.config import Channel, Faults
 from invsync.simulators.core import SimOrder
 from invsync.simulators.ebay import SCOPE_READONLY, EbaySimulator
 from invsync.simulators.limits import FixedWindow
 from invsync.simulators.server import Simulator
+from tests.adapters.channel_config import load_channel, refused
 
 SCHEMA = json.loads((Path(__file__).parent / "fixtures/ebay/inventory.schema.json").read_text())
 REFRESH = "v^1.1#i^1#r^1#refresh-token-of-the-seller"
@@ -483,9 +485,13 @@ async def test_missing_credentials_name_their_variable(
     monkeypatch.delenv("SIM_EBAY_CLIENT_SECRET")
     with pytest.raises(MissingSecret, match="SIM_EBAY_CLIENT_SECRET"):
         create(ebay_channel(simulator.url), AdapterContext(session=session))
+    monkeypatch.delenv("SIM_EBAY_REFRESH_TOKEN")
+    with pytest.raises(MissingSecret, match="token_env: environment variable SIM_EBAY_REFRESH"):
+        create(ebay_channel(simulator.url), AdapterContext(session=session))
+    # Not naming the variables at all is a configuration error (refused at load, see below).
     channel = Channel(id="ebay", kind="ebay", url="https://api.ebay.com",
                       token_env="SIM_EBAY_REFRESH_TOKEN")
-    with pytest.raises(MissingSecret, match="client_id_env"):
+    with pytest.raises(ValueError, match=r"options\.client_id_env"):
         create(channel, AdapterContext(session=session))
 
 
@@ -506,3 +512,41 @@ async def test_ebay_takes_no_inbound_webhooks(adapter: EbayAdapter, sim: EbaySim
     with pytest.raises(BadWebhook):
         adapter.parse_webhook({}, b"{}")
     assert sim.order_notification(SimOrder(order_id="1", lines=())) is None
+
+
+# --- options, checked when the config is loaded ------------------------------------------------
+
+EBAY_OPTIONS = 'client_id_env = "EBAY_ID", client_secret_env = "EBAY_SECRET"'
+
+
+def test_the_registry_names_the_ebay_options() -> None:
+    assert options_type("ebay") is Options
+
+
+def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> None:
+    channel = load_channel(tmp_path, "ebay", EBAY_OPTIONS + ", update_offers = false")
+    options = msgspec.convert(channel.options, Options)
+    assert (options.client_id_env, options.client_secret_env) == ("EBAY_ID", "EBAY_SECRET")
+    assert options.token_url is None  # {url}/identity/v1/oauth2/token
+    assert options.scope == "https://api.ebay.com/oauth/api_scope/sell.inventory"
+    assert (options.content_language, options.timeout_s) == ("en-US", 10)
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ('client_secret_env = "EBAY_SECRET"', "client_id_env"),  # required and missing
+        ('client_id_env = "my-app-id", client_secret_env = "S"', "client_id_env"),  # not a name
+        (EBAY_OPTIONS + ', content_language = "english"', "content_language"),
+        (EBAY_OPTIONS + ", update_offers = true", "update_offers"),
+        (EBAY_OPTIONS + ", timeout_s = 0", "timeout_s"),  # out of range
+        (EBAY_OPTIONS + ', timeout_s = "10"', "timeout_s"),  # wrong type
+        (EBAY_OPTIONS + ', token_url = "api.ebay.com/token"', "token_url"),
+        (EBAY_OPTIONS + ', scope = ""', "scope"),
+        (EBAY_OPTIONS + ", client_id = 5", "client_id"),  # unknown key
+    ],
+)
+def test_a_bad_option_is_refused_at_load_naming_its_key(
+    tmp_path: Path, options: str, key: str
+) -> None:
+    assert refused(tmp_path, "ebay", options).key == f"channels[0].options.{key}"

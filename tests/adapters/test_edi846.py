@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
@@ -31,13 +32,15 @@ from invsync.adapters.base import AdapterContext, BadWebhook, Permanent, Retryab
 from invsync.adapters.edi846 import (
     Edi846Adapter,
     Interchange,
+    Options,
     control_key,
     create,
     render,
     sku_problem,
 )
-from invsync.adapters.registry import make_adapter
+from invsync.adapters.registry import make_adapter, options_type
 from invsync.core.config import Channel
+from tests.adapters.channel_config import load_channel, refused
 
 NOW = datetime(2026, 3, 14, 9, 26, tzinfo=UTC).timestamp()
 
@@ -385,6 +388,56 @@ def test_bad_config_names_the_option(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         make(tmp_path, **options)
+
+
+# -- options, checked when the config is loaded -------------------------------------------------
+
+EDI = 'folder = "edi", sender_id = "INVSYNC", receiver_id = "ACMERETAIL"'
+
+
+def test_the_registry_names_the_edi846_options() -> None:
+    assert options_type("edi846") is Options
+
+
+def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> None:
+    options = msgspec.convert(load_channel(tmp_path, "edi846", EDI).options, Options)
+    assert options.envelope() == Interchange(
+        sender_qualifier="ZZ", sender_id="INVSYNC", receiver_qualifier="ZZ",
+        receiver_id="ACMERETAIL", gs_sender="INVSYNC", gs_receiver="ACMERETAIL", test=False,
+        report_type="MM", ack_requested=False, line_breaks=False,
+    )
+    spaced = load_channel(tmp_path, "edi846", EDI + ', gs_sender = " INV-GS "')
+    assert msgspec.convert(spaced.options, Options).envelope().gs_sender == "INV-GS"
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ('sender_id = "INVSYNC", receiver_id = "ACME"', "folder"),  # required and missing
+        ('folder = " ", sender_id = "INVSYNC", receiver_id = "ACME"', "folder"),
+        ('folder = "edi", sender_id = "", receiver_id = "ACME"', "sender_id"),
+        ('folder = "edi", sender_id = "INVSYNC", receiver_id = "' + "X" * 16 + '"', "receiver_id"),
+        ('folder = "edi", sender_id = "A*B", receiver_id = "ACME"', "sender_id"),
+        ('folder = "edi", sender_id = 123456789, receiver_id = "ACME"', "sender_id"),  # type
+        (EDI + ', sender_qualifier = "Z"', "sender_qualifier"),
+        (EDI + ', gs_sender = "A"', "gs_sender"),
+        (EDI + ', gs_receiver = "ACME~RETAIL"', "gs_receiver"),
+        (EDI + ', test = "yes"', "test"),
+        (EDI + ', report_type = "M"', "report_type"),
+        (EDI + ', line_break = true', "line_break"),  # unknown key
+    ],
+)
+def test_a_bad_option_is_refused_at_load_naming_its_key(
+    tmp_path: Path, options: str, key: str
+) -> None:
+    assert refused(tmp_path, "edi846", options).key == f"channels[0].options.{key}"
+
+
+def test_a_one_character_sender_needs_a_gs_sender_of_its_own(tmp_path: Path) -> None:
+    error = refused(tmp_path, "edi846", 'folder = "edi", sender_id = "X", receiver_id = "ACME"')
+    assert error.key == "channels[0].options" and "gs_sender" in error.message
+    load_channel(tmp_path, "edi846", 'folder = "e", sender_id = "X", receiver_id = "ACME", '
+                 'gs_sender = "XX"')
 
 
 async def test_the_registry_builds_it_and_it_takes_no_webhooks(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import aiomqtt
+import msgspec
 import pytest
 
 from invsync.adapters.base import (
@@ -33,10 +34,16 @@ from invsync.adapters.base import (
     Unauthorized,
     Update,
 )
-from invsync.adapters.mqtt_availability import MqttAvailabilityAdapter, broker_for, create
-from invsync.adapters.registry import ADAPTER_MODULES, MissingSecret, make_adapter
+from invsync.adapters.mqtt_availability import (
+    MqttAvailabilityAdapter,
+    Options,
+    broker_for,
+    create,
+)
+from invsync.adapters.registry import ADAPTER_MODULES, MissingSecret, make_adapter, options_type
 from invsync.core.config import Channel, MqttConfig
 from invsync.daemon.mqtt_intake import broker_address
+from tests.adapters.channel_config import load_channel, refused
 from tests.conftest import private_broker
 
 WALL = 1_800_000_000.25  # a fixed wall clock: ts must be 1_800_000_000_250
@@ -565,3 +572,45 @@ def test_missing_passwords_name_their_variable(monkeypatch: pytest.MonkeyPatch) 
 async def test_inbound_webhooks_are_refused(adapter: MqttAvailabilityAdapter) -> None:
     with pytest.raises(BadWebhook, match="takes no webhooks"):
         adapter.parse_webhook({}, b"{}")
+
+
+# --- options, checked when the config is loaded -------------------------------------------------
+
+OWN_BROKER = 'url = "mqtt://127.0.0.1:1883"\n'
+
+
+@pytest.mark.parametrize("kind", ["mqtt", "pos"])
+def test_the_registry_names_the_mqtt_options(kind: str) -> None:
+    assert options_type(kind) is Options
+
+
+def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> None:
+    default = load_channel(tmp_path, "pos", "", extra=OWN_BROKER)
+    assert msgspec.convert(default.options, Options) == Options(
+        username=None, timeout_s=10, read_back_wait_s=0.5
+    )
+    given = load_channel(
+        tmp_path, "mqtt", 'username = "till-gw", timeout_s = 2, read_back_wait_s = 0.2',
+        extra=OWN_BROKER,
+    )
+    assert msgspec.convert(given.options, Options) == Options(
+        username="till-gw", timeout_s=2, read_back_wait_s=0.2
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ("username = 5", "username"),  # wrong type
+        ('username = ""', "username"),
+        ("timeout_s = 0", "timeout_s"),  # out of range
+        ("timeout_s = inf", "timeout_s"),
+        ('read_back_wait_s = "soon"', "read_back_wait_s"),
+        ("read_back_wait_s = 0", "read_back_wait_s"),
+        ('password = "x"', "password"),  # unknown key
+    ],
+)
+def test_a_bad_option_is_refused_at_load_naming_its_key(
+    tmp_path: Path, options: str, key: str
+) -> None:
+    assert refused(tmp_path, "pos", options, extra=OWN_BROKER).key == f"channels[0].options.{key}"

@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import jsonschema
+import msgspec
 import pytest
 
 from invsync.adapters.base import (
@@ -27,15 +28,25 @@ from invsync.adapters.base import (
     Unauthorized,
     Update,
 )
-from invsync.adapters.registry import MissingSecret, make_adapter
-from invsync.adapters.shopify import ShopifyAdapter, create
+from invsync.adapters.registry import MissingSecret, make_adapter, options_type
+from invsync.adapters.shopify import Options, ShopifyAdapter, create, wire
 from invsync.adapters.signing import sign_b64
 from invsync.core.config import Channel, Faults
-from invsync.core.events import convert_events
+from invsync.core.events import (
+    Event,
+    EventLine,
+    OrderCancelled,
+    OrderCreated,
+    OrderFulfilled,
+    OrderReturned,
+    ShipTo,
+    decode_events,
+)
 from invsync.simulators.core import SimLine
 from invsync.simulators.limits import CostBucket
 from invsync.simulators.server import Simulator
 from invsync.simulators.shopify import BUCKET_SIZE, RESTORE_RATE, ShopifyStore
+from tests.adapters.channel_config import load_channel, refused
 
 TOKEN = "shpat_0123456789abcdef"
 SECRET = "shopify-app-client-secret"
@@ -78,15 +89,21 @@ class Clock:
 
 
 class Recorder:
-    """The daemon's ``ingest``: records what the adapter imports."""
+    """The daemon's ``ingest``: records the typed events the adapter imports."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[list[dict[str, object]], str]] = []
+        self.calls: list[tuple[list[Event], str]] = []
 
-    async def __call__(self, events: list[dict[str, object]], source: str) -> list[str]:
-        convert_events(events)  # what the daemon does first: the events must be valid
+    async def __call__(self, events: list[Event], source: str) -> list[str]:
+        assert_valid(events)
         self.calls.append((events, source))
-        return [str(event["id"]) for event in events]
+        return [event.id for event in events]
+
+
+def assert_valid(events: Sequence[Event]) -> None:
+    """Typed and valid: the events survive the intake's own decoding unchanged."""
+    assert all(not isinstance(event, dict) for event in events)
+    assert decode_events(msgspec.json.encode(list(events))) == list(events)
 
 
 class Rig:
@@ -107,7 +124,7 @@ class Rig:
     def sets(self) -> int:
         return self.store.calls["inventorySetQuantities:ok"]
 
-    def webhook_events(self, status_order: Any) -> list[dict[str, object]]:
+    def webhook_events(self, status_order: Any) -> list[Event]:
         made = self.store.order_notification(status_order)
         assert made is not None
         headers, body = made
@@ -185,12 +202,12 @@ async def test_a_read_back_during_a_push_does_not_replace_the_compare_and_set_va
 ) -> None:
     await rig.adapter.push([Update(sku="A", available=5, version=1)])
     rig.store.set_quantity("A", 9)
-    rig.adapter._pushing = 1  # as while a push is in flight
+    rig.adapter.inventory.pushes_in_flight = 1  # as while a push is in flight
     assert await rig.adapter.read_back(["A"]) == {"A": 9}
-    assert rig.adapter._known["A"] == 5  # the push in flight decides it, not this reading
-    rig.adapter._pushing = 0
+    assert rig.adapter.inventory.known["A"] == 5  # the push in flight decides it, not this reading
+    rig.adapter.inventory.pushes_in_flight = 0
     assert await rig.adapter.read_back(["A"]) == {"A": 9}
-    assert rig.adapter._known["A"] == 9  # quiet: the reading is the freshest there is
+    assert rig.adapter.inventory.known["A"] == 9  # quiet: the reading is the freshest there is
 
 
 async def test_an_unknown_sku_is_permanent_and_the_others_are_set(rig: Rig) -> None:
@@ -284,7 +301,7 @@ async def test_a_stale_quantity_imports_the_sale_and_never_relists_the_sold_unit
     ((events, source),) = rig.ingest.calls
     assert source == "poll:shop"
     assert events == rig.webhook_events(order)  # same ids: the later one is a duplicate
-    assert events[0]["id"] == f"shop-{order.order_id}-created"
+    assert events[0].id == f"shop-{order.order_id}-created"
 
     sets = rig.sets()
     (again,) = await rig.adapter.push([Update(sku="A", available=5, version=2)])
@@ -337,7 +354,7 @@ async def test_a_stale_sku_in_a_batch_holds_only_that_sku(rig: Rig) -> None:
     assert outcomes(results) == {"A": "retryable", "B": "ok"}
     assert rig.store.quantities == {"A": 4, "B": 6}
     ((events, _),) = rig.ingest.calls
-    assert [e["id"] for e in events] == [f"shop-{order.order_id}-created"]
+    assert [e.id for e in events] == [f"shop-{order.order_id}-created"]
 
 
 # --- throttling and failures ---------------------------------------------------------------
@@ -412,11 +429,9 @@ async def test_a_wrong_token_is_unauthorized(
 
 
 async def test_a_top_level_graphql_error_is_retryable(rig: Rig) -> None:
-    from invsync.adapters import shopify
-
     with pytest.raises(Retryable, match="doesn't exist"):
-        await rig.adapter._call(
-            "nope", 0, "query { nope { id } }", {}, shopify._items_decoder, 1.0
+        await rig.adapter.client.call(
+            "nope", 0, "query { nope { id } }", {}, wire.items_decoder, 1.0
         )
 
 
@@ -453,20 +468,19 @@ async def test_each_order_topic_becomes_its_event(rig: Rig) -> None:
     cancelled = rig.webhook_events(rig.store.change_order(other.order_id, "cancelled"))
 
     oid = order.order_id
-    assert created == [{
-        "id": f"shop-{oid}-created", "type": "order.created", "channel": "shop",
-        "order_id": oid, "lines": [{"sku": "A", "qty": 2}, {"sku": "B", "qty": 1}],
-        "ship_to": {"country": order.country, "region": order.region},
-    }]
-    assert fulfilled == [{"id": f"shop-{oid}-fulfilled", "type": "order.fulfilled",
-                          "channel": "shop", "order_id": oid}]
+    assert created == [OrderCreated(
+        id=f"shop-{oid}-created", channel="shop", order_id=oid,
+        lines=[EventLine(sku="A", qty=2), EventLine(sku="B", qty=1)],
+        ship_to=ShipTo(country=order.country, region=order.region),
+    )]
+    assert fulfilled == [OrderFulfilled(id=f"shop-{oid}-fulfilled", channel="shop", order_id=oid)]
     (ret,) = returned
-    assert ret["type"] == "order.returned" and ret["location"] == "store-1"
-    assert ret["lines"] == [{"sku": "A", "qty": 2}, {"sku": "B", "qty": 1}]
-    assert str(ret["id"]).startswith(f"shop-{oid}-refund-")
-    assert cancelled == [{"id": f"shop-{other.order_id}-cancelled", "type": "order.cancelled",
-                          "channel": "shop", "order_id": other.order_id}]
-    convert_events([*created, *fulfilled, *returned, *cancelled])  # valid spec events
+    assert isinstance(ret, OrderReturned) and ret.location == "store-1"
+    assert ret.lines == [EventLine(sku="A", qty=2), EventLine(sku="B", qty=1)]
+    assert ret.id.startswith(f"shop-{oid}-refund-")
+    assert cancelled == [OrderCancelled(id=f"shop-{other.order_id}-cancelled", channel="shop",
+                                        order_id=other.order_id)]
+    assert_valid([*created, *fulfilled, *returned, *cancelled])  # valid spec events
 
 
 def signed(topic: str, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
@@ -490,12 +504,12 @@ async def test_refund_cancel_lines_and_the_order_cancellation_release_each_unit_
     order = {"id": 5001, "line_items": lines, "refunds": [refund]}
     from_cancel = rig.adapter.parse_webhook(*signed("orders/cancelled", order))
 
-    assert from_refund == [{"id": "shop-5001-refund-77-cancelled", "type": "order.cancelled",
-                            "channel": "shop", "order_id": "5001",
-                            "lines": [{"sku": "A", "qty": 1}]}]
-    assert from_cancel == [{"id": "shop-5001-cancelled", "type": "order.cancelled",
-                            "channel": "shop", "order_id": "5001",
-                            "lines": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 1}]}]
+    assert from_refund == [OrderCancelled(id="shop-5001-refund-77-cancelled", channel="shop",
+                                          order_id="5001", lines=[EventLine(sku="A", qty=1)])]
+    assert from_cancel == [OrderCancelled(
+        id="shop-5001-cancelled", channel="shop", order_id="5001",
+        lines=[EventLine(sku="A", qty=1), EventLine(sku="B", qty=1)],
+    )]
 
 
 async def test_a_returning_refund_without_return_location_is_refused(
@@ -581,5 +595,51 @@ async def test_a_line_whose_sku_invsync_cannot_hold_is_skipped_not_fatal(rig: Ri
     )
     assert order is not None
     events = rig.webhook_events(order)
-    assert len(convert_events(events)) == 1  # valid: the whole order is readable
-    assert events[0]["lines"] == [{"sku": "TEE", "qty": 2}]
+    assert len(events) == 1  # the whole order is readable
+    assert_valid(events)
+    assert isinstance(events[0], OrderCreated)
+    assert events[0].lines == [EventLine(sku="TEE", qty=2)]
+
+
+# --- options, checked when the config is loaded ----------------------------------------------
+
+
+def test_the_registry_names_the_shopify_options() -> None:
+    assert options_type("shopify") is Options
+
+
+def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> None:
+    channel = load_channel(
+        tmp_path, "shopify", 'location_id = 655441491, return_location = "store-1"'
+    )
+    options = msgspec.convert(channel.options, Options)
+    assert options.location_gid() == "gid://shopify/Location/655441491"
+    assert (options.api_version, options.stale_wait_s, options.stale_retry_s) == ("2026-04", 30, 1)
+    assert (options.order_lookback_s, options.cancel_notify_customer, options.timeout_s) == (
+        86_400, True, 10,
+    )
+    gid = load_channel(tmp_path, "shopify", 'location_id = "gid://shopify/Location/7"')
+    assert msgspec.convert(gid.options, Options).location_gid() == "gid://shopify/Location/7"
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ('location_id = "warehouse"', "location_id"),  # neither a number nor a location GID
+        ("location_id = -1", "location_id"),
+        ("location_id = true", "location_id"),  # wrong type
+        ("stale_wait_s = 1", "location_id"),  # required and missing
+        ('location_id = 1, api_version = "2026"', "api_version"),
+        ('location_id = 1, return_location = "no such/id"', "return_location"),
+        ("location_id = 1, stale_wait_s = -1", "stale_wait_s"),  # out of range
+        ("location_id = 1, stale_retry_s = inf", "stale_retry_s"),
+        ("location_id = 1, timeout_s = 0", "timeout_s"),
+        ('location_id = 1, cancel_notify_customer = "no"', "cancel_notify_customer"),
+        ("location_id = 1, locaton = 2", "locaton"),  # unknown key
+    ],
+)
+def test_a_bad_option_is_refused_at_load_naming_its_key(
+    tmp_path: Path, options: str, key: str
+) -> None:
+    error = refused(tmp_path, "shopify", options)
+    assert error.key == f"channels[0].options.{key}"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from invsync.adapters.base import (
@@ -23,10 +25,17 @@ from invsync.adapters.base import (
     Throttled,
     Update,
 )
-from invsync.adapters.registry import ADAPTER_MODULES, MissingSecret, make_adapter
+from invsync.adapters.registry import ADAPTER_MODULES, MissingSecret, make_adapter, options_type
 from invsync.adapters.signing import SIGNATURE_HEADER, sign, verify
-from invsync.adapters.webhook import WebhookAdapter, parse_retry_after
+from invsync.adapters.webhook import Options, WebhookAdapter, parse_retry_after
 from invsync.core.config import Channel
+from invsync.core.events import (
+    BadEvent,
+    OrderCancelled,
+    OrderFulfilled,
+    StockAdjusted,
+)
+from tests.adapters.channel_config import load_channel, refused
 from tests.receiver import SECRET, Answer, Receiver
 
 
@@ -221,16 +230,29 @@ def test_parse_webhook_accepts_one_signed_event_and_defaults_the_channel(
 ) -> None:
     body = b'{"id": "evt-1", "type": "order.cancelled", "order_id": "1001"}'
     assert adapter.parse_webhook(_signed(body), body) == [
-        {"id": "evt-1", "type": "order.cancelled", "order_id": "1001", "channel": "wholesale"}
+        OrderCancelled(id="evt-1", order_id="1001", channel="wholesale")
     ]
 
 
 def test_parse_webhook_accepts_a_list_and_any_header_case(adapter: WebhookAdapter) -> None:
-    body = b'[{"id": "a", "channel": "wholesale"}, {"id": "b"}]'
+    body = (
+        b'[{"id": "a", "type": "order.cancelled", "channel": "wholesale", "order_id": "1"},'
+        b' {"id": "b", "type": "order.fulfilled", "order_id": "2"},'
+        b' {"id": "c", "type": "stock.adjusted", "location": "wh-east", "sku": "A", "delta": 3}]'
+    )
     headers = {SIGNATURE_HEADER.lower(): sign(SECRET, body).upper()}
     events = adapter.parse_webhook(headers, body)
-    assert [e["id"] for e in events] == ["a", "b"]
-    assert all(e["channel"] == "wholesale" for e in events)
+    assert events == [
+        OrderCancelled(id="a", channel="wholesale", order_id="1"),
+        OrderFulfilled(id="b", channel="wholesale", order_id="2"),
+        StockAdjusted(id="c", location="wh-east", sku="A", delta=3),  # names no channel
+    ]
+
+
+def test_parse_webhook_refuses_a_signed_object_that_is_no_event(adapter: WebhookAdapter) -> None:
+    body = b'[{"id": "a", "type": "order.cancelled", "order_id": "1"}, {"id": "b"}]'
+    with pytest.raises(BadEvent, match=r"\$\[1\]"):
+        adapter.parse_webhook(_signed(body), body)
 
 
 def test_parse_webhook_refuses_a_forged_signature(adapter: WebhookAdapter) -> None:
@@ -309,3 +331,36 @@ def test_make_adapter_has_nothing_for_a_kind_without_an_adapter(
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(ADAPTER_MODULES, "pos", "no_such_module")
         assert make_adapter(channel, AdapterContext(session=session)) is None
+
+
+# --- options, checked when the config is loaded ---------------------------------------------
+
+WEBHOOK = 'url = "http://127.0.0.1:9/push"\nsecret_env = "WHOLESALE_SECRET"\n'
+
+
+def test_the_registry_names_the_webhook_options() -> None:
+    assert options_type("webhook") is Options
+
+
+def test_good_options_load(tmp_path: Path) -> None:
+    channel = load_channel(tmp_path, "webhook", "timeout_s = 2.5", extra=WEBHOOK)
+    assert msgspec.convert(channel.options, Options).timeout_s == 2.5
+    default = load_channel(tmp_path, "webhook", "", extra=WEBHOOK)
+    assert msgspec.convert(default.options, Options).timeout_s == 10
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ('timeout_s = "10"', "timeout_s"),  # wrong type
+        ("timeout_s = true", "timeout_s"),
+        ("timeout_s = 0", "timeout_s"),  # out of range
+        ("timeout_s = -1", "timeout_s"),
+        ("timeout_s = inf", "timeout_s"),
+        ("timeout = 5", "timeout"),  # unknown key
+    ],
+)
+def test_a_bad_option_is_refused_at_load_naming_its_key(
+    tmp_path: Path, options: str, key: str
+) -> None:
+    assert refused(tmp_path, "webhook", options, extra=WEBHOOK).key == f"channels[0].options.{key}"

@@ -28,12 +28,8 @@ __all__ = [
     "check",
     "client_timeout",
     "header",
-    "option_int",
-    "option_number",
-    "option_str",
     "parse_retry_after",
     "send",
-    "timeout_for",
     "waiting_out_throttles",
 ]
 
@@ -96,70 +92,11 @@ def client_timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
 
 
-def timeout_for(channel: Channel) -> aiohttp.ClientTimeout:
-    """The request timeout: ``options.timeout_s`` (default 10 s); ValueError when invalid.
-
-    TRANSITIONAL: for adapters still reading the raw ``options`` dict; typed ones use
-    ``client_timeout``."""
-    return aiohttp.ClientTimeout(
-        total=option_number(channel, "timeout_s", DEFAULT_TIMEOUT_S, above=True, what="seconds")
-    )
-
-
-def option_number(
-    channel: Channel,
-    name: str,
-    default: float,
-    *,
-    minimum: float = 0.0,
-    above: bool = False,
-    what: str = "",
-) -> float:
-    """A finite numeric option ``>= minimum`` (``> minimum`` when ``above``); ValueError naming
-    it otherwise. ``what`` is the unit for the message ("seconds").
-
-    TRANSITIONAL, like ``option_int``, ``option_str`` and ``timeout_for``: they read the raw
-    ``options`` dict, which typed adapters replace with their ``Options`` Struct."""
-    value = channel.options.get(name, default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < minimum
-        or (above and value == minimum)
-    ):
-        unit = f" of {what}" if what else ""
-        bound = f"> {minimum:g}" if above else f">= {minimum:g}"
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be a number{unit} {bound} (got {value!r})"
-        )
-    return float(value)
-
-
-def option_int(channel: Channel, name: str, default: int, *, minimum: int = 0) -> int:
-    """A whole-number option ``>= minimum``; ValueError naming it otherwise."""
-    value = channel.options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"channel '{channel.id}': options.{name} must be an integer >= {minimum} "
-            f"(got {value!r})"
-        )
-    return value
-
-
 def base_url(channel: Channel) -> str:
     """The channel's ``url`` without a trailing slash; ValueError when it has none."""
     if not channel.url:
         raise ValueError(f"channel '{channel.id}': kind '{channel.kind}' needs a url")
     return channel.url.rstrip("/")
-
-
-def option_str(channel: Channel, name: str, default: str | None = None) -> str:
-    """A string option of the channel; ValueError naming it when absent (and no default)."""
-    value = channel.options.get(name, default)
-    if value is None or isinstance(value, bool) or str(value) == "":
-        raise ValueError(f"channel '{channel.id}': options.{name} is required for {channel.kind}")
-    return str(value)
 
 
 async def send(

@@ -15,7 +15,7 @@ from typing import cast
 
 import msgspec
 
-from ..core.config import Channel, resolve_secret
+from ..core.config import Channel
 from .base import AdapterContext, ChannelAdapter
 
 __all__ = [
@@ -24,8 +24,6 @@ __all__ = [
     "make_adapter",
     "module_for",
     "options_type",
-    "require_secret",
-    "secret_option",
 ]
 
 #: Channel kind -> the module under ``adapters/`` that speaks it.
@@ -51,31 +49,6 @@ class MissingSecret(ValueError):
         self.env = env
         what = f"environment variable {env} is not set (or empty)" if env else "not configured"
         super().__init__(f"channel '{channel}': {key}: {what}")
-
-
-def require_secret(channel: Channel, key: str) -> str:
-    """The secret a ``*_env`` field of the channel names (``token_env``, ``secret_env``)."""
-    env = getattr(channel, key)
-    value = resolve_secret(env)
-    if value is None:
-        raise MissingSecret(channel.id, key, env)
-    return value
-
-
-def secret_option(channel: Channel, key: str, *, required: bool = True) -> str | None:
-    """The secret an ``options.<key>`` (ending in ``_env``) names, e.g. ``client_secret_env``.
-
-    TRANSITIONAL: reads the raw ``options`` dict; typed adapters use ``options.option_secret``
-    on their ``Options`` field. Unused once every adapter is typed."""
-    env = channel.options.get(key)
-    if env is None and not required:
-        return None
-    if env is not None and not isinstance(env, str):
-        raise ValueError(f"channel '{channel.id}': options.{key} must name an environment variable")
-    value = resolve_secret(env)
-    if value is None and required:
-        raise MissingSecret(channel.id, f"options.{key}", env)
-    return value
 
 
 def module_for(kind: str, modules: Mapping[str, str], package: str) -> ModuleType | None:

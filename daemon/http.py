@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import structlog
@@ -41,7 +41,6 @@ from ..core.events import (
     OrderReturned,
     StockAdjusted,
     StockCounted,
-    convert_events,
     decode_events,
     event_kind,
 )
@@ -370,13 +369,6 @@ async def record_events(ctx: DaemonContext, events: list[Event], source: str) ->
 # --- the app -----------------------------------------------------------------------------------
 
 
-def typed_events(objects: Sequence[object]) -> list[Event]:
-    """TRANSITIONAL while the adapters move to typed events: dicts are converted (BadEvent)."""
-    if all(not isinstance(o, dict) for o in objects):
-        return cast(list[Event], list(objects))
-    return convert_events([cast(dict[str, object], o) for o in objects])
-
-
 def build_app(
     ctx: DaemonContext,
     *,
@@ -432,10 +424,9 @@ def build_app(
         body = await read_body(request, max_body)
         try:
             if isinstance(adapter, ParsesWebhooksAsync):
-                objects = await adapter.parse_webhook_async(request.headers, body)
+                events = await adapter.parse_webhook_async(request.headers, body)
             else:
-                objects = adapter.parse_webhook(request.headers, body)
-            events = typed_events(objects)
+                events = adapter.parse_webhook(request.headers, body)
         except BadWebhook as exc:
             if exc.unauthorized:
                 raise BadSignature(exc.message) from exc

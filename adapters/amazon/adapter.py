@@ -19,8 +19,7 @@ from ...core.config import Channel
 from ...core.events import Event
 from ..base import AdapterContext, BaseAdapter, PushResult, Update
 from ..http import base_url
-from ..options import option_secret, parse_options
-from ..registry import require_secret
+from ..options import option_secret, parse_options, require_env
 from .client import SpApiClient
 from .feeds import push_feed
 from .options import Options
@@ -38,10 +37,12 @@ def create(channel: Channel, ctx: AdapterContext) -> AmazonAdapter:
     ``secret_env`` (optional) verifies relayed notifications. MissingSecret names an unset
     variable."""
     options = parse_options(channel, Options)
-    refresh_token = require_secret(channel, "token_env")
+    refresh_token = require_env(channel.id, "token_env", channel.token_env)
     client_id = option_secret(channel, "client_id_env", options.client_id_env)
     client_secret = option_secret(channel, "client_secret_env", options.client_secret_env)
-    relay_secret = require_secret(channel, "secret_env") if channel.secret_env else None
+    relay_secret = (
+        require_env(channel.id, "secret_env", channel.secret_env) if channel.secret_env else None
+    )
     return AmazonAdapter(
         channel,
         ctx.session,

@@ -18,8 +18,7 @@ from ...core.config import Channel
 from ...core.events import Event
 from ..base import AdapterContext, BaseAdapter, OrderLine, PushResult, Update
 from ..http import base_url
-from ..options import option_secret, parse_options
-from ..registry import require_secret
+from ..options import option_secret, parse_options, require_env
 from .cancel import cancel_order
 from .client import WalmartClient
 from .feeds import push_feed
@@ -43,7 +42,9 @@ def create(channel: Channel, ctx: AdapterContext) -> WalmartAdapter:
     options = parse_options(channel, Options)
     client_id = option_secret(channel, "client_id_env", options.client_id_env)
     client_secret = option_secret(channel, "client_secret_env", options.client_secret_env)
-    relay_secret = require_secret(channel, "secret_env") if channel.secret_env else None
+    relay_secret = (
+        require_env(channel.id, "secret_env", channel.secret_env) if channel.secret_env else None
+    )
     return WalmartAdapter(
         channel,
         ctx.session,

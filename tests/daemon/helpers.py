@@ -58,21 +58,25 @@ safety_stock = 1
 [[channels]]
 id = "web"
 kind = "shopify"
+options = { location_id = 1 }
 
 [[channels]]
 id = "amazon"
 kind = "amazon"
 buffer = 2
+options = { seller_id = "A1TEST", marketplace_id = "ATVPDKIKX0DER", client_id_env = "TEST_AMAZON_CLIENT_ID", client_secret_env = "TEST_AMAZON_CLIENT_SECRET" }
 
 [[channels]]
 id = "ebay"
 kind = "ebay"
 percent = 50
 cap = 20
+options = { client_id_env = "TEST_EBAY_CLIENT_ID", client_secret_env = "TEST_EBAY_CLIENT_SECRET" }
 
 [[channels]]
 id = "walmart"
 kind = "walmart"
+options = { client_id_env = "TEST_WALMART_CLIENT_ID", client_secret_env = "TEST_WALMART_CLIENT_SECRET" }
 locations = ["wh-east", "wh-west"]
 floor = 5
 

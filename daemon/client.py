@@ -26,8 +26,8 @@ from ..core.errors import (
     StoreError,
     StoreUnavailable,
 )
-from .exceptions import EXCEPTION_ERRORS
 from .http import API_ERRORS, Forbidden, PayloadTooLarge, Unauthorized
+from .incidents import EXCEPTION_ERRORS
 
 __all__ = ["DaemonClient", "DaemonUnavailable"]
 

@@ -39,7 +39,7 @@ from ..metrics import definitions as m
 from .intake import Entry
 
 if TYPE_CHECKING:
-    from .exceptions import ExceptionQueue
+    from .incidents import ExceptionQueue
 
 log = structlog.get_logger("invsync.processor")
 

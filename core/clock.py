@@ -12,6 +12,8 @@ import itertools
 import time
 from typing import Final, Protocol
 
+__all__ = ["Clock", "ManualClock", "SystemClock", "sleep_unless"]
+
 #: Deadlines this close (seconds) to the manual time count as reached (float rounding).
 _TOLERANCE: Final = 1e-9
 
@@ -101,3 +103,22 @@ class ManualClock:
         """The earliest pending deadline, or None when nobody sleeps."""
         pending = [deadline for deadline, _, future in self._sleepers if not future.done()]
         return min(pending) if pending else None
+
+
+async def sleep_unless(clock: Clock, seconds: float, event: asyncio.Event) -> bool:
+    """Sleep ``seconds`` on ``clock``, or less if ``event`` is set first; True if it was set.
+
+    For waits a shutdown must cut short (a retry pause in a loop that ``stop`` ends). Both
+    waits are tasks owned here: whichever loses is cancelled and awaited before returning.
+    """
+    if event.is_set():
+        return True
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    setter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait((sleeper, setter), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeper, setter):
+            task.cancel()
+        await asyncio.gather(sleeper, setter, return_exceptions=True)
+    return event.is_set()

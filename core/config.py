@@ -4,6 +4,11 @@
 is a `ConfigError` naming the key (``channels[2].percent``), so `invsync check-config` can print
 it as is. Secrets never live in the file: keys ending in ``_env`` hold the *name* of an
 environment variable, read with `resolve_secret` when the secret is needed.
+
+The schema carries its own rules: each key's type is a named constrained type (`Port`,
+`EnvName`, `Seconds`, `Percent`, ...) whose `msgspec.Meta` says its range or pattern, so
+decoding refuses a bad value. Only the rules that relate keys to each other (a channel naming an
+unknown location, duplicate ids, URL schemes, ...) are code, in `_validate`.
 """
 
 import difflib
@@ -11,18 +16,18 @@ import json
 import math
 import os
 import re
+import sys
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, NoReturn, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 import msgspec
 
-from .errors import InvalidRequest
-from .ids import check_id, check_sku
-from .policy import Bundle, ChannelPolicy, validate_bundle, validate_policy
+from .ids import Id, Sku
+from .policy import Bundle, ChannelPolicy, KitUnits, Percent, Units
 
 __all__ = [
     "CHANNEL_KINDS",
@@ -32,18 +37,29 @@ __all__ = [
     "ChannelKind",
     "Config",
     "ConfigError",
+    "Cost",
+    "Days",
+    "EnvName",
     "ExceptionsConfig",
     "Faults",
+    "Fraction",
     "Location",
     "LocationKind",
     "MetricsConfig",
     "MqttConfig",
+    "NonEmpty",
+    "PerSecond",
+    "Port",
     "RedisConfig",
+    "Region",
     "RoutingConfig",
     "RoutingFallback",
     "RoutingStrategy",
+    "Seconds",
     "ServerConfig",
     "SimulatorConfig",
+    "check_channel_options",
+    "decode_options",
     "load_config",
     "resolve_secret",
 ]
@@ -56,8 +72,8 @@ ChannelKind = Literal[
 ]
 CHANNEL_KINDS: tuple[str, ...] = get_args(ChannelKind)
 LocationKind = Literal["warehouse", "store", "3pl"]
-# The router's strategies (actors/router.py): "sla_cost" is the spec's order (SLA-feasible, fewest
-# shipments, lowest cost, priority); "priority" is the first router's priority order only.
+# The router's strategies (engine/routing.py): "sla_cost" is the spec's order (SLA-feasible,
+# fewest shipments, lowest cost, priority); "priority" is the first router's priority order only.
 RoutingStrategy = Literal["sla_cost", "priority"]
 ROUTING_STRATEGIES: tuple[str, ...] = get_args(RoutingStrategy)
 RoutingFallback = Literal["late", "unroutable"]
@@ -95,6 +111,46 @@ class ConfigError(Exception):
         super().__init__(": ".join(parts))
 
 
+# --- the constrained types ------------------------------------------------------------------------
+#
+# A Meta with a `pattern` says in its `description` what the pattern accepts: a value that does
+# not match is reported as "must be <description>". Ranges are reported from the bounds alone.
+
+# msgspec takes no infinite bound; an upper bound at the largest float refuses exactly inf.
+_FINITE = sys.float_info.max
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535, description="A TCP port.")]
+EnvName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="the name of an environment variable (like SHOPIFY_TOKEN), "
+        "not the secret itself",
+    ),
+]
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=_FINITE, description="A duration in seconds.")]
+PerSecond = Annotated[float, msgspec.Meta(gt=0, le=_FINITE, description="A rate per second.")]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1, description="A fraction from 0 to 1.")]
+Days = Annotated[int, msgspec.Meta(ge=0, description="A number of days, 0 or more.")]
+Cost = Annotated[float, msgspec.Meta(ge=0, le=_FINITE, description="A cost, 0 or more.")]
+# ISO 3166-1 alpha-2 country, optionally "-" and an ISO 3166-2 subdivision code ("US-CA").
+Region = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$",
+        description='a country code or country-region, like "US" or "US-CA"',
+    ),
+]
+# Topics are built as prefix + "availability/...": without the slash they would run together.
+TopicPrefix = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"\A[^+#]*/\Z", description="a topic prefix ending with '/', without '+' or '#'"
+    ),
+]
+
+
 # --- the schema ---------------------------------------------------------------------------------
 
 
@@ -102,35 +158,35 @@ class RedisConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froz
     """`[redis]`: the store. No `url` means a private embedded Valkey kept in `data_dir`."""
 
     url: str | None = None
-    password_env: str | None = None
+    password_env: EnvName | None = None
     data_dir: Path = Path("data")
-    idempotency_ttl_s: int = 72 * 3600
-    connect_timeout_s: float = 2.0
-    op_timeout_s: float = 5.0
+    idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 72 * 3600
+    connect_timeout_s: Seconds = 2.0
+    op_timeout_s: Seconds = 5.0
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """`[server]`: the HTTP/websocket listener; `token_env` set means `/v1/*` needs a bearer."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    token_env: str | None = None
+    host: NonEmpty = "127.0.0.1"
+    port: Port = 8080
+    token_env: EnvName | None = None
 
 
 class MqttConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """`[mqtt]`: the broker for stock/order intake and availability topics; no `url` = off."""
 
     url: str | None = None
-    prefix: str = "invsync/"
-    client_id: str = "invsync"
+    prefix: TopicPrefix = "invsync/"
+    client_id: NonEmpty = "invsync"
     username: str | None = None
-    password_env: str | None = None
+    password_env: EnvName | None = None
 
 
 class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """`[metrics]`: no `port` means `/metrics` is served on the server port."""
 
-    port: int | None = None
+    port: Port | None = None
 
 
 class Location(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -140,13 +196,13 @@ class Location(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
     it may ship orders for (None = every channel).
     """
 
-    id: str
+    id: Id
     name: str | None = None
     kind: LocationKind = "warehouse"
     priority: int = 100
-    safety_stock: int = 0
-    transit_days: dict[str, int] = {}
-    ship_cost: dict[str, float] = {}
+    safety_stock: Units = 0
+    transit_days: dict[str, Days] = {}
+    ship_cost: dict[str, Cost] = {}
     serves: tuple[str, ...] | None = None
 
 
@@ -156,21 +212,21 @@ class Channel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
     `locations` None means every location; `burst` None means one second of `rate_limit_per_s`.
     """
 
-    id: str
+    id: Id
     kind: ChannelKind
     enabled: bool = True
-    locations: tuple[str, ...] | None = None
-    buffer: int = 0
-    percent: int = 100
-    cap: int | None = None
-    floor: int = 0
-    rate_limit_per_s: float = 10.0
-    burst: int | None = None
-    batch_size: int = 50
+    locations: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)] | None = None
+    buffer: Units = 0
+    percent: Percent = 100
+    cap: Units | None = None
+    floor: Units = 0
+    rate_limit_per_s: PerSecond = 10.0
+    burst: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 50
     url: str | None = None
-    token_env: str | None = None
-    secret_env: str | None = None
-    sla_days: int | None = None
+    token_env: EnvName | None = None
+    secret_env: EnvName | None = None
+    sla_days: Days | None = None
     options: dict[str, OptionValue] = {}
 
     def effective_burst(self) -> int:
@@ -183,8 +239,8 @@ class Channel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
 class BundleConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """`[[bundles]]`: a kit SKU and its components (component SKU -> units per kit)."""
 
-    sku: str
-    components: dict[str, int]
+    sku: Sku
+    components: Annotated[dict[Sku, KitUnits], msgspec.Meta(min_length=1)]
 
 
 class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -195,8 +251,8 @@ class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, fr
 
     default_strategy: RoutingStrategy = "sla_cost"
     strategies: dict[str, RoutingStrategy] = {}
-    zones: dict[str, str] = {}
-    default_zone: str = "default"
+    zones: dict[Region, NonEmpty] = {}
+    default_zone: NonEmpty = "default"
     fallback: RoutingFallback = "late"
 
     def zone_names(self) -> list[str]:
@@ -212,44 +268,77 @@ class ExceptionsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True,
     """`[exceptions]`: exception kind -> the action applied to it automatically."""
 
     auto_resolve: dict[str, str] = {}
-    #: Backorder automatically only when the missing units are expected within this many days.
-    backorder_within_days: int = 14
-    #: Days until units counted as ``incoming`` arrive (the counters carry no date of their own).
-    incoming_lead_days: int = 7
-    #: A channel whose breaker stays open this long gets a ``channel_unreachable`` exception.
-    unreachable_after_s: float = 60.0
-    #: Read back every channel that can say its quantities this often (0 = never on a timer).
-    drift_check_s: float = 300.0
-    #: A difference must still be there this much later (our value unchanged) to be drift.
-    drift_confirm_s: float = 10.0
-    #: Values pushed less than this long ago are not compared: channels apply pushes, and tell
-    #: us of their own sales, late (Amazon's notifications travel through SQS).
-    drift_settle_s: float = 600.0
-
-    def __post_init__(self) -> None:
-        for name in ("backorder_within_days", "incoming_lead_days"):
-            value = getattr(self, name)
-            if type(value) is not int or not 0 <= value <= 3650:
-                raise ValueError(f"{name} must be a whole number of days from 0 to 3650")
-        if not 0 < self.unreachable_after_s <= 86_400:
-            raise ValueError("unreachable_after_s must be seconds > 0 and at most 86400")
-        if not (self.drift_check_s == 0 or 1 <= self.drift_check_s <= 86_400):
-            raise ValueError("drift_check_s must be 0 (off) or seconds from 1 to 86400")
-        if not 0 <= self.drift_confirm_s <= 3_600:
-            raise ValueError("drift_confirm_s must be seconds from 0 to 3600")
-        if not 0 <= self.drift_settle_s <= 86_400:
-            raise ValueError("drift_settle_s must be seconds from 0 to 86400")
+    backorder_within_days: Annotated[
+        Days,
+        msgspec.Meta(
+            le=3650,
+            description="Backorder automatically only when the missing units are expected "
+            "within this many days.",
+        ),
+    ] = 14
+    incoming_lead_days: Annotated[
+        Days,
+        msgspec.Meta(
+            le=3650,
+            description="Days until units counted as `incoming` arrive (the counters carry no "
+            "date of their own).",
+        ),
+    ] = 7
+    unreachable_after_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            le=86_400,
+            description="A channel whose breaker stays open this long gets a "
+            "`channel_unreachable` exception.",
+        ),
+    ] = 60.0
+    # 0 or 1..86400: the gap below 1 is a rule of `_validate`, a Meta states one range only.
+    drift_check_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            le=86_400,
+            description="Read back every channel that can say its quantities this often "
+            "(0 = never on a timer).",
+        ),
+    ] = 300.0
+    drift_confirm_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            le=3_600,
+            description="A difference must still be there this much later (our value "
+            "unchanged) to be drift.",
+        ),
+    ] = 10.0
+    # Channels apply pushes, and tell us of their own sales, late (Amazon's through SQS).
+    drift_settle_s: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            le=86_400,
+            description="Values pushed less than this long ago are not compared for drift.",
+        ),
+    ] = 600.0
 
 
 class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """Faults the channel simulator injects into its answers (rates are fractions 0..1)."""
 
-    latency_ms: float = 0.0
-    error_rate: float = 0.0
-    timeout_rate: float = 0.0
-    throttle_rate: float = 0.0
-    #: How long a "timeout" holds the request before answering 504 (longer than the client waits).
-    timeout_s: float = 30.0
+    latency_ms: Annotated[float, msgspec.Meta(ge=0, le=60_000)] = 0.0
+    error_rate: Fraction = 0.0
+    timeout_rate: Fraction = 0.0
+    throttle_rate: Fraction = 0.0
+    timeout_s: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0,
+            le=600,
+            description="How long a timeout holds the request before answering 504 (longer "
+            "than the client waits).",
+        ),
+    ] = 30.0
 
 
 class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -260,13 +349,21 @@ class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
     """
 
     host: str = "127.0.0.1"
-    port: int = 8090
-    #: Orders generated per minute across the simulated channels (0 = none).
-    orders_per_minute: float = 0.0
+    port: Port = 8090
+    orders_per_minute: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            le=60_000,
+            description="Orders generated per minute across the simulated channels (0 = none).",
+        ),
+    ] = 0.0
     seed: int | None = None
     faults: Faults = Faults()
-    #: Per channel id, replacing `faults` for that channel.
-    channel_faults: dict[str, Faults] = {}
+    channel_faults: Annotated[
+        dict[str, Faults],
+        msgspec.Meta(description="Per channel id, replacing `faults` for that channel."),
+    ] = {}
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -324,6 +421,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
 
 #: A channel kind -> the Struct its ``options`` table must decode into (None: no options).
 OptionsSchema = Callable[[str], "type[msgspec.Struct] | None"]
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 def load_config(
@@ -382,19 +480,25 @@ def load_config(
 
 
 def check_channel_options(config: Config, channel_options: OptionsSchema) -> None:
-    """Decode every channel's ``options`` into its kind's Struct; ConfigError names the key."""
+    """Decode every channel's ``options`` into its kind's Struct; ConfigError names the key.
+
+    A constraint or type error names ``channels[N].options.KEY``; a ValueError of the Struct's
+    own ``__post_init__`` (which msgspec reports without a key) names ``channels[N].options``.
+    """
     for index, channel in enumerate(config.channels):
         schema = channel_options(channel.kind)
-        if schema is None:
-            continue
-        try:
-            msgspec.convert(channel.options, schema)
-        except msgspec.ValidationError as e:
-            raise _translate(
-                e, channel.options, root=schema, prefix=f"channels[{index}].options"
-            ) from None
-        except ValueError as e:  # a __post_init__ check of the options Struct
-            raise ConfigError(f"channels[{index}].options", str(e)) from None
+        if schema is not None:
+            decode_options(channel.options, schema, key=f"channels[{index}].options")
+
+
+def decode_options(options: Mapping[str, Any], schema: type[S], *, key: str = "options") -> S:
+    """`options` (a channel's table) decoded into `schema`; a ConfigError naming ``{key}.KEY``
+    in the config's words when they do not fit (``{key}`` itself for a ``__post_init__`` error).
+    """
+    try:
+        return msgspec.convert(options, schema, dec_hook=_dec_hook)
+    except msgspec.ValidationError as e:
+        raise _translate(e, options, root=schema, prefix=key) from None
 
 
 def resolve_secret(env_name: str | None) -> str | None:
@@ -441,8 +545,14 @@ def _syntax_error(e: tomllib.TOMLDecodeError, text: str, shown: str | Path) -> C
 
 
 # --- msgspec errors, in the file's terms ----------------------------------------------------------
+#
+# msgspec's ValidationError carries its path only inside its text: "<what> - at `$.a[2].b`", or
+# "<what> - at `key` in `$.a`" when a table's key broke its constraint. This is the one place
+# that reads that text; the words for a broken constraint come from the schema's own Meta.
 
-_MSGSPEC_ERROR = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MSGSPEC_ERROR = re.compile(
+    r"^(?P<msg>.*?)(?: - at (?P<in_key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL
+)
 _PATH_SEGMENT = re.compile(r"\.(?P<name>\w+)|\[(?P<index>\d+|\.\.\.)\]")
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _TYPE_WORDS = {
@@ -460,39 +570,36 @@ _TYPE_WORDS = {
 
 
 def _translate(
-    error: msgspec.ValidationError,
-    data: Mapping[str, Any],
-    *,
-    root: Any = Config,
-    prefix: str = "",
+    error: msgspec.ValidationError, data: Any, *, root: Any = Config, prefix: str = ""
 ) -> ConfigError:
-    """msgspec's ``Expected `int`, got `str` - at `$.channels[2].percent` `` as a ConfigError."""
+    """msgspec's ``Expected `int` >= 1 - at `$.channels[2].burst` `` as a ConfigError."""
     m = _MSGSPEC_ERROR.match(str(error))
     assert m is not None  # the pattern matches any string
     message, path = m["msg"], m["path"] or ""
-    # Walk the path through the data (for the value shown) and the schema (for the valid keys).
-    key = prefix
-    tp: Any = root
-    node: Any = data
+    # Walk the path through the data (for the value shown) and the schema (for the valid keys
+    # and the constraints).
+    key, tp, node = prefix, root, data
     for seg in _PATH_SEGMENT.finditer(path):
-        tp = _unwrap_optional(tp)
+        bare, _ = _unwrap(tp)
         if seg["name"] is not None:
             key = _join_key(key, seg["name"])
-            tp = _struct_fields(tp).get(seg["name"], Any)
+            tp = _struct_fields(bare).get(seg["name"], Any)
             node = node.get(seg["name"]) if isinstance(node, dict) else None
         elif seg["index"] == "...":
             # msgspec does not say which entry of a table failed; find it ourselves.
-            value_tp = get_args(tp)[1] if get_origin(tp) is dict else Any
-            entry = _first_bad_entry(node, value_tp)
-            key = _join_key(key, entry) if entry is not None else f"{key}[...]"
-            tp = value_tp
-            node = node.get(entry) if isinstance(node, dict) and entry is not None else None
+            tp = get_args(bare)[1] if get_origin(bare) is dict else Any
+            key, node = _first_bad(key, node, tp, keys=False)
         else:
             index = int(seg["index"])
             key += f"[{index}]"
-            tp = get_args(tp)[0] if get_origin(tp) in (tuple, list) else Any
+            tp = get_args(bare)[0] if get_origin(bare) in (tuple, list) else Any
             node = node[index] if isinstance(node, list) and index < len(node) else None
-    tp = _unwrap_optional(tp)
+    if m["in_key"]:
+        bare, _ = _unwrap(tp)
+        tp = get_args(bare)[0] if get_origin(bare) is dict else Any
+        key, node = _first_bad(key, node, tp, keys=True)
+    tp, metas = _unwrap(tp)
+    shown = None if key.endswith("_env") else _show(node)  # an *_env value may be a secret
 
     if found := re.match(r"Object contains unknown field `(.*)`", message):
         name = found[1]
@@ -503,23 +610,64 @@ def _translate(
         return ConfigError(_join_key(key, name), f"unknown key ({hint})")
     if found := re.match(r"Object missing required field `(.*)`", message):
         return ConfigError(_join_key(key, found[1]), "required key is missing")
-    if found := re.match(r"Invalid enum value (.*)", message):
+    if (found := re.match(r"Invalid enum value (.*)", message)) and get_args(tp):
         choices = ", ".join(repr(c) for c in get_args(tp))
-        return ConfigError(key or None, f"must be one of {choices} (got {found[1]})")
+        return ConfigError(key or None, f"must be one of {choices}, got {found[1]}")
     if found := re.match(r"Expected `(.*)`, got `(.*)`", message):
-        expected = _describe_types(found[1])
-        got = _describe_types(found[2])
-        shown = _show(node) if not key.endswith("_env") else None
-        return ConfigError(key or None, f"expected {expected}, got {got}{shown or ''}")
+        expected, got = _describe_types(found[1]), _describe_types(found[2])
+        shown = f" ({shown})" if shown is not None else ""
+        return ConfigError(key or None, f"expected {expected}, got {got}{shown}")
+    if message.startswith("Expected `") and (rule := _rule_words(metas, node)):
+        got = f", got {shown}" if shown is not None and rule != "must not be empty" else ""
+        return ConfigError(key or None, rule + got)
+    # A dec_hook or __post_init__ ValueError: its own words, at the key of its value or Struct.
     return ConfigError(key or None, message)
 
 
-def _unwrap_optional(tp: Any) -> Any:
-    if get_origin(tp) in (Union, UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
+def _unwrap(tp: Any) -> tuple[Any, list[msgspec.Meta]]:
+    """`tp` without ``| None`` and ``Annotated``, and the Metas those carried."""
+    metas: list[msgspec.Meta] = []
+    while True:
+        if get_origin(tp) in (Union, UnionType):
+            args = [a for a in get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                return tp, metas
+            tp = args[0]
+        elif get_origin(tp) is Annotated:
+            tp, *extras = get_args(tp)
+            metas += [x for x in extras if isinstance(x, msgspec.Meta)]
+        else:
+            return tp, metas
+
+
+def _rule_words(metas: Sequence[msgspec.Meta], value: object) -> str | None:
+    """The constraints of `metas`, which `value` broke, in plain words ("must be >= 1")."""
+    for meta in metas:
+        if meta.pattern is not None:
+            return f"must be {meta.description or f'a string matching {meta.pattern!r}'}"
+
+    def bound(name: str) -> Any:
+        return next((v for meta in metas if (v := getattr(meta, name)) is not None), None)
+
+    ge, gt, le, lt = bound("ge"), bound("gt"), bound("le"), bound("lt")
+    shortest, longest, step = bound("min_length"), bound("max_length"), bound("multiple_of")
+    if shortest is not None or longest is not None:
+        if shortest == 1 and longest is None:
+            return "must not be empty"
+        unit = "characters" if isinstance(value, str) else "entries"
+        if longest is None:
+            return f"must have at least {shortest} {unit}"
+        return f"must have {shortest or 0} to {longest} {unit}"
+    if step is not None:
+        return f"must be a multiple of {step}"
+    finite = le == _FINITE  # a bound that only refuses inf: say "finite", not the number
+    if ge is not None and le is not None and not finite:
+        return f"must be between {ge} and {le}"
+    pairs = ((">=", ge), (">", gt), ("<=", None if finite else le), ("<", lt))
+    bounds = " and ".join(f"{op} {bound}" for op, bound in pairs if bound is not None)
+    if not bounds:
+        return None  # no constraint msgspec checks that we know of: its own words will do
+    return ("must be a finite number " if finite else "must be ") + bounds
 
 
 def _struct_fields(tp: Any) -> dict[str, Any]:
@@ -528,15 +676,16 @@ def _struct_fields(tp: Any) -> dict[str, Any]:
     return {}
 
 
-def _first_bad_entry(node: Any, value_tp: Any) -> str | None:
-    if not isinstance(node, dict):
-        return None
-    for name, value in node.items():
-        try:
-            msgspec.convert(value, value_tp, dec_hook=_dec_hook)
-        except msgspec.ValidationError:
-            return str(name)
-    return None
+def _first_bad(key: str, node: Any, tp: Any, *, keys: bool) -> tuple[str, Any]:
+    """The key path and value of the first entry of table `node` whose key (or value) is no
+    `tp`; msgspec reports a table's entries as ``[...]`` only."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            try:
+                msgspec.convert(name if keys else value, tp, dec_hook=_dec_hook)
+            except msgspec.ValidationError:
+                return _join_key(key, str(name)), name if keys else value
+    return f"{key}[...]", None
 
 
 def _join_key(prefix: str, name: str) -> str:
@@ -552,19 +701,16 @@ def _describe_types(spec: str) -> str:
 
 def _show(value: object) -> str | None:
     if isinstance(value, bool):
-        return f" ({'true' if value else 'false'})"
+        return "true" if value else "false"
     if isinstance(value, str):
-        return f" ({value!r})"
+        return repr(value)
     if isinstance(value, int | float):
-        return f" ({value})"
+        return str(value)
     return None
 
 
-# --- semantic validation --------------------------------------------------------------------------
+# --- the rules between keys -----------------------------------------------------------------------
 
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-# ISO 3166-1 alpha-2 country, optionally "-" and an ISO 3166-2 subdivision code ("US-CA").
-_REGION = re.compile(r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,3})?$")
 _REDIS_SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
 _MQTT_SCHEMES = ("mqtt", "mqtts", "ws", "wss")
 
@@ -574,126 +720,47 @@ def _fail(key: str, message: str) -> NoReturn:
 
 
 def _validate(cfg: Config) -> None:
-    """Raise ConfigError for the first rule the typed config breaks, in file order."""
-    _check_redis(cfg.redis)
-    _check_server(cfg.server)
-    _check_mqtt(cfg.mqtt)
-    if cfg.metrics.port is not None:
-        _check_port("metrics.port", cfg.metrics.port)
-        if cfg.metrics.port == cfg.server.port:
-            _fail(
-                "metrics.port",
-                f"same as server.port ({cfg.server.port}); leave it out to serve /metrics there",
-            )
-    _check_locations(cfg.locations)
+    """Raise ConfigError for the first rule between keys the decoded config breaks.
+
+    Each value's own range, pattern or choices were checked by decoding (the schema's types).
+    """
+    if cfg.redis.url is not None:
+        _check_url("redis.url", cfg.redis.url, _REDIS_SCHEMES, "redis.password_env")
+    if cfg.mqtt.url is not None:
+        _check_url("mqtt.url", cfg.mqtt.url, _MQTT_SCHEMES, "mqtt.password_env")
+    if cfg.metrics.port is not None and cfg.metrics.port == cfg.server.port:
+        _fail(
+            "metrics.port",
+            f"same as server.port ({cfg.server.port}); leave it out to serve /metrics there",
+        )
+    if not cfg.locations:
+        _fail("locations", "at least one [[locations]] entry is required")
+    _check_unique("locations", "id", "location id", [loc.id for loc in cfg.locations])
     _check_channels(cfg)
-    _check_simulator(cfg)
+    channels = [ch.id for ch in cfg.channels]
+    for ch in cfg.simulator.channel_faults:
+        _check_known(_join_key("simulator.channel_faults", ch), ch, channels, "channel")
     _check_bundles(cfg.bundles)
     _check_routing(cfg)
-
-
-def _check_redis(redis: RedisConfig) -> None:
-    if redis.url is not None:
-        _check_url("redis.url", redis.url, _REDIS_SCHEMES, "redis.password_env")
-    _check_env_name("redis.password_env", redis.password_env)
-    _check_at_least("redis.idempotency_ttl_s", redis.idempotency_ttl_s, 1)
-    _check_positive("redis.connect_timeout_s", redis.connect_timeout_s)
-    _check_positive("redis.op_timeout_s", redis.op_timeout_s)
-
-
-def _check_server(server: ServerConfig) -> None:
-    if not server.host:
-        _fail("server.host", "must not be empty")
-    _check_port("server.port", server.port)
-    _check_env_name("server.token_env", server.token_env)
-
-
-def _check_mqtt(mqtt: MqttConfig) -> None:
-    if mqtt.url is not None:
-        _check_url("mqtt.url", mqtt.url, _MQTT_SCHEMES, "mqtt.password_env")
-    # Topics are built as prefix + "availability/...": without the slash they would run together.
-    if not mqtt.prefix.endswith("/") or "+" in mqtt.prefix or "#" in mqtt.prefix:
-        _fail("mqtt.prefix", f"must end with '/' and contain no '+' or '#' (got {mqtt.prefix!r})")
-    if not mqtt.client_id:
-        _fail("mqtt.client_id", "must not be empty")
-    _check_env_name("mqtt.password_env", mqtt.password_env)
-
-
-def _check_simulator(cfg: Config) -> None:
-    sim = cfg.simulator
-    _check_port("simulator.port", sim.port)
-    if not 0 <= sim.orders_per_minute <= 60_000:
-        _fail("simulator.orders_per_minute", "must be from 0 to 60000")
-    channel_ids = {ch.id for ch in cfg.channels}
-    faults = [("simulator.faults", sim.faults)] + [
-        (f"simulator.channel_faults.{ch}", f) for ch, f in sim.channel_faults.items()
-    ]
-    for ch in sim.channel_faults:
-        if ch not in channel_ids:
-            _fail(f"simulator.channel_faults.{ch}", f"no channel '{ch}' is configured")
-    for key, f in faults:
-        for name in ("error_rate", "timeout_rate", "throttle_rate"):
-            if not 0.0 <= getattr(f, name) <= 1.0:
-                _fail(f"{key}.{name}", "must be a fraction from 0 to 1")
-        if not 0.0 <= f.latency_ms <= 60_000:
-            _fail(f"{key}.latency_ms", "must be from 0 to 60000")
-        if not 0.0 < f.timeout_s <= 600:
-            _fail(f"{key}.timeout_s", "must be seconds > 0 and at most 600")
-
-
-def _check_locations(locations: tuple[Location, ...]) -> None:
-    if not locations:
-        _fail("locations", "at least one [[locations]] entry is required")
-    seen: dict[str, int] = {}
-    for i, loc in enumerate(locations):
-        _check_id(f"locations[{i}].id", loc.id, "location")
-        if loc.id in seen:
-            _fail(
-                f"locations[{i}].id",
-                f"duplicate location id '{loc.id}' (first at locations[{seen[loc.id]}])",
-            )
-        seen[loc.id] = i
-        _check_at_least(f"locations[{i}].safety_stock", loc.safety_stock, 0)
+    drift_check_s = cfg.exceptions.drift_check_s
+    if 0 < drift_check_s < 1:
+        _fail(
+            "exceptions.drift_check_s",
+            f"must be 0 (off) or between 1 and 86400, got {drift_check_s}",
+        )
 
 
 def _check_channels(cfg: Config) -> None:
+    _check_unique("channels", "id", "channel id", [ch.id for ch in cfg.channels])
     known = [loc.id for loc in cfg.locations]
-    seen: dict[str, int] = {}
     for i, ch in enumerate(cfg.channels):
         at = f"channels[{i}]"
-        _check_id(f"{at}.id", ch.id, "channel")
-        if ch.id in seen:
-            _fail(f"{at}.id", f"duplicate channel id '{ch.id}' (first at channels[{seen[ch.id]}])")
-        seen[ch.id] = i
-        if ch.locations is not None:
-            if not ch.locations:
-                _fail(f"{at}.locations", "must name at least one location (leave out for all)")
-            for j, name in enumerate(ch.locations):
-                if name not in known:
-                    _fail(
-                        f"{at}.locations[{j}]",
-                        f"unknown location '{name}' (known: {', '.join(known)})",
-                    )
-                if name in ch.locations[:j]:
-                    _fail(f"{at}.locations[{j}]", f"location '{name}' is listed twice")
-        _check_at_least(f"{at}.buffer", ch.buffer, 0)
-        _check_between(f"{at}.percent", ch.percent, 0, 100)
-        if ch.cap is not None:
-            _check_at_least(f"{at}.cap", ch.cap, 0)
-        _check_at_least(f"{at}.floor", ch.floor, 0)
-        _check_positive(f"{at}.rate_limit_per_s", ch.rate_limit_per_s)
-        if ch.burst is not None:
-            _check_at_least(f"{at}.burst", ch.burst, 1)
-        _check_between(f"{at}.batch_size", ch.batch_size, 1, 1000)
-        if ch.sla_days is not None:
-            _check_at_least(f"{at}.sla_days", ch.sla_days, 0)
+        _check_refs(f"{at}.locations", ch.locations or (), known, "location")
         if ch.url is not None:
             schemes = ("http", "https") if ch.kind == "webhook" else None
             _check_url(f"{at}.url", ch.url, schemes, f"{at}.token_env")
         elif ch.kind == "webhook":
             _fail(f"{at}.url", "required for kind 'webhook' (where updates are POSTed)")
-        _check_env_name(f"{at}.token_env", ch.token_env)
-        _check_env_name(f"{at}.secret_env", ch.secret_env)
         if ch.kind == "webhook" and ch.secret_env is None:
             _fail(f"{at}.secret_env", "required for kind 'webhook' (the HMAC signing secret)")
         own_broker = ch.url is not None and urlsplit(ch.url).scheme in _MQTT_SCHEMES
@@ -703,122 +770,70 @@ def _check_channels(cfg: Config) -> None:
                 f"kind '{ch.kind}' needs [mqtt] url or an mqtt://, mqtts://, ws:// or wss:// "
                 "url of its own",
             )
-        # Backstop: the engine's own rules, so config never accepts a policy it would reject.
-        try:
-            validate_policy(
-                ChannelPolicy(
-                    locations=ch.locations or (),
-                    buffer=ch.buffer,
-                    percent=ch.percent,
-                    cap=ch.cap,
-                    floor=ch.floor,
-                )
-            )
-        except ValueError as e:
-            _fail(at, str(e))
 
 
 def _check_bundles(bundles: tuple[BundleConfig, ...]) -> None:
+    _check_unique("bundles", "sku", "bundle sku", [b.sku for b in bundles])
     skus = {b.sku for b in bundles}
-    seen: dict[str, int] = {}
     for i, bundle in enumerate(bundles):
-        at = f"bundles[{i}]"
-        _check_sku(f"{at}.sku", bundle.sku)
-        if bundle.sku in seen:
-            _fail(
-                f"{at}.sku",
-                f"duplicate bundle sku '{bundle.sku}' (first at bundles[{seen[bundle.sku]}])",
-            )
-        seen[bundle.sku] = i
-        if not bundle.components:
-            _fail(f"{at}.components", "must list at least one component SKU")
-        for component, units in bundle.components.items():
-            key = _join_key(f"{at}.components", component)
-            _check_sku(key, component)
+        for component in bundle.components:
+            key = _join_key(f"bundles[{i}].components", component)
             if component == bundle.sku:
                 _fail(key, "a bundle cannot contain itself")
             if component in skus:
                 _fail(key, f"'{component}' is itself a bundle; list its components instead")
-            _check_at_least(key, units, 1)
-        try:
-            validate_bundle(Bundle(sku=bundle.sku, components=dict(bundle.components)))
-        except ValueError as e:
-            _fail(at, str(e))
 
 
 def _check_routing(cfg: Config) -> None:
     routing = cfg.routing
     channels = [ch.id for ch in cfg.channels]
     for channel in routing.strategies:
-        key = _join_key("routing.strategies", channel)
-        if channel not in channels:
-            _fail(key, f"unknown channel '{channel}' (known: {', '.join(channels)})")
+        _check_known(_join_key("routing.strategies", channel), channel, channels, "channel")
     seen: dict[str, str] = {}
-    for region, zone in routing.zones.items():
-        key = _join_key("routing.zones", region)
-        if not _REGION.match(region):
-            _fail(key, 'must be a country code or country-region, like "US" or "US-CA"')
+    for region in routing.zones:
         # Ship-to addresses are matched without regard to case, so "us-ca" and "US-CA" clash.
         if region.upper() in seen:
-            _fail(key, f"same region as {_join_key('routing.zones', seen[region.upper()])}")
+            _fail(
+                _join_key("routing.zones", region),
+                f"same region as {_join_key('routing.zones', seen[region.upper()])}",
+            )
         seen[region.upper()] = region
-        if not zone:
-            _fail(key, "zone name must not be empty")
-    if not routing.default_zone:
-        _fail("routing.default_zone", "must not be empty")
     zones = routing.zone_names()
     for i, loc in enumerate(cfg.locations):
         at = f"locations[{i}]"
-        for zone, days in loc.transit_days.items():
-            key = _join_key(f"{at}.transit_days", zone)
-            _check_zone(key, zone, zones)
-            _check_at_least(key, days, 0)
-        for zone, cost in loc.ship_cost.items():
-            key = _join_key(f"{at}.ship_cost", zone)
-            _check_zone(key, zone, zones)
-            if not (math.isfinite(cost) and cost >= 0):
-                _fail(key, f"must be a number >= 0 (got {cost})")
-        if loc.serves is not None:
-            for j, channel in enumerate(loc.serves):
-                key = f"{at}.serves[{j}]"
-                if channel not in channels:
-                    _fail(key, f"unknown channel '{channel}' (known: {', '.join(channels)})")
-                if channel in loc.serves[:j]:
-                    _fail(key, f"channel '{channel}' is listed twice")
+        for table, names in (("transit_days", loc.transit_days), ("ship_cost", loc.ship_cost)):
+            for zone in names:
+                if zone not in zones:
+                    _fail(
+                        _join_key(f"{at}.{table}", zone),
+                        f"unknown zone '{zone}' (known: {', '.join(zones)}; zones are the "
+                        "values of routing.zones and routing.default_zone)",
+                    )
+        _check_refs(f"{at}.serves", loc.serves or (), channels, "channel")
 
 
-def _check_zone(key: str, zone: str, zones: list[str]) -> None:
-    if zone not in zones:
-        _fail(
-            key,
-            f"unknown zone '{zone}' (known: {', '.join(zones)}; zones are the values of "
-            "routing.zones and routing.default_zone)",
-        )
+def _check_unique(table: str, field: str, what: str, values: list[str]) -> None:
+    first: dict[str, int] = {}
+    for i, value in enumerate(values):
+        if value in first:
+            _fail(
+                f"{table}[{i}].{field}",
+                f"duplicate {what} '{value}' (first at {table}[{first[value]}])",
+            )
+        first[value] = i
 
 
-def _check_id(key: str, value: str, what: str) -> None:
-    # One rule with the engine's: ids end up in Redis keys and hash fields.
-    try:
-        check_id(value, what)
-    except InvalidRequest as e:
-        _fail(key, e.message)
+def _check_known(key: str, name: str, known: list[str], what: str) -> None:
+    if name not in known:
+        _fail(key, f"unknown {what} '{name}' (known: {', '.join(known)})")
 
 
-def _check_sku(key: str, value: str) -> None:
-    try:
-        check_sku(value)
-    except InvalidRequest as e:
-        _fail(key, e.message)
-
-
-def _check_env_name(key: str, value: str | None) -> None:
-    # The value is not echoed: what fails this check is most likely a pasted secret.
-    if value is not None and not _ENV_NAME.match(value):
-        _fail(
-            key,
-            "must be the name of an environment variable (like SHOPIFY_TOKEN), "
-            "not the secret itself",
-        )
+def _check_refs(key: str, names: Sequence[str], known: list[str], what: str) -> None:
+    """Each of `names` (the list at `key`) is one of `known`, and is listed once."""
+    for j, name in enumerate(names):
+        _check_known(f"{key}[{j}]", name, known, what)
+        if name in names[:j]:
+            _fail(f"{key}[{j}]", f"{what} '{name}' is listed twice")
 
 
 def _check_url(key: str, url: str, schemes: Iterable[str] | None, secret_key: str) -> None:
@@ -833,23 +848,4 @@ def _check_url(key: str, url: str, schemes: Iterable[str] | None, secret_key: st
     allowed = tuple(schemes) if schemes is not None else None
     if not parts.scheme or (allowed is not None and parts.scheme not in allowed):
         expected = " or ".join(f"{s}://" for s in allowed) if allowed else "scheme://"
-        _fail(key, f"must be a URL starting with {expected} (got {url!r})")
-
-
-def _check_port(key: str, port: int) -> None:
-    _check_between(key, port, 1, 65535)
-
-
-def _check_between(key: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        _fail(key, f"must be between {low} and {high} (got {value})")
-
-
-def _check_at_least(key: str, value: int, low: int) -> None:
-    if value < low:
-        _fail(key, f"must be at least {low} (got {value})")
-
-
-def _check_positive(key: str, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        _fail(key, f"must be a number greater than 0 (got {value})")
+        _fail(key, f"must be a URL starting with {expected}, got {url!r}")

@@ -57,7 +57,13 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """The delay before retry number ``attempt`` (0-based), jittered as configured."""
-        top = self.ceiling(attempt)
+        return self._jittered(self.ceiling(attempt))
+
+    def capped(self) -> float:
+        """A delay at the cap, jittered as configured: for a loop that stopped ramping up."""
+        return self._jittered(self.cap_s)
+
+    def _jittered(self, top: float) -> float:
         if self.jitter == "full":
             return self._rng.uniform(0.0, top)
         if self.jitter == "equal":

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 
+import msgspec
 import pytest
 
 from invsync.core.config import (
     Config,
     ConfigError,
+    EnvName,
+    Port,
+    check_channel_options,
+    decode_options,
     load_config,
     resolve_secret,
 )
@@ -248,7 +254,7 @@ def test_str_reads_file_key_message(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + '[[channels]]\nid = "e"\nkind = "ebay"\npercent = 140\n')
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == f"{path}: channels[0].percent: must be between 0 and 100 (got 140)"
+    assert str(info.value) == f"{path}: channels[0].percent: must be between 0 and 100, got 140"
 
 
 def test_str_shows_the_path_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,13 +326,13 @@ SCHEMA_ERRORS = [
         MINIMAL + '[[channels]]\nid = "c"\nkind = "etsy"\n',
         "channels[0].kind",
         "must be one of 'shopify', 'amazon', 'ebay', 'walmart', 'tiktok', 'webhook', "
-        "'edi846', 'mqtt', 'pos' (got 'etsy')",
+        "'edi846', 'mqtt', 'pos', got 'etsy'",
         id="unknown-channel-kind",
     ),
     pytest.param(
         '[[locations]]\nid = "a"\nkind = "depot"\n',
         "locations[0].kind",
-        "must be one of 'warehouse', 'store', '3pl' (got 'depot')",
+        "must be one of 'warehouse', 'store', '3pl', got 'depot'",
         id="unknown-location-kind",
     ),
     pytest.param(
@@ -360,10 +366,375 @@ def test_schema_errors_name_the_key(tmp_path: Path, text: str, key: str, message
     assert (info.value.key, info.value.message) == (key, message)
 
 
-# --- semantic errors ----------------------------------------------------------------------------
+# --- constraints of one key: the schema's types -------------------------------------------------
 
-SEMANTIC_ERRORS = [
-    pytest.param("", "locations", "at least one [[locations]] entry is required", id="no-location"),
+# What a pattern accepts, as the errors say it (the Meta descriptions of core/ids.py and config).
+ID_RULE = "must be an id: 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+SKU_RULE = "must be a SKU: 1 to 128 characters, without braces, spaces or control characters"
+ENV_RULE = "must be the name of an environment variable (like SHOPIFY_TOKEN), not the secret itself"
+REGION_RULE = 'must be a country code or country-region, like "US" or "US-CA"'
+
+CONSTRAINT_ERRORS = [
+    pytest.param(
+        '[[locations]]\nid = "wh:east"\n',
+        "locations[0].id",
+        ID_RULE + ", got 'wh:east'",
+        id="colon-in-location-id",
+    ),
+    pytest.param(
+        '[[locations]]\nid = "{a}"\n',
+        "locations[0].id",
+        ID_RULE + ", got '{a}'",
+        id="brace-in-id",
+    ),
+    pytest.param(
+        '[[locations]]\nid = "-a"\n',
+        "locations[0].id",
+        ID_RULE + ", got '-a'",
+        id="id-starts-with-punctuation",
+    ),
+    pytest.param(
+        '[[locations]]\nid = "a"\nsafety_stock = -1\n',
+        "locations[0].safety_stock",
+        "must be >= 0, got -1",
+        id="negative-safety-stock",
+    ),
+    pytest.param(
+        MINIMAL + '[[channels]]\nid = "c d"\nkind = "ebay"\n',
+        "channels[0].id",
+        ID_RULE + ", got 'c d'",
+        id="bad-channel-id",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "locations = []\n",
+        "channels[0].locations",
+        "must not be empty",
+        id="empty-locations",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "percent = 140\n",
+        "channels[0].percent",
+        "must be between 0 and 100, got 140",
+        id="percent-over-100",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "percent = -1\n",
+        "channels[0].percent",
+        "must be between 0 and 100, got -1",
+        id="percent-negative",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "buffer = -2\n",
+        "channels[0].buffer",
+        "must be >= 0, got -2",
+        id="negative-buffer",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "floor = -1\n",
+        "channels[0].floor",
+        "must be >= 0, got -1",
+        id="negative-floor",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "cap = -1\n",
+        "channels[0].cap",
+        "must be >= 0, got -1",
+        id="negative-cap",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "rate_limit_per_s = 0\n",
+        "channels[0].rate_limit_per_s",
+        "must be a finite number > 0, got 0",
+        id="zero-rate",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "rate_limit_per_s = inf\n",
+        "channels[0].rate_limit_per_s",
+        "must be a finite number > 0, got inf",
+        id="infinite-rate",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "burst = 0\n",
+        "channels[0].burst",
+        "must be >= 1, got 0",
+        id="zero-burst",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "batch_size = 1001\n",
+        "channels[0].batch_size",
+        "must be between 1 and 1000, got 1001",
+        id="batch-too-big",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "batch_size = 0\n",
+        "channels[0].batch_size",
+        "must be between 1 and 1000, got 0",
+        id="batch-zero",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "sla_days = -1\n",
+        "channels[0].sla_days",
+        "must be >= 0, got -1",
+        id="negative-sla",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + 'token_env = "shpat_0123456789abcdef"\n',
+        "channels[0].token_env",
+        ENV_RULE,
+        id="secret-pasted-into-token-env",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + 'secret_env = "s3cr3t!"\n',
+        "channels[0].secret_env",
+        ENV_RULE,
+        id="secret-pasted-into-secret-env",
+    ),
+    pytest.param(
+        MINIMAL + '[server]\ntoken_env = "abc"\n',
+        "server.token_env",
+        ENV_RULE,
+        id="lowercase-server-token-env",
+    ),
+    pytest.param(
+        MINIMAL + '[mqtt]\npassword_env = "hunter2"\n',
+        "mqtt.password_env",
+        ENV_RULE,
+        id="mqtt-password-env",
+    ),
+    pytest.param(
+        MINIMAL + "[redis]\nidempotency_ttl_s = 0\n",
+        "redis.idempotency_ttl_s",
+        "must be >= 1, got 0",
+        id="zero-ttl",
+    ),
+    pytest.param(
+        MINIMAL + "[redis]\nconnect_timeout_s = -1.5\n",
+        "redis.connect_timeout_s",
+        "must be a finite number > 0, got -1.5",
+        id="negative-timeout",
+    ),
+    pytest.param(
+        MINIMAL + "[server]\nport = 70000\n",
+        "server.port",
+        "must be between 1 and 65535, got 70000",
+        id="server-port-range",
+    ),
+    pytest.param(
+        MINIMAL + "[metrics]\nport = 0\n",
+        "metrics.port",
+        "must be between 1 and 65535, got 0",
+        id="metrics-port-range",
+    ),
+    pytest.param(
+        MINIMAL + '[mqtt]\nprefix = "invsync"\n',
+        "mqtt.prefix",
+        "must be a topic prefix ending with '/', without '+' or '#', got 'invsync'",
+        id="mqtt-prefix-slash",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = {}\n',
+        "bundles[0].components",
+        "must not be empty",
+        id="empty-bundle",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { A = 0 }\n',
+        "bundles[0].components.A",
+        "must be >= 1, got 0",
+        id="zero-units",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = ""\ncomponents = { A = 1 }\n',
+        "bundles[0].sku",
+        SKU_RULE + ", got ''",
+        id="empty-bundle-sku",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K{1}"\ncomponents = { A = 1 }\n',
+        "bundles[0].sku",
+        SKU_RULE + ", got 'K{1}'",
+        id="hash-tag-in-bundle-sku",
+    ),
+    pytest.param(
+        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { "A}" = 1 }\n',
+        'bundles[0].components."A}"',
+        SKU_RULE + ", got 'A}'",
+        id="hash-tag-in-component",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\ndefault_strategy = ""\n',
+        "routing.default_strategy",
+        "must be one of 'sla_cost', 'priority', got ''",
+        id="empty-default-strategy",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + '[routing]\nstrategies = { c = "cheapest" }\n',
+        "routing.strategies.c",
+        "must be one of 'sla_cost', 'priority', got 'cheapest'",
+        id="unknown-strategy",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\nfallback = "drop"\n',
+        "routing.fallback",
+        "must be one of 'late', 'unroutable', got 'drop'",
+        id="unknown-fallback",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\nzones = { "California" = "west" }\n',
+        "routing.zones.California",
+        REGION_RULE + ", got 'California'",
+        id="zone-key-not-a-region",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\nzones = { US = "" }\n',
+        "routing.zones.US",
+        "must not be empty",
+        id="empty-zone-name",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\ndefault_zone = ""\n',
+        "routing.default_zone",
+        "must not be empty",
+        id="empty-default-zone",
+    ),
+    pytest.param(
+        MINIMAL + "transit_days = { default = -1 }\n",
+        "locations[0].transit_days.default",
+        "must be >= 0, got -1",
+        id="negative-transit-days",
+    ),
+    pytest.param(
+        MINIMAL + "ship_cost = { default = -0.5 }\n",
+        "locations[0].ship_cost.default",
+        "must be a finite number >= 0, got -0.5",
+        id="negative-ship-cost",
+    ),
+    pytest.param(
+        MINIMAL + "ship_cost = { default = nan }\n",
+        "locations[0].ship_cost.default",
+        "must be a finite number >= 0, got nan",
+        id="nan-ship-cost",
+    ),
+    pytest.param(
+        MINIMAL + '[server]\nhost = ""\n', "server.host", "must not be empty", id="empty-host"
+    ),
+    pytest.param(
+        MINIMAL + '[mqtt]\nclient_id = ""\n',
+        "mqtt.client_id",
+        "must not be empty",
+        id="empty-mqtt-client-id",
+    ),
+    pytest.param(
+        MINIMAL + "[redis]\nop_timeout_s = inf\n",
+        "redis.op_timeout_s",
+        "must be a finite number > 0, got inf",
+        id="infinite-timeout",
+    ),
+    pytest.param(
+        MINIMAL + 'ship_cost = { "a.b" = inf }\n',
+        'locations[0].ship_cost."a.b"',
+        "must be a finite number >= 0, got inf",
+        id="infinite-ship-cost-quoted-zone",
+    ),
+    pytest.param(
+        MINIMAL + '[routing]\nzones = { "Cal ifornia" = "west" }\n',
+        'routing.zones."Cal ifornia"',
+        REGION_RULE + ", got 'Cal ifornia'",
+        id="zone-key-quoted",
+    ),
+    pytest.param(
+        MINIMAL + "[simulator]\nport = 0\n",
+        "simulator.port",
+        "must be between 1 and 65535, got 0",
+        id="simulator-port-range",
+    ),
+    pytest.param(
+        MINIMAL + "[simulator]\norders_per_minute = 60001\n",
+        "simulator.orders_per_minute",
+        "must be between 0 and 60000, got 60001",
+        id="too-many-orders",
+    ),
+    pytest.param(
+        MINIMAL + "[simulator.faults]\nerror_rate = 1.5\n",
+        "simulator.faults.error_rate",
+        "must be between 0 and 1, got 1.5",
+        id="fault-rate-over-1",
+    ),
+    pytest.param(
+        MINIMAL + "[simulator.faults]\nlatency_ms = -1\n",
+        "simulator.faults.latency_ms",
+        "must be between 0 and 60000, got -1",
+        id="negative-latency",
+    ),
+    pytest.param(
+        MINIMAL + CHANNEL + "[simulator.channel_faults.c]\ntimeout_s = 0\n",
+        "simulator.channel_faults.c.timeout_s",
+        "must be > 0 and <= 600, got 0",
+        id="channel-fault-timeout-zero",
+    ),
+    pytest.param(
+        MINIMAL + "[exceptions]\nbackorder_within_days = 3651\n",
+        "exceptions.backorder_within_days",
+        "must be between 0 and 3650, got 3651",
+        id="backorder-horizon-too-long",
+    ),
+    pytest.param(
+        MINIMAL + "[exceptions]\nincoming_lead_days = -1\n",
+        "exceptions.incoming_lead_days",
+        "must be between 0 and 3650, got -1",
+        id="negative-lead-days",
+    ),
+    pytest.param(
+        MINIMAL + "[exceptions]\nincoming_lead_days = 1.5\n",
+        "exceptions.incoming_lead_days",
+        "expected an integer, got a number (1.5)",
+        id="fractional-lead-days",
+    ),
+    pytest.param(
+        MINIMAL + "[exceptions]\nunreachable_after_s = 0\n",
+        "exceptions.unreachable_after_s",
+        "must be > 0 and <= 86400, got 0",
+        id="zero-unreachable-after",
+    ),
+    pytest.param(
+        MINIMAL + "[exceptions]\ndrift_check_s = 86401\n",
+        "exceptions.drift_check_s",
+        "must be between 0 and 86400, got 86401",
+        id="drift-check-over-a-day",
+    ),
+    pytest.param(
+        MINIMAL + "[exceptions]\ndrift_confirm_s = 3601\n",
+        "exceptions.drift_confirm_s",
+        "must be between 0 and 3600, got 3601",
+        id="drift-confirm-over-an-hour",
+    ),
+    pytest.param(
+        MINIMAL + "[exceptions]\ndrift_settle_s = -1\n",
+        "exceptions.drift_settle_s",
+        "must be between 0 and 86400, got -1",
+        id="negative-drift-settle",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "message"), CONSTRAINT_ERRORS)
+def test_constraint_errors_name_the_key_in_plain_words(
+    tmp_path: Path, text: str, key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    assert (info.value.key, info.value.message) == (key, message)
+
+
+# --- rules between keys -------------------------------------------------------------------------
+
+RULE_ERRORS = [
+    pytest.param(
+        "",
+        "locations",
+        "at least one [[locations]] entry is required",
+        id="no-location",
+    ),
     pytest.param(
         TWO_LOCATIONS + '[[locations]]\nid = "wh-east"\n',
         "locations[2].id",
@@ -371,29 +742,10 @@ SEMANTIC_ERRORS = [
         id="duplicate-location",
     ),
     pytest.param(
-        '[[locations]]\nid = "wh:east"\n', "locations[0].id", "wh:east", id="colon-in-location-id"
-    ),
-    pytest.param('[[locations]]\nid = "{a}"\n', "locations[0].id", "{a}", id="brace-in-id"),
-    pytest.param(
-        '[[locations]]\nid = "-a"\n', "locations[0].id", "-a", id="id-starts-with-punctuation"
-    ),
-    pytest.param(
-        '[[locations]]\nid = "a"\nsafety_stock = -1\n',
-        "locations[0].safety_stock",
-        "must be at least 0 (got -1)",
-        id="negative-safety-stock",
-    ),
-    pytest.param(
         MINIMAL + CHANNEL + CHANNEL,
         "channels[1].id",
         "duplicate channel id 'c' (first at channels[0])",
         id="duplicate-channel",
-    ),
-    pytest.param(
-        MINIMAL + '[[channels]]\nid = "c d"\nkind = "ebay"\n',
-        "channels[0].id",
-        "c d",
-        id="bad-channel-id",
     ),
     pytest.param(
         TWO_LOCATIONS + CHANNEL + '[[channels]]\nid = "d"\nkind = "ebay"\nlocations = ["wh-x"]\n',
@@ -406,78 +758,6 @@ SEMANTIC_ERRORS = [
         "channels[0].locations[1]",
         "location 'wh-east' is listed twice",
         id="location-listed-twice",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "locations = []\n",
-        "channels[0].locations",
-        "must name at least one location (leave out for all)",
-        id="empty-locations",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "percent = 140\n",
-        "channels[0].percent",
-        "must be between 0 and 100 (got 140)",
-        id="percent-over-100",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "percent = -1\n",
-        "channels[0].percent",
-        "must be between 0 and 100 (got -1)",
-        id="percent-negative",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "buffer = -2\n",
-        "channels[0].buffer",
-        "must be at least 0 (got -2)",
-        id="negative-buffer",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "floor = -1\n",
-        "channels[0].floor",
-        "must be at least 0 (got -1)",
-        id="negative-floor",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "cap = -1\n",
-        "channels[0].cap",
-        "must be at least 0 (got -1)",
-        id="negative-cap",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "rate_limit_per_s = 0\n",
-        "channels[0].rate_limit_per_s",
-        "must be a number greater than 0 (got 0.0)",
-        id="zero-rate",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "rate_limit_per_s = inf\n",
-        "channels[0].rate_limit_per_s",
-        "must be a number greater than 0 (got inf)",
-        id="infinite-rate",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "burst = 0\n",
-        "channels[0].burst",
-        "must be at least 1 (got 0)",
-        id="zero-burst",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "batch_size = 1001\n",
-        "channels[0].batch_size",
-        "must be between 1 and 1000 (got 1001)",
-        id="batch-too-big",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "batch_size = 0\n",
-        "channels[0].batch_size",
-        "must be between 1 and 1000 (got 0)",
-        id="batch-zero",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + "sla_days = -1\n",
-        "channels[0].sla_days",
-        "must be at least 0 (got -1)",
-        id="negative-sla",
     ),
     pytest.param(
         MINIMAL + '[[channels]]\nid = "w"\nkind = "webhook"\nsecret_env = "W_SECRET"\n',
@@ -495,38 +775,14 @@ SEMANTIC_ERRORS = [
         MINIMAL + '[[channels]]\nid = "w"\nkind = "webhook"\nurl = "ftp://b2b.example/in"\n'
         'secret_env = "W"\n',
         "channels[0].url",
-        "must be a URL starting with http:// or https:// (got 'ftp://b2b.example/in')",
+        "must be a URL starting with http:// or https://, got 'ftp://b2b.example/in'",
         id="webhook-url-scheme",
     ),
     pytest.param(
         MINIMAL + CHANNEL + 'url = "api.ebay.com"\n',
         "channels[0].url",
-        "must be a URL starting with scheme:// (got 'api.ebay.com')",
+        "must be a URL starting with scheme://, got 'api.ebay.com'",
         id="url-without-scheme",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + 'token_env = "shpat_0123456789abcdef"\n',
-        "channels[0].token_env",
-        "must be the name of an environment variable (like SHOPIFY_TOKEN), not the secret itself",
-        id="secret-pasted-into-token-env",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + 'secret_env = "s3cr3t!"\n',
-        "channels[0].secret_env",
-        "not the secret itself",
-        id="secret-pasted-into-secret-env",
-    ),
-    pytest.param(
-        MINIMAL + '[server]\ntoken_env = "abc"\n',
-        "server.token_env",
-        "not the secret itself",
-        id="lowercase-server-token-env",
-    ),
-    pytest.param(
-        MINIMAL + '[mqtt]\npassword_env = "hunter2"\n',
-        "mqtt.password_env",
-        "not the secret itself",
-        id="mqtt-password-env",
     ),
     pytest.param(
         MINIMAL + '[redis]\nurl = "redis://:hunter2@redis:6379/0"\n',
@@ -539,32 +795,8 @@ SEMANTIC_ERRORS = [
         MINIMAL + '[redis]\nurl = "http://redis:6379"\n',
         "redis.url",
         "must be a URL starting with redis:// or rediss:// or unix:// or valkey:// or "
-        "valkeys:// (got 'http://redis:6379')",
+        "valkeys://, got 'http://redis:6379'",
         id="redis-url-scheme",
-    ),
-    pytest.param(
-        MINIMAL + "[redis]\nidempotency_ttl_s = 0\n",
-        "redis.idempotency_ttl_s",
-        "must be at least 1 (got 0)",
-        id="zero-ttl",
-    ),
-    pytest.param(
-        MINIMAL + "[redis]\nconnect_timeout_s = -1.5\n",
-        "redis.connect_timeout_s",
-        "must be a number greater than 0 (got -1.5)",
-        id="negative-timeout",
-    ),
-    pytest.param(
-        MINIMAL + "[server]\nport = 70000\n",
-        "server.port",
-        "must be between 1 and 65535 (got 70000)",
-        id="server-port-range",
-    ),
-    pytest.param(
-        MINIMAL + "[metrics]\nport = 0\n",
-        "metrics.port",
-        "must be between 1 and 65535 (got 0)",
-        id="metrics-port-range",
     ),
     pytest.param(
         MINIMAL + "[metrics]\nport = 8080\n",
@@ -573,15 +805,9 @@ SEMANTIC_ERRORS = [
         id="metrics-port-clash",
     ),
     pytest.param(
-        MINIMAL + '[mqtt]\nprefix = "invsync"\n',
-        "mqtt.prefix",
-        "must end with '/' and contain no '+' or '#' (got 'invsync')",
-        id="mqtt-prefix-slash",
-    ),
-    pytest.param(
         MINIMAL + '[mqtt]\nurl = "tcp://broker"\n',
         "mqtt.url",
-        "must be a URL starting with mqtt:// or mqtts:// or ws:// or wss:// (got 'tcp://broker')",
+        "must be a URL starting with mqtt:// or mqtts:// or ws:// or wss://, got 'tcp://broker'",
         id="mqtt-url-scheme",
     ),
     pytest.param(
@@ -604,18 +830,6 @@ SEMANTIC_ERRORS = [
         id="duplicate-bundle",
     ),
     pytest.param(
-        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = {}\n',
-        "bundles[0].components",
-        "must list at least one component SKU",
-        id="empty-bundle",
-    ),
-    pytest.param(
-        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { A = 0 }\n',
-        "bundles[0].components.A",
-        "must be at least 1 (got 0)",
-        id="zero-units",
-    ),
-    pytest.param(
         MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { K = 1 }\n',
         "bundles[0].components.K",
         "a bundle cannot contain itself",
@@ -629,52 +843,10 @@ SEMANTIC_ERRORS = [
         id="nested-bundle",
     ),
     pytest.param(
-        MINIMAL + '[[bundles]]\nsku = ""\ncomponents = { A = 1 }\n',
-        "bundles[0].sku",
-        "''",
-        id="empty-bundle-sku",
-    ),
-    pytest.param(
-        MINIMAL + '[[bundles]]\nsku = "K{1}"\ncomponents = { A = 1 }\n',
-        "bundles[0].sku",
-        "K{1}",
-        id="hash-tag-in-bundle-sku",
-    ),
-    pytest.param(
-        MINIMAL + '[[bundles]]\nsku = "K"\ncomponents = { "A}" = 1 }\n',
-        'bundles[0].components."A}"',
-        "A}",
-        id="hash-tag-in-component",
-    ),
-    pytest.param(
         MINIMAL + CHANNEL + '[routing]\nstrategies = { shopify = "priority" }\n',
         "routing.strategies.shopify",
         "unknown channel 'shopify' (known: c)",
         id="strategy-for-unknown-channel",
-    ),
-    pytest.param(
-        MINIMAL + '[routing]\ndefault_strategy = ""\n',
-        "routing.default_strategy",
-        "must be one of 'sla_cost', 'priority' (got '')",
-        id="empty-default-strategy",
-    ),
-    pytest.param(
-        MINIMAL + CHANNEL + '[routing]\nstrategies = { c = "cheapest" }\n',
-        "routing.strategies.c",
-        "must be one of 'sla_cost', 'priority' (got 'cheapest')",
-        id="unknown-strategy",
-    ),
-    pytest.param(
-        MINIMAL + '[routing]\nfallback = "drop"\n',
-        "routing.fallback",
-        "must be one of 'late', 'unroutable' (got 'drop')",
-        id="unknown-fallback",
-    ),
-    pytest.param(
-        MINIMAL + '[routing]\nzones = { "California" = "west" }\n',
-        "routing.zones.California",
-        'must be a country code or country-region, like "US" or "US-CA"',
-        id="zone-key-not-a-region",
     ),
     pytest.param(
         MINIMAL + '[routing]\nzones = { "US-CA" = "west", "us-ca" = "pacific" }\n',
@@ -683,46 +855,16 @@ SEMANTIC_ERRORS = [
         id="zone-key-twice-in-other-case",
     ),
     pytest.param(
-        MINIMAL + '[routing]\nzones = { US = "" }\n',
-        "routing.zones.US",
-        "zone name must not be empty",
-        id="empty-zone-name",
-    ),
-    pytest.param(
-        MINIMAL + '[routing]\ndefault_zone = ""\n',
-        "routing.default_zone",
-        "must not be empty",
-        id="empty-default-zone",
-    ),
-    pytest.param(
         MINIMAL + 'transit_days = { westt = 2 }\n[routing]\nzones = { "US-CA" = "west" }\n',
         "locations[0].transit_days.westt",
         "unknown zone 'westt' (known: west, default;",
         id="transit-days-for-unknown-zone",
     ),
     pytest.param(
-        MINIMAL + "transit_days = { default = -1 }\n",
-        "locations[0].transit_days.default",
-        "must be at least 0 (got -1)",
-        id="negative-transit-days",
-    ),
-    pytest.param(
         MINIMAL + "ship_cost = { east = 3.5 }\n",
         "locations[0].ship_cost.east",
         "unknown zone 'east' (known: default;",
         id="ship-cost-for-unknown-zone",
-    ),
-    pytest.param(
-        MINIMAL + "ship_cost = { default = -0.5 }\n",
-        "locations[0].ship_cost.default",
-        "must be a number >= 0 (got -0.5)",
-        id="negative-ship-cost",
-    ),
-    pytest.param(
-        MINIMAL + "ship_cost = { default = nan }\n",
-        "locations[0].ship_cost.default",
-        "must be a number >= 0 (got nan)",
-        id="nan-ship-cost",
     ),
     pytest.param(
         MINIMAL + 'serves = ["c", "shopify"]\n' + CHANNEL,
@@ -736,11 +878,23 @@ SEMANTIC_ERRORS = [
         "channel 'c' is listed twice",
         id="serves-channel-twice",
     ),
+    pytest.param(
+        MINIMAL + CHANNEL + "[simulator.channel_faults.d]\nerror_rate = 0.5\n",
+        "simulator.channel_faults.d",
+        "unknown channel 'd' (known: c)",
+        id="faults-for-unknown-channel",
+    ),
+    pytest.param(
+        MINIMAL + "[exceptions]\ndrift_check_s = 0.5\n",
+        "exceptions.drift_check_s",
+        "must be 0 (off) or between 1 and 86400, got 0.5",
+        id="drift-check-below-a-second",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "key", "message"), SEMANTIC_ERRORS)
-def test_semantic_errors_name_the_key(tmp_path: Path, text: str, key: str, message: str) -> None:
+@pytest.mark.parametrize(("text", "key", "message"), RULE_ERRORS)
+def test_rules_between_keys_name_the_key(tmp_path: Path, text: str, key: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, text)
     assert info.value.key == key
@@ -761,6 +915,205 @@ def test_disabled_channels_are_still_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, MINIMAL + CHANNEL + "enabled = false\npercent = 101\n")
     assert info.value.key == "channels[0].percent"
+
+
+def test_the_ends_of_every_range_are_accepted(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+[redis]
+idempotency_ttl_s = 1
+connect_timeout_s = 1
+[server]
+port = 1
+[metrics]
+port = 65535
+[[locations]]
+id = "a"
+transit_days = { default = 0 }
+ship_cost = { default = 0 }
+[[channels]]
+id = "c"
+kind = "ebay"
+percent = 0
+burst = 1
+batch_size = 1000
+sla_days = 0
+[[channels]]
+id = "d"
+kind = "ebay"
+percent = 100
+batch_size = 1
+rate_limit_per_s = 0.001
+[exceptions]
+backorder_within_days = 3650
+incoming_lead_days = 0
+unreachable_after_s = 86400
+drift_check_s = 0
+drift_confirm_s = 3600
+drift_settle_s = 0
+[simulator]
+port = 65535
+orders_per_minute = 60000
+[simulator.faults]
+error_rate = 1
+timeout_rate = 0
+latency_ms = 60000
+timeout_s = 600
+""",
+    )
+    assert (config.server.port, config.metrics.port) == (1, 65535)
+    assert [ch.percent for ch in config.channels] == [0, 100]
+    assert config.exceptions.drift_check_s == 0  # 0 = off; 0 < s < 1 is refused
+    assert (
+        load(tmp_path, MINIMAL + "[exceptions]\ndrift_check_s = 1\n").exceptions.drift_check_s == 1
+    )
+    assert config.simulator.faults.error_rate == 1.0
+    # A number key takes an integer; the value keeps its float type.
+    assert type(config.redis.connect_timeout_s) is float
+
+
+# --- typed channel options (the daemon passes each adapter's Options) ---------------------------
+
+
+class ShopOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """An adapter's options Struct, as the daemon hands it to load_config."""
+
+    location_id: Annotated[int, msgspec.Meta(ge=1)]
+    api_version: Literal["2024-01", "2024-04"] = "2024-04"
+    key_env: EnvName | None = None
+    port: Port | None = None
+
+    def __post_init__(self) -> None:
+        if self.port is not None and self.key_env is None:
+            raise ValueError("port needs key_env")
+
+
+def options_of(kind: str) -> type[msgspec.Struct] | None:
+    return ShopOptions if kind == "shopify" else None
+
+
+SHOP = '[[channels]]\nid = "s"\nkind = "shopify"\n'
+
+OPTION_ERRORS = [
+    pytest.param(
+        "options = { location_id = 0 }",
+        "channels[1].options.location_id",
+        "must be >= 1, got 0",
+        id="constraint",
+    ),
+    pytest.param(
+        "options = { location_id = 1, port = 70000 }",
+        "channels[1].options.port",
+        "must be between 1 and 65535, got 70000",
+        id="shared-type",
+    ),
+    pytest.param(
+        "options = { locaton_id = 1 }",
+        "channels[1].options.locaton_id",
+        "unknown key (did you mean 'location_id'?)",
+        id="unknown-option",
+    ),
+    pytest.param(
+        "options = { api_version = '2024-04' }",
+        "channels[1].options.location_id",
+        "required key is missing",
+        id="missing-option",
+    ),
+    pytest.param(
+        'options = { location_id = "1" }',
+        "channels[1].options.location_id",
+        "expected an integer, got a string ('1')",
+        id="option-type",
+    ),
+    pytest.param(
+        "options = { location_id = 1, api_version = '2023' }",
+        "channels[1].options.api_version",
+        "must be one of '2024-01', '2024-04', got '2023'",
+        id="option-choice",
+    ),
+    pytest.param(
+        "options = { location_id = 1, key_env = 'shpss_secret' }",
+        "channels[1].options.key_env",
+        ENV_RULE,
+        id="option-env-name-not-echoed",
+    ),
+    pytest.param(
+        "options = { location_id = 1, port = 8443 }",
+        "channels[1].options",
+        "port needs key_env",
+        id="post-init-names-the-table",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "key", "message"), OPTION_ERRORS)
+def test_channel_options_are_checked_against_the_kinds_struct(
+    tmp_path: Path, options: str, key: str, message: str
+) -> None:
+    path = write(tmp_path, MINIMAL + CHANNEL + SHOP + options + "\n")
+    load_config(path)  # without the hook, options are only TOML scalars
+    with pytest.raises(ConfigError) as info:
+        load_config(path, channel_options=options_of)
+    assert (info.value.key, info.value.message) == (key, message)
+
+
+def test_channel_options_that_fit_and_kinds_without_a_struct_load(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL
+            + CHANNEL
+            + "options = { anything = 1 }\n"
+            + SHOP
+            + "options = { location_id = 7, key_env = 'SHOP_KEY', port = 8443 }\n",
+        ),
+        channel_options=options_of,
+    )
+    assert config.channels[1].options == {"location_id": 7, "key_env": "SHOP_KEY", "port": 8443}
+    check_channel_options(config, options_of)
+
+
+def test_decode_options_serves_a_channel_built_by_hand() -> None:
+    assert decode_options({"location_id": 3}, ShopOptions) == ShopOptions(location_id=3)
+    with pytest.raises(ConfigError) as info:
+        decode_options({"location_id": 0}, ShopOptions)
+    assert (info.value.key, info.value.message) == ("options.location_id", "must be >= 1, got 0")
+
+
+# --- the schema describes itself -----------------------------------------------------------------
+
+
+def _types_in(tp: Any) -> list[Any]:
+    """`tp` and every type inside it (fields of Structs, arguments of generics)."""
+    found = [tp]
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        for field in msgspec.structs.fields(tp):
+            found += _types_in(field.type)
+    for arg in get_args(tp):
+        found += _types_in(arg)
+    return found
+
+
+def test_every_pattern_says_in_words_what_it_accepts() -> None:
+    # A pattern's error reads "must be <description>": a pattern without one would print a regex.
+    metas = [m for tp in _types_in(Config) for m in get_args(tp) if isinstance(m, msgspec.Meta)]
+    patterns = [m for m in metas if m.pattern is not None]
+    assert len(patterns) >= 4
+    assert all(m.description for m in patterns)
+
+
+def test_every_key_is_documented() -> None:
+    docs = (REPO / "docs" / "configuration.md").read_text()
+    sections = [f.encode_name for f in msgspec.structs.fields(Config) if f.name != "source"]
+    assert [s for s in sections if f"[{s}]" not in docs and f"[[{s}]]" not in docs] == []
+    structs = {
+        tp
+        for tp in _types_in(Config)
+        if isinstance(tp, type) and issubclass(tp, msgspec.Struct) and tp is not Config
+    }
+    keys = {f.encode_name for tp in structs for f in msgspec.structs.fields(tp)}
+    assert sorted(key for key in keys if f"`{key}`" not in docs) == []
 
 
 # --- secrets ------------------------------------------------------------------------------------

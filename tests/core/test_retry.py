@@ -51,3 +51,19 @@ async def test_wait_sleeps_on_the_injected_clock() -> None:
     assert not task.done()
     clock.advance(0.1)
     assert await task == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize("jitter", ["full", "equal", "none"])
+def test_capped_is_a_delay_at_the_cap_jittered_alike(jitter: str) -> None:
+    backoff = Backoff(1.0, 4.0, jitter=jitter, rng=random.Random(7))  # type: ignore[arg-type]
+    twin = Backoff(1.0, 4.0, jitter=jitter, rng=random.Random(7))  # type: ignore[arg-type]
+    assert [backoff.capped() for _ in range(20)] == [twin.delay(10) for _ in range(20)]
+
+
+def test_equal_jitter_draws_from_the_upper_half_of_the_ceiling() -> None:
+    # The actor runtime's restarts relied on exactly this: delay * uniform(0.5, 1.0).
+    backoff = Backoff(1.0, 8.0, jitter="equal", rng=random.Random(3))
+    rng = random.Random(3)
+    for attempt in range(6):
+        top = min(8.0, 2.0**attempt)
+        assert backoff.delay(attempt) == pytest.approx(top * rng.uniform(0.5, 1.0))

@@ -11,13 +11,20 @@ bench) the ValueError names the key the same way.
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Annotated, TypeVar
 
 import msgspec
 
-from ..core.config import Channel, EnvName, NonEmpty, Seconds, resolve_secret
+from ..core.config import (
+    Channel,
+    ConfigError,
+    EnvName,
+    NonEmpty,
+    Seconds,
+    decode_options,
+    resolve_secret,
+)
 from .registry import MissingSecret
 
 __all__ = [
@@ -53,24 +60,16 @@ HttpUrl = Annotated[
 ]
 
 _O = TypeVar("_O", bound=msgspec.Struct)
-_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-# msgspec names a missing or unknown key in its message, not in the path.
-_NAMED = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<name>[^`]*)`$")
 
 
 def parse_options(channel: Channel, schema: type[_O]) -> _O:
     """``channel.options`` as ``schema``; ValueError ``channel 'x': options.KEY: what is wrong``
-    when they do not fit (only a channel built by hand can get here: load checked the rest)."""
+    when they do not fit (only a channel built by hand can get here: load checked the rest).
+    The words are the config loader's own (`core.config.decode_options`): one translation."""
     try:
-        return msgspec.convert(channel.options, schema)
-    except msgspec.ValidationError as exc:
-        found = _AT.match(str(exc))
-        assert found is not None  # the pattern matches any text
-        key = "options" + (found["path"] or "")
-        named = _NAMED.match(found["message"])
-        if named is not None:
-            key += f".{named['name']}"
-        raise ValueError(f"channel '{channel.id}': {key}: {found['message']}") from None
+        return decode_options(channel.options, schema)
+    except ConfigError as exc:
+        raise ValueError(f"channel '{channel.id}': {exc}") from None
 
 
 def require_env(channel_id: str, key: str, env: str | None) -> str:

@@ -162,7 +162,7 @@ def write_config(folder: Path, redis_url: str, port: int) -> Path:
         f'[redis]\nurl = "{redis_url}"\n\n[server]\nhost = "127.0.0.1"\nport = {port}\n\n'
         '[[locations]]\nid = "wh-east"\npriority = 10\n\n'
         '[[locations]]\nid = "wh-west"\npriority = 20\n\n'
-        '[[channels]]\nid = "web"\nkind = "shopify"\n'
+        '[[channels]]\nid = "web"\nkind = "shopify"\noptions = { location_id = 1 }\n'
     )
     return path
 

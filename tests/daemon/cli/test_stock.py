@@ -1,5 +1,5 @@
-"""The ``invsync`` command line, run as a subprocess against a real embedded Valkey per test,
-through a running daemon (``invsync run``) or ``--direct`` on its store."""
+"""``invsync stock set/adjust/show/import``, run as a subprocess against a real embedded Valkey
+per test, through a running daemon (``invsync run``) or ``--direct`` on its store."""
 
 from __future__ import annotations
 
@@ -14,79 +14,14 @@ from typing import Any
 import pytest
 
 from tests.daemon.helpers import (
-    CONFIG,
-    REPO,
     Daemon,
     data_dir,
     http_get,
     invsync,
-    kill_valkey,
     metric,
     ok,
     show,
-    write_config,
 )
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Iterator[Path]:
-    """A config in ``tmp_path`` (store in ``tmp_path/data``); any server left behind is killed."""
-    path = write_config(tmp_path)
-    try:
-        yield path
-    finally:
-        kill_valkey(path)
-
-
-# --- check-config ---------------------------------------------------------------------------
-
-
-def test_check_config_accepts_the_shipped_config() -> None:
-    done = invsync(REPO / "config.toml", "check-config")
-    assert done.returncode == 0, done.stderr
-    assert "OK" in done.stdout
-    assert "3 location(s), 7 channel(s), 1 bundle(s)" in done.stdout
-
-
-def test_check_config_accepts_a_written_config(config: Path) -> None:
-    out = ok(config, "check-config")
-    assert "OK" in out
-    assert "3 location(s), 4 channel(s), 1 bundle(s)" in out
-    assert not data_dir(config).exists(), "check-config must not start a store"
-
-
-def _line_of(text: str, needle: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), start=1) if needle in line)
-
-
-BROKEN = {
-    "unknown key": (CONFIG + "\n[server]\nprot = 8080\n", ["server.prot", "unknown key"]),
-    "bad percent": (
-        CONFIG.replace("percent = 50", "percent = 150"),
-        ["channels[2].percent", "between 0 and 100", "150"],
-    ),
-    "unknown location in a channel": (
-        CONFIG.replace('["wh-east", "wh-west"]', '["wh-east", "wh-north"]'),
-        ["channels[3].locations[1]", "unknown location 'wh-north'"],
-    ),
-    "TOML syntax": (
-        CONFIG.replace("buffer = 2", "buffer = = 2"),
-        [f"line {_line_of(CONFIG, 'buffer = 2')}", "invalid TOML"],
-    ),
-}
-
-
-@pytest.mark.parametrize("case", BROKEN)
-def test_check_config_names_the_key_and_exits_2(tmp_path: Path, case: str) -> None:
-    text, fragments = BROKEN[case]
-    config = write_config(tmp_path, text)
-    done = invsync(config, "check-config")
-    assert done.returncode == 2
-    assert done.stdout == ""
-    for fragment in fragments:
-        assert fragment in done.stderr
-    assert not data_dir(config).exists()
-
 
 # --- stock set / adjust / show ---------------------------------------------------------------
 #

@@ -1,0 +1,67 @@
+"""``invsync simulate``: the local marketplace simulators for the config's channels."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+import msgspec
+
+from .. import logs
+from ..loop import run_loop
+from .common import config_option, load, log_level_option
+
+
+@click.command()
+@config_option
+@click.option("--port", type=int, help="Listen here instead of [simulator] port.")
+@click.option(
+    "--orders-per-minute", type=float, help="Order traffic to the daemon ([simulator] default)."
+)
+@log_level_option
+def simulate(
+    config_path: Path | None, port: int | None, orders_per_minute: float | None, log_level: str
+) -> None:
+    """Run the local marketplace simulators for the config's channels until SIGTERM/SIGINT.
+
+    Every channel whose url starts with http://{[simulator] host}:{port}/ is served at the rest
+    of its url with its marketplace's API; orders go to the daemon as signed webhooks.
+    """
+    from ...simulators.server import Simulator
+
+    config = load(config_path)
+    logs.configure(level=log_level)
+    if port is not None or orders_per_minute is not None:
+        sim_cfg = msgspec.structs.replace(
+            config.simulator,
+            port=config.simulator.port if port is None else port,
+            orders_per_minute=(
+                config.simulator.orders_per_minute
+                if orders_per_minute is None
+                else orders_per_minute
+            ),
+        )
+        config = msgspec.structs.replace(config, simulator=sim_cfg)
+
+    async def serve_simulators() -> int:
+        try:
+            sim = Simulator.from_config(config)
+        except ValueError as exc:
+            click.echo(f"invsync simulate: {exc}", err=True)
+            return 2
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            async with sim:
+                await stop.wait()
+        except OSError as exc:
+            click.echo(f"invsync simulate: cannot listen on {sim.url}: {exc}", err=True)
+            return 1
+        return 0
+
+    sys.exit(run_loop(serve_simulators()))

@@ -73,7 +73,7 @@ MAX_BODY = 5 * 1024 * 1024
 MAX_WAIT_S = 30.0
 
 
-# --- the API's own errors (beside the engine's, in engine/errors.py) ---------------------------
+# --- the API's own errors (beside the engine's, in core/errors.py) -----------------------------
 
 
 class MalformedEvent(InvalidRequest):

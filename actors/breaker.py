@@ -93,6 +93,13 @@ class CircuitBreaker:
             self.cooldown = self.base_cooldown
             self._open()
 
+    def abandon_probe(self) -> None:
+        """The probe let through never reported (its worker crashed): let the next request probe.
+
+        Without this a half-open breaker whose probe was lost would refuse every request for good.
+        """
+        self._probing = False
+
     def _open(self) -> None:
         self._probing = False
         self._opened_at = self._clock.now()

@@ -1,11 +1,18 @@
-"""The channel actor: one per channel (key ``channel:<id>``), the only sender to its adapter.
+"""The channel worker (the spec's channel actor): one per channel, the only sender to its adapter.
 
 Spec, "Shape": it coalesces (latest value per SKU wins), batches to the channel's bulk API,
 respects the channel's real rate limit, retries with backoff and jitter, trips a circuit breaker
 on outage, and records the latency from the originating event to the channel's acknowledgement.
 
+A worker is supervised: its owner (the daemon's ``ChannelManager``) awaits ``run()`` and starts a
+new worker when it raises ``WorkerCrashed``. What must outlive a crash is in ``ChannelState``,
+which the owner keeps and hands to the next worker: the values still to push (pending, and the
+batch that was in flight), a full sync asked for, the circuit breaker and the rate limiter.
+Values sent to the channel go to the state, never to a worker, so none is lost while a worker
+is down.
+
 What the channel was last sent lives in Redis, in the hash ``pushed:{<channel id>}`` (field
-SKU -> ``"<available>:<version>"``), written after every acknowledged push: a restarted actor
+SKU -> ``"<available>:<version>"``), written after every acknowledged push: a restarted worker
 resumes instead of re-pushing everything, and no per-SKU cache is held in memory. Memory is
 bounded by the number of SKUs (one pending value each) plus one batch in flight.
 """
@@ -15,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import get_args
 
@@ -37,6 +43,7 @@ from ..adapters.base import (
 )
 from ..core.clock import Clock
 from ..core.config import Channel
+from ..core.retry import Backoff
 from ..engine import keys
 from ..metrics.definitions import (
     CHANNEL_BREAKER_OPEN,
@@ -47,18 +54,38 @@ from ..metrics.definitions import (
 from .breaker import BreakerState, CircuitBreaker
 from .messages import AvailabilityChanged, ChannelMessage, FullSync
 from .ratelimit import TokenBucket
-from .runtime import Actor
 
-__all__ = ["ChannelActor", "OnPermanent", "ValueStream", "pushed_key"]
+__all__ = [
+    "ChannelState",
+    "ChannelWorker",
+    "OnPermanent",
+    "ValueStream",
+    "WorkerCrashed",
+    "pushed_key",
+]
 
 log = structlog.get_logger(__name__)
 
-#: Called for every SKU a channel refuses for good: (sku, error). May be sync or async.
-OnPermanent = Callable[[str, str], Awaitable[None] | None]
+#: Called for every SKU a channel refuses for good: (sku, available, reason). Sync or async;
+#: raising crashes the worker (the refused value is pushed again by the next one).
+OnPermanent = Callable[[str, int, str], Awaitable[object] | None]
 #: Walks every SKU and yields its current availability for this channel (for FullSync).
 ValueStream = Callable[[], AsyncIterator[AvailabilityChanged]]
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+#: Push retries: 0.2 s at first, 30 s at most, full jitter.
+DEFAULT_BACKOFF = (0.2, 30.0)
+
+
+class WorkerCrashed(Exception):
+    """A channel worker's flusher or full sync raised ``cause``; its state is intact, and its
+    owner starts a new worker on the same state."""
+
+    def __init__(self, channel: str, cause: BaseException) -> None:
+        super().__init__(f"channel {channel!r} worker crashed: {cause!r}")
+        self.channel = channel
+        self.cause = cause
 
 
 def pushed_key(channel_id: str) -> str:
@@ -72,41 +99,166 @@ def _parse_pushed(raw: object) -> tuple[int, int] | None:
     return None if parsed is None else (parsed[0], parsed[1])
 
 
-def _no_op(sku: str, error: str) -> None:
+def _no_op(sku: str, available: int, reason: str) -> None:
     return None
 
 
-class ChannelActor(Actor[ChannelMessage]):
-    """Pushes the latest availability of every changed SKU to one channel, within its limits.
+class ChannelState:
+    """What one channel's successive workers share: the latest value per SKU still to push
+    (``pending``), the batch in flight, whether a full sync is wanted, the circuit breaker and
+    the rate limiter. ``receive`` takes the channel's messages and never waits.
 
-    ``receive`` never blocks on the channel: values go to ``pending`` and a flusher task owned
-    by the actor (started in ``on_activate``, drained and stopped in ``on_passivate``) pushes
-    them. A FullSync streams ``current_values()`` into ``pending`` from a second owned task,
-    at most ``lookahead_batches`` batches ahead of the flusher.
+    ``on_breaker(state)`` is told of every breaker transition (the daemon opens and closes
+    ``channel_unreachable`` incidents with it).
     """
 
     def __init__(
         self,
-        key: str,
+        channel: Channel,
+        clock: Clock,
+        *,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 1.0,
+        breaker_max_cooldown: float = 60.0,
+        on_breaker: Callable[[BreakerState], None] | None = None,
+    ) -> None:
+        self.channel = channel
+        self.pending: dict[str, AvailabilityChanged] = {}
+        self.inflight: dict[str, AvailabilityChanged] = {}
+        self.syncing = False
+        self.wake = asyncio.Event()  # set when pending has something (or on close)
+        self.space = asyncio.Event()  # set when the flusher took a batch out of pending
+        self.sync_wanted = asyncio.Event()
+        self.on_breaker = on_breaker
+        self._log = log.bind(channel=channel.id)
+        self._pending_gauge = CHANNEL_PENDING_SKUS.labels(channel=channel.id)
+        self._breaker_gauge = CHANNEL_BREAKER_OPEN.labels(channel=channel.id)
+        self.bucket = TokenBucket(channel.rate_limit_per_s, channel.effective_burst(), clock=clock)
+        self.breaker = CircuitBreaker(
+            clock=clock,
+            threshold=breaker_threshold,
+            base_cooldown=breaker_cooldown,
+            max_cooldown=breaker_max_cooldown,
+            on_change=self._breaker_changed,
+        )
+        # The channel's gauges exist (at 0) from now on.
+        self._pending_gauge.set(0)
+        self._breaker_gauge.set(0)
+
+    def receive(self, message: ChannelMessage) -> None:
+        """Queue a value (latest version wins) or ask for a full sync; never waits."""
+        match message:
+            case AvailabilityChanged():
+                self.offer(message)
+            case FullSync():
+                self.sync_wanted.set()
+
+    @property
+    def unpushed(self) -> int:
+        """Values not acknowledged by the channel yet: pending plus in flight."""
+        return len(self.pending) + len(self.inflight)
+
+    @property
+    def busy(self) -> bool:
+        """True while anything is pending, in flight, being synced or asked to be synced."""
+        return bool(self.pending or self.inflight or self.syncing or self.sync_wanted.is_set())
+
+    def offer(self, update: AvailabilityChanged, *, requeue: bool = False) -> bool:
+        """Put ``update`` in pending unless a newer value is pending or in flight.
+
+        A requeued (failed) value also yields to a pending one of the same version: that one
+        arrived later, so it is the fresher word for that version.
+        """
+        inflight = self.inflight.get(update.sku)
+        if not requeue and inflight is not None and update.version < inflight.version:
+            return False
+        current = self.pending.get(update.sku)
+        if current is not None and (
+            update.version < current.version or (requeue and update.version == current.version)
+        ):
+            return False
+        self.pending[update.sku] = update
+        self.pending_changed()
+        return True
+
+    def requeue(self, batch: Iterable[AvailabilityChanged]) -> None:
+        """Put values that were not acknowledged back into pending (newer ones win)."""
+        for update in batch:
+            self.offer(update, requeue=True)
+
+    def take(self, n: int) -> list[AvailabilityChanged]:
+        """Move up to ``n`` pending values in flight (oldest first) and return them."""
+        batch = [self.pending.pop(sku) for sku in list(itertools.islice(self.pending, n))]
+        self.inflight = {u.sku: u for u in batch}
+        self.pending_changed()
+        self.space.set()
+        return batch
+
+    def recover(self) -> int:
+        """After a crash: the batch that was in flight goes back to pending, and a probe the
+        breaker let through (that never reported) is forgotten. Returns how many came back."""
+        lost = list(self.inflight.values())
+        self.inflight = {}
+        self.requeue(lost)
+        self.breaker.abandon_probe()
+        self.syncing = False
+        return len(lost)
+
+    def pending_changed(self) -> None:
+        """Keep the pending gauge true and wake the flusher when there is something to push."""
+        self._pending_gauge.set(len(self.pending))
+        if self.pending:
+            self.wake.set()
+
+    def _breaker_changed(self, state: BreakerState) -> None:
+        self._breaker_gauge.set(0 if state is BreakerState.CLOSED else 1)
+        self._log.warning(
+            "channel breaker " + state.value,
+            failures=self.breaker.failures,
+            cooldown_s=self.breaker.cooldown,
+        )
+        if self.on_breaker is not None:
+            self.on_breaker(state)
+
+
+class ChannelWorker:
+    """Pushes the latest availability of every changed SKU to one channel, within its limits.
+
+    Values and full-sync requests go to ``state`` (``receive``), never waiting on the channel;
+    ``run()`` pushes them from a flusher task and streams a full sync's ``current_values()``
+    into pending from a second task, at most ``lookahead_batches`` batches ahead of the flusher.
+    Both tasks belong to ``run()``'s TaskGroup: ``close()`` makes it push what is pending for up
+    to ``drain_timeout`` seconds (on the clock) and return; a crash of either task makes it
+    raise ``WorkerCrashed`` at once, with the state intact for the next worker.
+    """
+
+    def __init__(
+        self,
         channel: Channel,
         adapter: ChannelAdapter,
         redis: aioredis.Redis,
         clock: Clock,
         current_values: ValueStream,
         *,
+        state: ChannelState | None = None,
         on_permanent: OnPermanent = _no_op,
         breaker_threshold: int = 5,
         breaker_cooldown: float = 1.0,
         breaker_max_cooldown: float = 60.0,
         drain_timeout: float = 5.0,
         lookahead_batches: int = 10,
-        backoff_base: float = 0.2,
-        backoff_cap: float = 30.0,
-        rng: random.Random | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        super().__init__(key)
         self.channel = channel
         self.on_permanent = on_permanent
+        # The breaker settings only matter to a worker that makes its own state.
+        self.state = state or ChannelState(
+            channel,
+            clock,
+            breaker_threshold=breaker_threshold,
+            breaker_cooldown=breaker_cooldown,
+            breaker_max_cooldown=breaker_max_cooldown,
+        )
         self._adapter = adapter
         self._redis = redis
         self._clock = clock
@@ -117,162 +269,129 @@ class ChannelActor(Actor[ChannelMessage]):
         limit = getattr(adapter, "max_batch", None)
         self._batch_size = min(channel.batch_size, limit) if limit else channel.batch_size
         self._lookahead = max(1, lookahead_batches) * self._batch_size
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._rng = rng or random.Random()
+        self._backoff = backoff or Backoff(*DEFAULT_BACKOFF)
         self._log = log.bind(channel=channel.id)
-        self.bucket = TokenBucket(channel.rate_limit_per_s, channel.effective_burst(), clock=clock)
-        self.breaker = CircuitBreaker(
-            clock=clock,
-            threshold=breaker_threshold,
-            base_cooldown=breaker_cooldown,
-            max_cooldown=breaker_max_cooldown,
-            on_change=self._breaker_changed,
-        )
-        self._pending: dict[str, AvailabilityChanged] = {}
-        self._inflight: dict[str, AvailabilityChanged] = {}
-        self._wake = asyncio.Event()  # set when pending has something (or on close)
-        self._space = asyncio.Event()  # set when the flusher took a batch out of pending
-        self._flusher: asyncio.Task[None] | None = None
-        self._syncer: asyncio.Task[None] | None = None
         self._closing = False
+        self._stop = asyncio.Event()  # set by close() or by a crash
+        self._crash: Exception | None = None
         self._attempt = 0  # consecutive batches that got nothing acknowledged
-        self._pending_gauge = CHANNEL_PENDING_SKUS.labels(channel=channel.id)
-        self._breaker_gauge = CHANNEL_BREAKER_OPEN.labels(channel=channel.id)
         self._latency = SYNC_LATENCY.labels(channel=channel.id)
         self._pushes = {
             outcome: CHANNEL_PUSHES.labels(channel=channel.id, outcome=outcome)
             for outcome in get_args(Outcome)
         }
 
-    # --- the actor's life -----------------------------------------------------------------------
+    # --- what callers use -----------------------------------------------------------------------
 
-    async def on_activate(self) -> None:
-        """Start the flusher; the channel's gauges appear (at 0) from now on."""
-        self._closing = False
-        self._pending_gauge.set(len(self._pending))
-        self._breaker_gauge.set(0 if self.breaker.state is BreakerState.CLOSED else 1)
-        self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush {self.key}")
+    def receive(self, message: ChannelMessage) -> None:
+        """``state.receive``: queue a value (latest version wins) or ask for a full sync."""
+        self.state.receive(message)
 
-    async def receive(self, message: ChannelMessage) -> None:
-        """Queue a value (latest version wins) or start a full sync; never waits on the channel."""
-        await self._raise_if_crashed()
-        match message:
-            case AvailabilityChanged():
-                self._offer(message)
-            case FullSync():
-                await _cancel(self._syncer)
-                self._syncer = asyncio.create_task(self._sync(), name=f"full sync {self.key}")
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The channel's circuit breaker (kept in the state across restarts)."""
+        return self.state.breaker
 
-    async def on_passivate(self) -> None:
-        """Stop a running full sync, push what is pending for up to ``drain_timeout`` seconds
-        (on the clock), then stop the flusher. Unpushed values are logged, not kept."""
-        self._closing = True
-        flusher, self._flusher = self._flusher, None
-        try:
-            await _cancel(self._syncer)
-            self._syncer = None
-            self._wake.set()
-            if flusher is not None and not flusher.done():
-                deadline = asyncio.create_task(self._clock.sleep(self._drain_timeout))
-                try:
-                    await asyncio.wait({flusher, deadline}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    await _cancel(deadline)
-                if not flusher.done():
-                    self._log.warning(
-                        "channel drain timed out",
-                        unpushed=len(self._pending) + len(self._inflight),
-                        timeout_s=self._drain_timeout,
-                    )
-        finally:
-            await _cancel(flusher)
-        if flusher is not None and not flusher.cancelled():
-            error = flusher.exception()
-            if error is not None:
-                raise error
-
-    # --- what callers may look at ---------------------------------------------------------------
+    @property
+    def bucket(self) -> TokenBucket:
+        """The channel's rate limiter (kept in the state across restarts)."""
+        return self.state.bucket
 
     @property
     def pending_count(self) -> int:
         """SKUs waiting to be pushed (not counting the batch in flight)."""
-        return len(self._pending)
+        return len(self.state.pending)
 
     @property
     def busy(self) -> bool:
-        """True while anything is pending, in flight or being synced (do not passivate)."""
-        syncing = self._syncer is not None and not self._syncer.done()
-        return bool(self._pending or self._inflight or syncing)
+        """True while anything is pending, in flight or being synced."""
+        return self.state.busy
 
     async def pushed(self, sku: str) -> tuple[int, int] | None:
         """What the channel last acknowledged for ``sku``: (available, version), or None."""
         return _parse_pushed(await self._redis.hget(self._hash, sku))
 
-    # --- pending: latest version wins -----------------------------------------------------------
+    def close(self) -> None:
+        """Ask ``run()`` to stop the full sync, push what is pending (bounded) and return."""
+        self._closing = True
+        self._stop.set()
+        self.state.wake.set()
 
-    def _offer(self, update: AvailabilityChanged, *, requeue: bool = False) -> bool:
-        """Put ``update`` in pending unless a newer value is pending or in flight.
+    # --- the worker's life ----------------------------------------------------------------------
 
-        A requeued (failed) value also yields to a pending one of the same version: that one
-        arrived later, so it is the fresher word for that version.
-        """
-        inflight = self._inflight.get(update.sku)
-        if not requeue and inflight is not None and update.version < inflight.version:
-            return False
-        current = self._pending.get(update.sku)
-        if current is not None and (
-            update.version < current.version or (requeue and update.version == current.version)
-        ):
-            return False
-        self._pending[update.sku] = update
-        self._pending_changed()
-        return True
+    async def run(self) -> None:
+        """Push until ``close()``, then drain for up to ``drain_timeout`` and return; unpushed
+        values are logged and stay in the state. Raises WorkerCrashed when a task raised."""
+        async with asyncio.TaskGroup() as tasks:
+            flusher = tasks.create_task(
+                self._guarded(self._flush_loop), name=f"flush {self.channel.id}"
+            )
+            syncer = tasks.create_task(
+                self._guarded(self._sync_loop), name=f"sync {self.channel.id}"
+            )
+            try:
+                await self._stop.wait()  # close(), or a task crashed
+                if self._crash is None:
+                    await _end(syncer)
+                    self.state.wake.set()
+                    deadline = tasks.create_task(self._clock.sleep(self._drain_timeout))
+                    await asyncio.wait({flusher, deadline}, return_when=asyncio.FIRST_COMPLETED)
+                    deadline.cancel()
+                    if not flusher.done():
+                        self._log.warning(
+                            "channel drain timed out",
+                            unpushed=self.state.unpushed,
+                            timeout_s=self._drain_timeout,
+                        )
+            finally:
+                # Ended here, not left to the group's single cancel: see _end.
+                await _end(syncer)
+                await _end(flusher)
+        if self._crash is not None:
+            raise WorkerCrashed(self.channel.id, self._crash) from self._crash
 
-    def _take(self, n: int) -> list[AvailabilityChanged]:
-        batch = [self._pending.pop(sku) for sku in list(itertools.islice(self._pending, n))]
-        self._pending_changed()
-        self._space.set()
-        return batch
-
-    def _pending_changed(self) -> None:
-        self._pending_gauge.set(len(self._pending))
-        if self._pending:
-            self._wake.set()
+    async def _guarded(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run one of the worker's tasks; a crash is kept for ``run()`` to raise (as
+        WorkerCrashed, once the other task has ended) instead of aborting the group."""
+        try:
+            await work()
+        except Exception as exc:  # not swallowed: run() raises it
+            if self._crash is None:
+                self._crash = exc
+            self._stop.set()
 
     # --- the flusher ----------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
+        state = self.state
         while True:
-            if not self._pending:
+            if not state.pending:
                 if self._closing:
                     return
-                self._wake.clear()
-                await self._wake.wait()
+                state.wake.clear()
+                await state.wake.wait()
                 continue
-            wait = self.breaker.retry_in()
+            wait = state.breaker.retry_in()
             if wait > 0:
                 # Open: no requests; pending keeps coalescing meanwhile (one value per SKU).
                 await self._clock.sleep(wait)
                 continue
-            taken = self._take(self._batch_size)
-            # In flight from here: an older value arriving meanwhile is refused at once.
-            self._inflight = {u.sku: u for u in taken}
-            try:
-                batch = await self._unsent(taken)
-                if not batch:
-                    continue
-                await self.bucket.acquire()
+            delay = 0.0
+            # In flight from here (an older value arriving meanwhile is refused at once) until
+            # settled. A crash leaves them in flight, and ChannelState.recover() requeues them.
+            taken = state.take(self._batch_size)
+            batch = await self._unsent(taken)
+            if batch:
+                await state.bucket.acquire()
                 # Values that arrived while we waited for a token are fresher: send those.
-                batch = [self._pending.pop(u.sku, u) for u in batch]
-                self._pending_changed()
-                self._inflight = {u.sku: u for u in batch}
-                if not self.breaker.allow():
-                    self._requeue(batch)
-                    continue
-                delay = await self._push(batch)
-            finally:
-                self._inflight = {}
+                batch = [state.pending.pop(u.sku, u) for u in batch]
+                state.pending_changed()
+                state.inflight = {u.sku: u for u in batch}
+                if state.breaker.allow():
+                    delay = await self._push(batch)
+                else:
+                    state.requeue(batch)
+            state.inflight = {}
             if delay > 0:
                 await self._clock.sleep(delay)
 
@@ -284,9 +403,9 @@ class ChannelActor(Actor[ChannelMessage]):
             raw = await self._redis.hmget(self._hash, [u.sku for u in batch])
         except _REDIS_DOWN as exc:
             self._log.warning("cannot read pushed values; retrying", error=str(exc))
-            self._requeue(batch)
+            self.state.requeue(batch)
             self._attempt += 1
-            await self._clock.sleep(self._backoff())
+            await self._clock.sleep(self._backoff.delay(self._attempt))
             return []
         out: list[AvailabilityChanged] = []
         caught_up: dict[str, str] = {}
@@ -311,6 +430,7 @@ class ChannelActor(Actor[ChannelMessage]):
 
     async def _push(self, batch: list[AvailabilityChanged]) -> float:
         """One call to the adapter and its consequences; returns how long to back off."""
+        breaker = self.state.breaker
         updates = [Update(sku=u.sku, available=u.available, version=u.version) for u in batch]
         results: Sequence[PushResult]
         try:
@@ -321,32 +441,33 @@ class ChannelActor(Actor[ChannelMessage]):
             # Refused credentials are an outage of the whole channel, not a verdict on these
             # SKUs: keep the values, let the breaker open (a channel_unreachable exception
             # follows) and push them when an operator has fixed the credentials.
-            self.breaker.failure()
+            breaker.failure()
             return await self._settle(batch, _all(batch, "retryable", exc))
         except Permanent as exc:
             results = _all(batch, "permanent", exc)
         except (Retryable, ChannelError) as exc:  # a bare ChannelError is taken as transient
-            self.breaker.failure()
+            breaker.failure()
             return await self._settle(batch, _all(batch, "retryable", exc))
         except Exception as exc:
             # An adapter bug must not kill the flusher and lose what is pending: retried, and
             # logged with its traceback for whoever fixes the adapter.
             self._log.exception("adapter_push_crashed", skus=len(batch))
-            self.breaker.failure()
+            breaker.failure()
             crashed = Retryable(f"adapter error: {type(exc).__name__}: {exc}")
             return await self._settle(batch, _all(batch, "retryable", crashed))
-        self.breaker.success()  # the channel answered, whatever it said
+        breaker.success()  # the channel answered, whatever it said
         return await self._settle(batch, results)
 
     async def _settle(
         self, batch: list[AvailabilityChanged], results: Sequence[PushResult]
     ) -> float:
         """Record, requeue or drop each SKU of a pushed batch; returns how long to back off."""
+        state = self.state
         by_sku = {r.sku: r for r in results}
         ok: list[AvailabilityChanged] = []
         throttled: list[PushResult] = []
         retry: list[PushResult] = []
-        refused: list[PushResult] = []
+        refused: list[tuple[AvailabilityChanged, PushResult]] = []
         counts: dict[str, int] = {}
         for update in batch:
             result = by_sku.get(update.sku) or PushResult(
@@ -358,12 +479,12 @@ class ChannelActor(Actor[ChannelMessage]):
                     ok.append(update)
                 case "throttled":
                     throttled.append(result)
-                    self._offer(update, requeue=True)
+                    state.offer(update, requeue=True)
                 case "retryable":
                     retry.append(result)
-                    self._offer(update, requeue=True)
+                    state.offer(update, requeue=True)
                 case "permanent":
-                    refused.append(result)
+                    refused.append((update, result))
         for kind, n in counts.items():
             self._pushes[kind].inc(n)  # once per outcome, not once per SKU: hot path
 
@@ -376,26 +497,26 @@ class ChannelActor(Actor[ChannelMessage]):
                 {u.sku: keys.format_pushed(u.available, u.version, now_ms) for u in ok}
             )
             self._attempt = 0
-            self.bucket.recover()
+            state.bucket.recover()
         elif retry or throttled:
             self._attempt += 1
 
-        for result in refused:
-            error = result.error or "refused by the channel"
-            self._log.error("channel refused update", sku=result.sku, error=error)
-            outcome = self.on_permanent(result.sku, error)
+        for update, result in refused:
+            reason = result.error or "refused by the channel"
+            self._log.error("channel refused update", sku=update.sku, error=reason)
+            outcome = self.on_permanent(update.sku, update.available, reason)
             if inspect.isawaitable(outcome):
                 await outcome
 
         if throttled:
             hint = max(r.retry_after or 0.0 for r in throttled)
-            pause = hint or max(1.0 / self.bucket.rate, self._backoff())
-            self.bucket.pause_until(self._clock.now() + pause)
-            self.bucket.slow_down()
-            self._log.info("channel throttled", pause_s=round(pause, 3), rate=self.bucket.rate)
+            pause = hint or max(1.0 / state.bucket.rate, self._backoff.delay(self._attempt))
+            state.bucket.pause_until(self._clock.now() + pause)
+            state.bucket.slow_down()
+            self._log.info("channel throttled", pause_s=round(pause, 3), rate=state.bucket.rate)
         if retry and not ok:
             hint = max(r.retry_after or 0.0 for r in retry)
-            delay = max(hint, self._backoff())
+            delay = max(hint, self._backoff.delay(self._attempt))
             self._log.info(
                 "channel push failed; backing off",
                 skus=len(retry),
@@ -411,36 +532,39 @@ class ChannelActor(Actor[ChannelMessage]):
             await self._redis.hset(self._hash, mapping=values)  # type: ignore[arg-type]
         except _REDIS_DOWN as exc:
             # The channel has the values; only a restart would re-push them (harmlessly).
+            # Any other store error (OOM ...) crashes the worker: the batch is requeued.
             self._log.warning("cannot record pushed values", skus=len(values), error=str(exc))
-
-    def _requeue(self, batch: Iterable[AvailabilityChanged]) -> None:
-        for update in batch:
-            self._offer(update, requeue=True)
-
-    def _backoff(self, attempt: int | None = None) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt))."""
-        n = self._attempt if attempt is None else attempt
-        return self._rng.uniform(0, min(self._backoff_cap, self._backoff_base * 2 ** min(n, 32)))
-
-    def _breaker_changed(self, state: BreakerState) -> None:
-        self._breaker_gauge.set(0 if state is BreakerState.CLOSED else 1)
-        self._log.warning(
-            "channel breaker " + state.value,
-            failures=self.breaker.failures,
-            cooldown_s=self.breaker.cooldown,
-        )
 
     # --- full sync ------------------------------------------------------------------------------
 
+    async def _sync_loop(self) -> None:
+        state = self.state
+        while not self._stop.is_set():
+            await state.sync_wanted.wait()
+            state.sync_wanted.clear()
+            state.syncing = True
+            try:
+                await self._sync()
+            finally:
+                state.syncing = False
+
     async def _sync(self) -> None:
+        """Stream every current value into pending; a newer FullSync starts it over (the
+        values it streamed so far were computed under what the newer one replaces)."""
+        state = self.state
         values = self._current_values()
         queued = 0
         try:
             async for update in values:
-                while len(self._pending) >= self._lookahead:
-                    self._space.clear()
-                    await self._space.wait()
-                self._offer(update)
+                while len(state.pending) >= self._lookahead:
+                    state.space.clear()
+                    await state.space.wait()
+                if self._stop.is_set():
+                    return
+                if state.sync_wanted.is_set():
+                    self._log.info("full sync started over", queued=queued)
+                    return
+                state.offer(update)
                 queued += 1
         finally:
             aclose = getattr(values, "aclose", None)
@@ -448,16 +572,14 @@ class ChannelActor(Actor[ChannelMessage]):
                 await aclose()
         self._log.info("full sync queued", skus=queued)
 
-    async def _raise_if_crashed(self) -> None:
-        # A crashed task fails the actor, so its supervisor restarts it; on_passivate is not
-        # called on a crashed instance, hence the clean-up here.
-        for task in (self._flusher, self._syncer):
-            if task is not None and task.done() and not task.cancelled():
-                error = task.exception()
-                if error is not None:
-                    await _cancel(self._flusher)
-                    await _cancel(self._syncer)
-                    raise error
+
+async def _end(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` until it has ended. redis-py (8.1) swallows a cancellation that lands
+    during a command (and often resets ``Task.cancelling()``), so one cancel may leave the task
+    running on, and a TaskGroup waiting for it forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.1)
 
 
 def _all(batch: list[AvailabilityChanged], outcome: Outcome, exc: ChannelError) -> list[PushResult]:
@@ -465,16 +587,3 @@ def _all(batch: list[AvailabilityChanged], outcome: Outcome, exc: ChannelError) 
         PushResult(sku=u.sku, outcome=outcome, retry_after=exc.retry_after, error=exc.message)
         for u in batch
     ]
-
-
-async def _cancel(task: asyncio.Future[None] | None) -> None:
-    """Cancel ``task`` and wait for it; our own cancellation still propagates."""
-    if task is None or task.done():
-        return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise

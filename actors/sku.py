@@ -63,10 +63,16 @@ def bundle_inputs(
 
 #: Observers of every availability a SKU actor publishes (the live feed, MQTT topics).
 Listener = Callable[[AvailabilityChanged, str], Awaitable[None]]
+#: Where a SKU actor's values for a channel go: (channel id, value); never waits.
+Deliver = Callable[[str, AvailabilityChanged], None]
 
 
 class SkuActor(Actor[SkuMessage]):
-    """One per SKU (key ``sku:<SKU>``); serialises the work that follows a change of its SKU."""
+    """One per SKU (key ``sku:<SKU>``); serialises the work that follows a change of its SKU.
+
+    Values for a channel go to ``deliver`` (the daemon's ``ChannelManager.offer``); without
+    one they are sent to the actor ``channel:<id>`` of the same system (tests' stand-ins).
+    """
 
     def __init__(
         self,
@@ -74,12 +80,15 @@ class SkuActor(Actor[SkuMessage]):
         engine: Engine,
         topology: Callable[[], Topology],
         listeners: Callable[[], tuple[Listener, ...]] = tuple,
+        *,
+        deliver: Deliver | None = None,
     ) -> None:
         self.key = key
         self.sku = key.split(":", 1)[1]
         self._engine = engine
         self._topology = topology
         self._listeners = listeners
+        self._deliver = deliver
         self._version = -1
         self._last: dict[str, int] = {}
         self._seen: Topology | None = None
@@ -133,6 +142,9 @@ class SkuActor(Actor[SkuMessage]):
             update = AvailabilityChanged(
                 sku=self.sku, available=available, version=version, accepted_ms=accepted_ms
             )
-            await self.system.send(f"channel:{channel}", update)
+            if self._deliver is not None:
+                self._deliver(channel, update)
+            else:
+                await self.system.send(f"channel:{channel}", update)
             for listener in listeners:
                 await listener(update, channel)

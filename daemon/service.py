@@ -1,10 +1,15 @@
-"""The long-running process of ``invsync run``: wiring, life cycle, reload and shutdown.
+"""The long-running process of ``invsync run``: the composition root.
 
-Start-up: the store (embedded Valkey by default), the engine, the actor system (SKU and channel
-actors), the intake consumer, the HTTP server, MQTT intake when configured, then READY=1.
-SIGHUP reloads the config (channels added, removed or changed; an invalid file is refused and the
-old config keeps running). SIGTERM/SIGINT: stop intake (HTTP, MQTT, the stream consumer), drain
-mailboxes, flush channel actors within a bound, stop the store, exit 0.
+``Daemon`` builds the parts and wires them, in this order: the store (embedded Valkey by
+default), the engine, the live feed, the channel manager (supervised channel workers,
+``daemon/channels.py``), the incident queue, the intake stream, the actor system (SKU actors),
+the intake consumer, the periodic chores (``daemon/housekeeping.py``), the drift watch
+(``daemon/drift.py``), the metrics sampler (``daemon/metrics_sampler.py``), MQTT intake when
+configured and the HTTP server; then READY=1. It is also the ``DaemonContext`` the HTTP API sees.
+
+SIGHUP reloads the config (``daemon/reload.py``). SIGTERM/SIGINT: stop intake (HTTP, MQTT, the
+stream consumer), drain the SKU actors' mailboxes, drain the channels within their bound, stop
+the store, exit 0.
 """
 
 from __future__ import annotations
@@ -15,46 +20,36 @@ import hashlib
 import math
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
 import msgspec
 import structlog
-from redis.exceptions import RedisError
 
-from ..actors.breaker import BreakerState
-from ..actors.channel import ChannelActor
-from ..actors.messages import AvailabilityChanged, FullSync, Recompute, StockChanged
+from ..actors.messages import Recompute, StockChanged
 from ..actors.runtime import ActorSystem, Kind
-from ..actors.sku import SkuActor, Topology, bundle_inputs
-from ..adapters.base import (
-    AdapterContext,
-    CancelsOrders,
-    ChannelAdapter,
-    OrderLine,
-    Permanent,
-    ReadsBack,
-)
+from ..actors.sku import SkuActor
+from ..adapters.base import AdapterContext, ChannelAdapter
 from ..adapters.registry import make_adapter
 from ..core.clock import Clock, SystemClock
-from ..core.config import Channel, Config, ConfigError, resolve_secret
-from ..core.errors import InvsyncError, StoreUnavailable
+from ..core.config import Channel, Config, resolve_secret
+from ..core.errors import InvsyncError
 from ..core.events import BadEvent, Event
 from ..engine import keys
-from ..engine.availability import availability_by_channel, bundle_available
 from ..engine.connection import Store, redact
 from ..engine.engine import Engine
 from ..engine.models import SkuState
-from ..metrics import definitions as m
 from . import systemd
-from .config import load_config
-from .drift import DriftReport, check_channel, drift_routes
-from .exceptions import ExceptionQueue, ExceptionRecord, exception_routes
+from .channels import ChannelManager, ChannelNotStarted
+from .drift import DriftWatch, drift_routes
 from .feed import FeedHub
+from .housekeeping import reap_holds, tick_incidents, trim_intake
+from .incidents import ExceptionQueue, ExceptionRecord, exception_routes
 from .intake import Intake
+from .metrics_sampler import sample_metrics
 from .processor import Processor
+from .reload import ReloadResult, reload_config
 from .stockview import stock_view
 
 log = structlog.get_logger("invsync.daemon")
@@ -63,9 +58,10 @@ SKU_IDLE_S = 60.0
 #: Environment variable that overrides SKU_IDLE_S (seconds > 0): read once, by Daemon().
 SKU_IDLE_ENV = "INVSYNC_SKU_IDLE_S"
 SKU_MAILBOX = 1000
-CHANNEL_MAILBOX = 10_000
+#: Real seconds the SKU actors' mailboxes get to drain at shutdown (the channels drain after).
 DRAIN_TIMEOUT_S = 20.0
 SLOW_STOP_S = 8.0
+READY_PING_TIMEOUT_S = 1.0
 
 
 async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
@@ -115,18 +111,6 @@ def open_engine(config: Config, store: Store) -> Engine:
         safety_stock={loc.id: loc.safety_stock for loc in config.locations},
         op_timeout=config.redis.op_timeout_s,
     )
-
-
-async def reap_holds(engine: Engine, *, interval_s: float = 1.0) -> None:
-    """Release lapsed holds every ``interval_s``; a store outage is logged and retried."""
-    while True:
-        try:
-            for outcome in await engine.expire_holds():
-                if outcome.order is not None:
-                    log.info("hold_expired", hold=outcome.order.order_id)
-        except InvsyncError as exc:
-            log.warning("hold_reaper_failed", code=exc.code, error=exc.message)
-        await asyncio.sleep(interval_s)
 
 
 def _event_id_in(payload: bytes) -> str | None:
@@ -186,22 +170,9 @@ def sku_idle_s() -> float:
     return value
 
 
-def _channel_identity(channel: Channel) -> tuple[Any, ...]:
-    """What, when changed, needs a new channel actor (not just a re-sync)."""
-    return (
-        channel.kind,
-        channel.url,
-        channel.token_env,
-        channel.secret_env,
-        channel.rate_limit_per_s,
-        channel.burst,
-        channel.batch_size,
-        tuple(sorted(channel.options.items())),
-    )
-
-
 class Daemon:
-    """The running daemon; also the ``DaemonContext`` its HTTP API and MQTT intake see."""
+    """The running daemon: builds and wires the parts, serves until stopped; also the
+    ``DaemonContext`` its HTTP API and MQTT intake see."""
 
     def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self._config = config
@@ -210,17 +181,14 @@ class Daemon:
         self._engine: Engine | None = None
         self._intake: Intake | None = None
         self._system: ActorSystem | None = None
+        self._channels: ChannelManager | None = None
         self._processor: Processor | None = None
         self._exceptions: ExceptionQueue | None = None
         self._feed: FeedHub | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._adapters: dict[str, ChannelAdapter] = {}
-        self._channels: dict[str, Channel] = {}
-        self._channel_instances: dict[str, ChannelActor] = {}
-        self._stopping: set[str] = set()  # channels being stopped (out of the topology)
-        self._topology = Topology.build({}, config.bundle_map())
-        self._stop = asyncio.Event()
-        self._reload = asyncio.Event()
+        self._signalled = asyncio.Event()
+        self._stop_asked = False
+        self._reload_asked = False
         self._consumer_stop = asyncio.Event()
         self._ready = False
         self.http_port: int | None = None
@@ -245,9 +213,15 @@ class Daemon:
         return self._intake
 
     @property
+    def channels(self) -> ChannelManager:
+        """The channel manager (only while running)."""
+        assert self._channels is not None, "daemon not running"
+        return self._channels
+
+    @property
     def adapters(self) -> Mapping[str, ChannelAdapter]:
         """Channel id -> adapter of every running channel."""
-        return self._adapters
+        return self._channels.adapters if self._channels is not None else {}
 
     @property
     def exceptions(self) -> ExceptionQueue:
@@ -263,25 +237,18 @@ class Daemon:
         """Redis answers, actors and intake running, and each channel's breaker state."""
         checks: dict[str, dict[str, Any]] = {}
         try:
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout(READY_PING_TIMEOUT_S):
                 await self.engine.redis.ping()
             checks["redis"] = {"ok": True}
-        except Exception as exc:
+        except Exception as exc:  # any failure to answer is "not ready", said with its cause
             checks["redis"] = {"ok": False, "error": str(exc) or type(exc).__name__}
+        system, channels = self._system, self._channels
         checks["actors"] = {
-            "ok": self._system is not None and self._ready,
-            "active": self._system.active() if self._system else 0,
+            "ok": system is not None and self._ready,
+            "active": (system.active() if system else 0) + (channels.workers() if channels else 0),
         }
         checks["intake"] = {"ok": self._ready and not self._consumer_stop.is_set()}
-        channels = {}
-        for channel_id in self._adapters:
-            actor = self._channel_actor(channel_id)
-            state = actor.breaker.state.name.lower() if actor else "stopped"
-            channels[channel_id] = {
-                "breaker": state,
-                "pending": actor.pending_count if actor else 0,
-            }
-        checks["channels"] = {"ok": True, "channels": channels}
+        checks["channels"] = {"ok": True, "channels": channels.status() if channels else {}}
         ready = all(c["ok"] for c in checks.values())
         return {"ready": ready, "checks": checks}
 
@@ -325,176 +292,52 @@ class Daemon:
         assert self._processor is not None
         return await self._processor.wait_processed(event_ids, timeout)
 
-    # -- channels ---------------------------------------------------------------------------
+    async def ingest(self, events: list[Event], source: str) -> list[str]:
+        """Record events an adapter fetched from its channel (orders it polled), as a webhook
+        would; raises BadEvent or an InvsyncError like the HTTP intake."""
+        from .http import record_events
 
-    def _channel_actor(self, channel_id: str) -> ChannelActor | None:
-        return self._channel_instances.get(channel_id)
+        return await record_events(self, events, source)
 
-    def _make_channel_actor(self, key: str) -> ChannelActor:
-        channel_id = key.partition(":")[2]
-        channel = self._channels[channel_id]
-        actor = ChannelActor(
-            key,
-            channel,
-            self._adapters[channel_id],
-            self.engine.redis,
-            self._clock,
-            lambda: self._current_values(channel_id),
-        )
-        self._channel_instances[channel_id] = actor  # the latest instance (restarts replace it)
-        own = actor.breaker.on_change
+    # -- signals and reload -----------------------------------------------------------------
 
-        def breaker_changed(state: BreakerState) -> None:
-            if own is not None:
-                own(state)
-            if self._exceptions is not None:
-                self._exceptions.breaker_changed(channel_id, state is BreakerState.CLOSED)
+    def request_stop(self) -> None:
+        """Stop serving (SIGTERM, SIGINT): ``run`` shuts down and returns."""
+        self._stop_asked = True
+        self._signalled.set()
 
-        actor.breaker.on_change = breaker_changed  # outages become channel_unreachable records
-        return actor
+    def request_reload(self) -> None:
+        """Reload the config file soon (SIGHUP); requests made meanwhile count once."""
+        self._reload_asked = True
+        self._signalled.set()
 
-    # -- what resolving an exception does to channels ---------------------------------------
+    async def reload(self) -> ReloadResult:
+        """Apply the config file again (see ``daemon/reload.py``): an invalid file is refused,
+        and a channel that cannot (re)start is named in the result (the old one keeps running)."""
+        return await reload_config(self._config, self.channels, install=self._install)
 
-    def _cancel_support(self, channel_id: str) -> tuple[bool, str]:
-        """Whether the channel's adapter can be told of a cancelled order line."""
-        adapter = self._adapters.get(channel_id)
-        if isinstance(adapter, CancelsOrders):
-            return True, ""
-        channel = self._channels.get(channel_id)
-        kind = channel.kind if channel else "unknown"
-        return False, f"the {kind} channel adapter has no order cancellation API: tell it by hand"
+    def _install(self, config: Config) -> None:
+        """Put a reloaded config in force: what reads it on demand sees it from now on."""
+        self._config = config
+        self.engine.bundles = config.bundle_map()
+        self.engine.safety_stock = {loc.id: loc.safety_stock for loc in config.locations}
 
-    async def _cancel_on_channel(
-        self, channel_id: str, order_id: str, lines: list[tuple[str, int]] | None, reason: str
-    ) -> None:
-        """Cancel ``order_id`` (or its ``lines``) on the channel through its adapter."""
-        adapter = self._adapters.get(channel_id)
-        if not isinstance(adapter, CancelsOrders):
-            raise Permanent(f"channel {channel_id!r} cannot cancel orders through its API")
-        told = None if lines is None else [OrderLine(sku=s, qty=q) for s, q in lines]
-        await adapter.cancel_order(order_id, told, reason)
-        log.info("order_cancelled_on_channel", channel=channel_id, order_id=order_id)
-
-    async def _repush(self, channel_id: str, sku: str | None) -> None:
-        """Send our value of ``sku`` (or of every SKU) to the channel again."""
-        assert self._system is not None
-        if sku is None:
-            await self._system.send(f"channel:{channel_id}", FullSync())
-            return
-        await self.engine.redis.hdel(keys.pushed(channel_id), sku)  # else it is "already sent"
-        await self._system.send(f"sku:{sku}", Recompute(force=True, channels=(channel_id,)))
-
-    async def _publish_exception(self, record: ExceptionRecord) -> None:
-        """New and resolved exception records go to the live feed when one is wired."""
-        if self._feed is not None:
-            self._feed.publish_exception(msgspec.to_builtins(record))
-
-    async def check_drift(
-        self,
-        channel_id: str,
-        skus: list[str] | None = None,
-        confirm_s: float | None = None,
-        settle_s: float | None = None,
-    ) -> DriftReport:
-        """Read back ``channel_id`` now and report confirmed drift (``POST .../drift-check``)."""
-        adapter = self._adapters.get(channel_id)
-        if adapter is None:
-            from .http import UnknownChannel
-
-            raise UnknownChannel(f"no running channel {channel_id!r}")
-        exceptions = self._config.exceptions
-        return await check_channel(
-            channel_id,
-            adapter,
-            self.engine.redis,
-            self.exceptions.report_drift,
-            confirm_s=exceptions.drift_confirm_s if confirm_s is None else confirm_s,
-            settle_s=exceptions.drift_settle_s if settle_s is None else settle_s,
-            skus=skus,
-            wall_ms=self._clock.wall_ms,
-        )
-
-    async def _watch_drift(self) -> None:
-        """Every ``drift_check_s``, every channel that can read back is checked, concurrently
-        and each within the round: a slow or failing channel holds up no other."""
+    async def _serve_signals(self) -> None:
+        """Reload on each SIGHUP until SIGTERM/SIGINT."""
         while True:
-            every = self._config.exceptions.drift_check_s
-            await asyncio.sleep(every if every > 0 else 5.0)
-            if every <= 0:
-                continue
-            channels = [
-                ch for ch, adapter in self._adapters.items()
-                if isinstance(adapter, ReadsBack) and ch not in self._stopping
-            ]
-            await asyncio.gather(*(self._drift_round(ch, every) for ch in channels))
+            await self._signalled.wait()
+            self._signalled.clear()
+            if self._stop_asked:
+                return
+            if self._reload_asked:
+                self._reload_asked = False
+                await self.reload()
 
-    async def _drift_round(self, channel_id: str, within_s: float) -> None:
-        try:
-            async with asyncio.timeout(within_s):
-                await self.check_drift(channel_id)
-        except TimeoutError:
-            log.warning("drift_check_failed", channel=channel_id,
-                        error=f"not finished within {within_s:g} s (drift_check_s)")
-        except Exception as exc:  # one channel's failure never stops the watcher
-            log.warning("drift_check_failed", channel=channel_id, error=repr(exc))
+    # -- wiring -----------------------------------------------------------------------------
 
-    async def _bad_mqtt_message(self, topic: str, payload: bytes, error: str) -> None:
-        """A refused MQTT message becomes a ``bad_event`` exception; its id is a digest of topic
-        and payload, so a redelivered copy does not open a second record."""
-        digest = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:16]
-        event_id = _event_id_in(payload) or f"mqtt-{digest}"
-        await self.exceptions.raise_bad_event(
-            event_id, "MALFORMED_EVENT", f"{error} (payload: {payload[:200]!r})",
-            source=f"mqtt:{topic}",
-        )
-
-    async def _watch_exceptions(self) -> None:
-        while True:
-            if self._exceptions is not None:
-                try:
-                    await self._exceptions.tick()
-                except InvsyncError as exc:
-                    log.warning("exception_tick_failed", code=exc.code, error=exc.message)
-            await asyncio.sleep(0.5)
-
-    async def _current_values(self, channel_id: str) -> AsyncIterator[AvailabilityChanged]:
-        """Every SKU's (and bundle's) current value for one channel, for a full sync."""
-        engine = self.engine
-        topo = self._topology
-        policy = topo.policies.get(channel_id)
-        if policy is None:
-            return
-        only = {channel_id: policy}
-
-        async def values(skus: list[str]) -> list[AvailabilityChanged]:
-            states = await engine.stocks(skus)
-            return [
-                AvailabilityChanged(
-                    sku=sku,
-                    available=availability_by_channel(state.stock(), only)[channel_id],
-                    version=state.version,
-                )
-                for sku, state in states.items()
-            ]
-
-        chunk: list[str] = []
-        async for sku in engine.skus():
-            chunk.append(sku)
-            if len(chunk) >= 500:
-                for update in await values(chunk):
-                    yield update
-                chunk = []
-        for update in await values(chunk):
-            yield update
-        for bundle in topo.bundles.values():
-            stocks, version = bundle_inputs(bundle, await engine.stocks(list(bundle.components)))
-            yield AvailabilityChanged(
-                sku=bundle.sku, available=bundle_available(bundle, stocks, policy), version=version
-            )
-
-    def _adapter_context(self) -> AdapterContext:
+    def _make_adapter(self, channel: Channel) -> ChannelAdapter | None:
         assert self._session is not None
-        return AdapterContext(
+        context = AdapterContext(
             session=self._session,
             redis=self.engine.redis,
             ingest=self.ingest,
@@ -502,121 +345,40 @@ class Daemon:
             base_dir=self._config.source.parent,
             clock=self._clock,
         )
+        return make_adapter(channel, context)
 
-    async def ingest(self, events: list[Event], source: str) -> list[str]:
-        """Record events an adapter fetched from its channel (orders it polled), as a webhook
-        would; raises BadEvent or an InvsyncError like the HTTP intake."""
-        from .http import record_events, typed_events
+    def _start_channels(self, config: Config) -> None:
+        policies = config.policies()
+        for channel in config.channels:
+            if not channel.enabled:
+                continue
+            try:
+                self.channels.start(channel, policies[channel.id])
+            except ChannelNotStarted as exc:
+                log.error("channel_not_started", channel=channel.id, reason=exc.reason)
 
-        return await record_events(self, typed_events(events), source)
+    async def _push_refused(self, channel: str, sku: str, available: int, reason: str) -> None:
+        """A channel refused a SKU for good: a ``push_refused`` incident."""
+        await self.exceptions.raise_push_refused(channel, sku, available, reason)
 
-    async def _start_channel(self, channel: Channel) -> None:
-        assert self._session is not None and self._system is not None
-        try:
-            adapter = make_adapter(channel, self._adapter_context())
-        except ValueError as exc:
-            log.error("channel_not_started", channel=channel.id, reason=str(exc))
+    def _breaker_changed(self, channel: str, closed: bool) -> None:
+        """Channel outages become ``channel_unreachable`` incidents."""
+        if self._exceptions is not None:
+            self._exceptions.breaker_changed(channel, closed)
+
+    async def _repush(self, channel_id: str, sku: str | None) -> None:
+        """Send our value of ``sku`` (or of every SKU) to the channel again."""
+        if sku is None:
+            self.channels.full_sync(channel_id)
             return
-        if adapter is None:
-            log.warning(
-                "channel_without_adapter",
-                channel=channel.id,
-                kind=channel.kind,
-                reason=f"no adapter for kind {channel.kind!r} in this version",
-            )
-            return
-        self._channels[channel.id] = channel
-        self._adapters[channel.id] = adapter
-        m.touch_channel(channel.id)  # every per-channel series exists (at 0) from now on
-        # Before the FullSync: its value stream reads the channel's policy from the topology,
-        # and a reload may yield (stopping another channel) before it rebuilds the topology.
-        self._rebuild_topology()
-        await self._system.send(f"channel:{channel.id}", FullSync())
-        log.info("channel_started", channel=channel.id, kind=channel.kind)
-
-    async def _stop_channel(self, channel_id: str) -> None:
+        await self.engine.redis.hdel(keys.pushed(channel_id), sku)  # else it is "already sent"
         assert self._system is not None
-        key = f"channel:{channel_id}"
-        # SKU actors stop sending to it first; a message sent while it drains would otherwise
-        # re-activate it (with the old settings) after the stop, for good.
-        self._stopping.add(channel_id)
-        self._rebuild_topology()
-        try:
-            await self._system.stop(key, drain=True)
-            while key in self._system.keys("channel"):  # re-activated by a publish in flight
-                await self._system.stop(key, drain=True)
-        finally:
-            self._stopping.discard(channel_id)
-        adapter = self._adapters.pop(channel_id, None)
-        m.forget_channel(channel_id)
-        self._channels.pop(channel_id, None)
-        self._channel_instances.pop(channel_id, None)
-        if adapter is not None:
-            await adapter.aclose()
-        log.info("channel_stopped", channel=channel_id)
+        await self._system.send(f"sku:{sku}", Recompute(force=True, channels=(channel_id,)))
 
-    def _rebuild_topology(self) -> None:
-        policies = self._config.policies()
-        running = {
-            ch: p for ch, p in policies.items() if ch in self._adapters and ch not in self._stopping
-        }
-        self._topology = Topology.build(running, self._config.bundle_map())
-
-    # -- reload -----------------------------------------------------------------------------
-
-    async def reload(self) -> bool:
-        """Apply the config file again; an invalid file is refused (old config keeps running)."""
-        systemd.reloading()
-        try:
-            new = load_config(self._config.source)
-        except ConfigError as exc:
-            log.error("reload_refused", reason=str(exc))
-            systemd.notify("READY=1", "STATUS=reload refused: invalid config")
-            return False
-        old = self._config
-        for section in ("redis", "server", "mqtt", "metrics"):
-            if getattr(old, section) != getattr(new, section):
-                log.warning(
-                    "reload_needs_restart",
-                    section=section,
-                    reason=f"[{section}] changes take effect at the next start",
-                )
-        old_channels = {ch.id: ch for ch in old.channels if ch.enabled}
-        new_channels = {ch.id: ch for ch in new.channels if ch.enabled}
-        old_policies, new_policies = old.policies(), new.policies()
-        self._config = msgspec.structs.replace(
-            new, redis=old.redis, server=old.server, mqtt=old.mqtt, metrics=old.metrics
-        )
-        assert self._engine is not None
-        self._engine.bundles = self._config.bundle_map()
-        self._engine.safety_stock = {loc.id: loc.safety_stock for loc in self._config.locations}
-        for channel_id in old_channels.keys() - new_channels.keys():
-            if channel_id in self._adapters:
-                await self._stop_channel(channel_id)
-        resync: list[str] = []
-        for channel_id, channel in new_channels.items():
-            before = old_channels.get(channel_id)
-            if before is not None and channel_id in self._adapters:
-                if _channel_identity(before) != _channel_identity(channel):
-                    await self._stop_channel(channel_id)
-                elif old_policies.get(channel_id) != new_policies.get(channel_id):
-                    resync.append(channel_id)
-                    continue
-                else:
-                    continue
-            await self._start_channel(channel)  # new, or restarted with new settings
-        self._rebuild_topology()
-        assert self._system is not None
-        for channel_id in resync:
-            await self._system.send(f"channel:{channel_id}", FullSync())
-        if old.bundle_map() != new.bundle_map():
-            for channel_id in self._adapters:
-                await self._system.send(f"channel:{channel_id}", FullSync())
-        log.info("reloaded", channels=sorted(self._adapters), resynced=resync)
-        systemd.notify("READY=1", f"STATUS=running, {len(self._adapters)} channel(s)")
-        return True
-
-    # -- the run ----------------------------------------------------------------------------
+    async def _publish_exception(self, record: ExceptionRecord) -> None:
+        """New and resolved exception records go to the live feed when one is wired."""
+        if self._feed is not None:
+            self._feed.publish_exception(msgspec.to_builtins(record))
 
     async def _notify_sku(self, state: SkuState, accepted_ms: int) -> None:
         assert self._system is not None
@@ -624,36 +386,22 @@ class Daemon:
             f"sku:{state.sku}", StockChanged(state=state, accepted_ms=accepted_ms)
         )
 
-    async def _sample_metrics(self) -> None:
-        while True:
-            system = self._system
-            if system is not None:
-                for kind in ("sku", "channel"):
-                    m.ACTORS_ACTIVE.labels(kind=kind).set(system.active(kind))
-                    m.MAILBOX_DEPTH.labels(kind=kind).set(system.mailbox_depth(kind))
-            if self._intake is not None:
-                with contextlib.suppress(Exception):
-                    m.INTAKE_LAG.set(await self._intake.lag_seconds())
-            if self._engine is not None:
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
-                # cancellation that stops this task (and the daemon then never exits).
-                try:
-                    async with asyncio.timeout(1.0):
-                        up = bool(await self._engine.redis.ping())
-                except (RedisError, OSError, TimeoutError):
-                    up = False
-                m.REDIS_UP.set(1 if up else 0)
-            await asyncio.sleep(1.0)
+    async def _bad_mqtt_message(self, topic: str, payload: bytes, error: str) -> None:
+        """A refused MQTT message becomes a ``bad_event`` exception; its id is a digest of topic
+        and payload, so a redelivered copy does not open a second record."""
+        digest = hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()[:16]
+        event_id = _event_id_in(payload) or f"mqtt-{digest}"
+        await self.exceptions.raise_bad_event(
+            event_id,
+            "MALFORMED_EVENT",
+            f"{error} (payload: {payload[:200]!r})",
+            source=f"mqtt:{topic}",
+        )
 
-    async def _trim_intake(self) -> None:
-        while True:
-            await asyncio.sleep(30.0)
-            if self._intake is not None:
-                with contextlib.suppress(StoreUnavailable, ConnectionError, OSError):
-                    await self._intake.trim()
+    # -- the run ----------------------------------------------------------------------------
 
     async def run(self) -> int:
-        """Run until SIGTERM/SIGINT; returns the exit code."""
+        """Run until SIGTERM/SIGINT (or ``request_stop``); returns the exit code."""
         from .feed import store_snapshot
         from .http import build_app
         from .page import page_routes
@@ -661,87 +409,102 @@ class Daemon:
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self._reload.set)
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         config = self._config
-        started = time.monotonic()
+        clock = self._clock
+        started = clock.now()
         async with contextlib.AsyncExitStack() as stack:
             store = await stack.enter_async_context(open_store(config, owner=True))
-            self._engine = await stack.enter_async_context(open_engine(config, store))
+            engine = self._engine = await stack.enter_async_context(open_engine(config, store))
             # The feed outlives the actors and the HTTP server (entered before them).
-            self._feed = await stack.enter_async_context(FeedHub(clock=self._clock))
-            listeners = (self._feed.listener,)
-            self._exceptions = ExceptionQueue(
-                self._engine,
+            feed = self._feed = await stack.enter_async_context(FeedHub(clock=clock))
+            listeners = (feed.listener,)
+            self._session = await stack.enter_async_context(aiohttp.ClientSession())
+            # Entered before the actor system, so it drains after it: the SKU actors' last
+            # values reach the channels before they stop.
+            channels = self._channels = await stack.enter_async_context(
+                ChannelManager(
+                    engine=engine,
+                    clock=clock,
+                    make_adapter=self._make_adapter,
+                    bundles=config.bundle_map(),
+                    on_refused=self._push_refused,
+                    on_breaker=self._breaker_changed,
+                )
+            )
+            exceptions = self._exceptions = ExceptionQueue(
+                engine,
                 lambda: self._config,
-                cancel_support=self._cancel_support,
-                cancel_on_channel=self._cancel_on_channel,
+                cancel_support=channels.cancel_support,
+                cancel_on_channel=channels.cancel_on_channel,
                 repush=self._repush,
                 publish=self._publish_exception,
                 notify=self._notify_sku,
+                clock=lambda: clock.wall_ms() / 1000,
             )
             intake = self._intake = _Intake(store.redis)
             await intake.ensure_group()
-            self._session = await stack.enter_async_context(aiohttp.ClientSession())
-            self._system = await stack.enter_async_context(ActorSystem(clock=self._clock))
-            self._system.register(
+            system = self._system = await stack.enter_async_context(ActorSystem(clock=clock))
+            system.register(
                 Kind(
                     name="sku",
                     factory=lambda key: SkuActor(
-                        key, self.engine, lambda: self._topology, lambda: listeners
+                        key,
+                        engine,
+                        lambda: channels.topology,
+                        lambda: listeners,
+                        deliver=channels.offer,
                     ),
                     mailbox_size=SKU_MAILBOX,
                     idle_timeout_s=self._sku_idle_s,
                 )
             )
-            self._system.register(
-                Kind(
-                    name="channel",
-                    factory=self._make_channel_actor,
-                    mailbox_size=CHANNEL_MAILBOX,
-                    idle_timeout_s=None,
-                )
+            stack.push_async_callback(self._drain_actors)
+            self._start_channels(config)
+            processor = self._processor = Processor(
+                engine, lambda: self._config, self._notify_sku, exceptions=exceptions
             )
-            stack.push_async_callback(self._drain)
-            for channel in config.channels:
-                if channel.enabled:
-                    await self._start_channel(channel)
-            self._rebuild_topology()
-            self._processor = Processor(
-                self.engine, lambda: self._config, self._notify_sku, exceptions=self._exceptions
+            exceptions.reserve_again = processor.reserve_again
+            intake.processor = processor
+            drift = DriftWatch(
+                config=lambda: self._config,
+                adapters=channels.live_adapters,
+                redis=engine.redis,
+                report=exceptions.report_drift,
+                clock=clock,
             )
-            self._exceptions.reserve_again = self._processor.reserve_again
-            intake.processor = self._processor
             group = await stack.enter_async_context(asyncio.TaskGroup())
-            tasks = [
-                group.create_task(
-                    self.intake.consume(self._processor.handle_batch, stop=self._consumer_stop)
-                ),
-                group.create_task(reap_holds(self.engine)),
+            consumer = group.create_task(
+                intake.consume(processor.handle_batch, stop=self._consumer_stop)
+            )
+            chores = [
+                group.create_task(reap_holds(engine, clock=clock)),
                 group.create_task(systemd.watchdog()),
-                group.create_task(self._sample_metrics()),
-                group.create_task(self._trim_intake()),
-                group.create_task(self._watch_exceptions()),
-                group.create_task(self._watch_drift()),
+                group.create_task(
+                    sample_metrics(system, channels, intake, engine.redis, clock=clock)
+                ),
+                group.create_task(trim_intake(intake, clock=clock)),
+                group.create_task(tick_incidents(exceptions, clock=clock)),
+                group.create_task(drift.run()),
             ]
             if config.mqtt.url is not None:
                 from .mqtt_intake import run_mqtt_intake
 
-                tasks.append(
+                chores.append(
                     group.create_task(
                         run_mqtt_intake(
                             lambda: self._config,
-                            self.intake,
+                            intake,
                             self.check_events,
                             on_bad=self._bad_mqtt_message,
                         )
                     )
                 )
-            feed_route = self._feed.route(store_snapshot(self.engine, lambda: self._topology))
             routes = [
                 *exception_routes(lambda: self.exceptions),
-                *drift_routes(self.check_drift),
-                feed_route,
+                *drift_routes(drift.check),
+                feed.route(store_snapshot(engine, lambda: channels.topology)),
                 *page_routes(),
             ]
             server = HttpServer(
@@ -750,27 +513,17 @@ class Daemon:
             await server.__aenter__()
             self.http_port = server.port
             self._ready = True
-            systemd.notify("READY=1", f"STATUS=running, {len(self._adapters)} channel(s)")
+            systemd.notify("READY=1", f"STATUS=running, {len(channels.running())} channel(s)")
             log.info(
                 "started",
                 store=redact(store.url),
                 embedded=store.embedded is not None,
                 http=f"{config.server.host}:{server.port}",
-                channels=sorted(self._adapters),
-                startup_s=round(time.monotonic() - started, 3),
+                channels=sorted(channels.running()),
+                startup_s=round(clock.now() - started, 3),
             )
             try:
-                while not self._stop.is_set():
-                    reload_wait = asyncio.ensure_future(self._reload.wait())
-                    stop_wait = asyncio.ensure_future(self._stop.wait())
-                    await asyncio.wait(
-                        {reload_wait, stop_wait}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    reload_wait.cancel()
-                    stop_wait.cancel()
-                    if self._reload.is_set() and not self._stop.is_set():
-                        self._reload.clear()
-                        await self.reload()
+                await self._serve_signals()
             finally:
                 systemd.notify("STOPPING=1")
                 log.info("stopping")
@@ -779,19 +532,18 @@ class Daemon:
                 self._ready = False
                 await server.__aexit__(None, None, None)  # no new HTTP intake
                 self._consumer_stop.set()  # the consumer finishes its batch and returns
-                await tasks[0]
-                await _cancel_all(tasks[1:])
+                await consumer
+                await _cancel_all(chores)
         log.info("stopped")
         return 0
 
-    async def _drain(self) -> None:
-        """Drain every mailbox and flush channel actors, bounded by DRAIN_TIMEOUT_S."""
+    async def _drain_actors(self) -> None:
+        """Drain every SKU actor's mailbox, bounded by DRAIN_TIMEOUT_S (the channel manager,
+        left next, then drains the channels)."""
         assert self._system is not None
         drained = await self._system.drain(DRAIN_TIMEOUT_S)
         if not drained:
             log.warning("drain_timed_out", timeout_s=DRAIN_TIMEOUT_S)
-        for adapter in self._adapters.values():
-            await adapter.aclose()
 
 
 async def serve(config: Config) -> int:

@@ -95,3 +95,16 @@ def test_rejects_nonsense() -> None:
         CircuitBreaker(clock=ManualClock(), threshold=0)
     with pytest.raises(ValueError):
         CircuitBreaker(clock=ManualClock(), base_cooldown=10, max_cooldown=1)
+
+
+def test_a_lost_probe_is_abandoned_and_the_next_request_probes() -> None:
+    clock = ManualClock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.failure()
+    clock.advance(1.0)
+    assert b.allow()  # the probe goes out ...
+    assert not b.allow()  # ... and nothing else while it is out
+    b.abandon_probe()  # its worker crashed before it reported
+    assert b.state is BreakerState.HALF_OPEN
+    assert b.allow()

@@ -1,25 +1,27 @@
-"""The channel actor against real Redis and a real signed-webhook receiver on loopback."""
+"""The channel worker against real Redis and a real signed-webhook receiver on loopback."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import generate_latest
+from redis.exceptions import ResponseError
 
 from invsync.actors.breaker import BreakerState
-from invsync.actors.channel import ChannelActor, pushed_key
+from invsync.actors.channel import ChannelState, ChannelWorker, WorkerCrashed, pushed_key
 from invsync.actors.messages import AvailabilityChanged, FullSync
-from invsync.actors.runtime import ActorSystem, Kind
 from invsync.adapters.webhook import WebhookAdapter
 from invsync.core.clock import Clock, ManualClock, SystemClock
 from invsync.core.config import Channel
+from invsync.core.retry import Backoff
 from invsync.engine import keys
 from invsync.metrics.definitions import REGISTRY
 from tests.adapters.test_webhook import webhook_channel
@@ -27,7 +29,16 @@ from tests.receiver import SECRET, Answer, Receiver, until
 
 CHANNEL = "wholesale"
 
-MakeActor = Callable[..., Awaitable[ChannelActor]]
+MakeActor = Callable[..., Awaitable[ChannelWorker]]
+
+#: The task running each worker the fixture made (the test is the owner that awaits it).
+RUNS: weakref.WeakKeyDictionary[ChannelWorker, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+
+
+async def stop(worker: ChannelWorker) -> None:
+    """Close a worker the fixture runs and wait until it has drained and returned."""
+    worker.close()
+    await RUNS[worker]
 
 
 def change(sku: str, available: int, version: int, accepted_ms: int = 0) -> AvailabilityChanged:
@@ -65,20 +76,23 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 async def make_actor(
     redis: aioredis.Redis, session: aiohttp.ClientSession, receiver: Receiver
 ) -> AsyncIterator[MakeActor]:
-    """Builds and activates channel actors on the receiver; passivates them after the test."""
-    actors: list[ChannelActor] = []
+    """Builds channel workers on the receiver and runs each in a task; after the test, closes
+    them and waits for their runs to end. ``backoff_base``/``backoff_cap`` build the push
+    backoff (seeded jitter)."""
+    workers: list[ChannelWorker] = []
 
     async def make(
         channel: Channel | None = None,
         *,
         clock: Clock | None = None,
         values: Callable[[], AsyncIterator[AvailabilityChanged]] = no_values,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 30.0,
         **kwargs: Any,
-    ) -> ChannelActor:
+    ) -> ChannelWorker:
         channel = channel or webhook_channel(receiver.url)
-        kwargs.setdefault("rng", random.Random(7))
-        actor = ChannelActor(
-            f"channel:{channel.id}",
+        kwargs.setdefault("backoff", Backoff(backoff_base, backoff_cap, rng=random.Random(7)))
+        worker = ChannelWorker(
             channel,
             WebhookAdapter(channel, session, SECRET),
             redis,
@@ -86,14 +100,14 @@ async def make_actor(
             values,
             **kwargs,
         )
-        await actor.on_activate()
-        actors.append(actor)
-        return actor
+        RUNS[worker] = asyncio.create_task(worker.run())
+        workers.append(worker)
+        return worker
 
     yield make
     receiver.gate.set()
-    for actor in actors:
-        await actor.on_passivate()
+    for worker in workers:
+        await stop(worker)
 
 
 async def test_pushes_a_change_and_records_what_was_sent(
@@ -101,7 +115,7 @@ async def test_pushes_a_change_and_records_what_was_sent(
 ) -> None:
     ok_before = pushes("ok")
     actor = await make_actor()
-    await actor.receive(change("TEE-BLK-M", 7, 3))
+    actor.receive(change("TEE-BLK-M", 7, 3))
     await until(lambda: not actor.busy)
 
     (req,) = receiver.requests
@@ -123,11 +137,11 @@ async def test_coalesces_fifty_changes_into_one_push(
 ) -> None:
     actor = await make_actor()
     receiver.gate.clear()  # the first push stays in flight until the gate opens
-    await actor.receive(change("A", 0, 1))
+    actor.receive(change("A", 0, 1))
     await until(lambda: len(receiver.requests) == 1)
 
     for version in range(2, 52):
-        await actor.receive(change("A", version, version))
+        actor.receive(change("A", version, version))
     assert actor.pending_count == 1
     assert sample("invsync_channel_pending_skus") == 1
 
@@ -143,18 +157,18 @@ async def test_an_older_version_never_overwrites_a_newer_one(
     make_actor: MakeActor, receiver: Receiver
 ) -> None:
     actor = await make_actor()
-    await actor.receive(change("A", 5, 5))
+    actor.receive(change("A", 5, 5))
     await until(lambda: not actor.busy)
 
-    await actor.receive(change("A", 3, 3))  # older than what the channel has
+    actor.receive(change("A", 3, 3))  # older than what the channel has
     await until(lambda: not actor.busy)
 
     receiver.gate.clear()
-    await actor.receive(change("B", 1, 1))
+    actor.receive(change("B", 1, 1))
     await until(lambda: len(receiver.requests) == 2)
-    await actor.receive(change("B", 0, 0))  # older than the push in flight
-    await actor.receive(change("A", 9, 9))
-    await actor.receive(change("A", 8, 8))  # older than the pending value
+    actor.receive(change("B", 0, 0))  # older than the push in flight
+    actor.receive(change("A", 9, 9))
+    actor.receive(change("A", 8, 8))  # older than the pending value
     assert actor.pending_count == 1
     receiver.gate.set()
     await until(lambda: not actor.busy)
@@ -170,7 +184,7 @@ async def test_429_retry_after_holds_the_next_request(
     throttled_before = pushes("throttled")
     receiver.answer(Answer(status=429, headers={"Retry-After": "0.3"}))
     actor = await make_actor()
-    await actor.receive(change("A", 1, 1))
+    actor.receive(change("A", 1, 1))
     await until(lambda: len(receiver.requests) == 2 and not actor.busy)
 
     first, second = receiver.requests
@@ -184,7 +198,7 @@ async def test_429_pause_runs_on_the_actor_clock(make_actor: MakeActor, receiver
     clock = ManualClock()
     receiver.answer(Answer(status=429, headers={"Retry-After": "5"}))
     actor = await make_actor(clock=clock)
-    await actor.receive(change("A", 1, 1))
+    actor.receive(change("A", 1, 1))
     await until(lambda: len(receiver.requests) == 1 and clock.sleepers >= 1)
 
     clock.advance(4.9)
@@ -199,8 +213,8 @@ async def test_recovers_from_500s_with_backoff(make_actor: MakeActor, receiver: 
     retryable_before = pushes("retryable")
     receiver.answer(*[Answer(status=500)] * 3)
     actor = await make_actor(backoff_base=0.05)
-    await actor.receive(change("A", 1, 1))
-    await actor.receive(change("B", 2, 1))
+    actor.receive(change("A", 1, 1))
+    actor.receive(change("B", 2, 1))
     await until(lambda: len(receiver.requests) == 4 and not actor.busy)
 
     assert all(sorted(r.skus) == ["A", "B"] for r in receiver.requests)
@@ -215,13 +229,13 @@ async def test_breaker_opens_after_failures_then_probes_and_closes(
 ) -> None:
     receiver.default = Answer(status=503)
     actor = await make_actor(breaker_threshold=3, breaker_cooldown=0.4, backoff_base=0.01)
-    await actor.receive(change("A", 1, 1))
+    actor.receive(change("A", 1, 1))
     await until(lambda: actor.breaker.state is BreakerState.OPEN)
     assert len(receiver.requests) == 3
     assert sample("invsync_channel_breaker_open") == 1
 
     for version in range(2, 6):  # pending keeps coalescing while the breaker is open
-        await actor.receive(change("A", version, version))
+        actor.receive(change("A", version, version))
     await asyncio.sleep(0.2)
     assert len(receiver.requests) == 3  # no requests while open
 
@@ -238,7 +252,7 @@ async def test_a_failed_probe_keeps_the_breaker_open_longer(
 ) -> None:
     receiver.default = Answer(status=500)
     actor = await make_actor(breaker_threshold=2, breaker_cooldown=0.2, backoff_base=0.01)
-    await actor.receive(change("A", 1, 1))
+    actor.receive(change("A", 1, 1))
     # Two failures open it; the probe after 0.2 s fails too, and the cool-down doubles.
     await until(lambda: len(receiver.requests) == 3 and actor.breaker.cooldown == 0.4)
     assert actor.breaker.state is BreakerState.OPEN
@@ -256,7 +270,7 @@ async def test_timeouts_are_retried(
     actor = await make_actor(
         webhook_channel(receiver.url, options={"timeout_s": 0.2}), backoff_base=0.01
     )
-    await actor.receive(change("A", 1, 1))
+    actor.receive(change("A", 1, 1))
     await until(lambda: len(receiver.requests) == 2 and not actor.busy)
     assert pushes("retryable") == retryable_before + 1
     assert await actor.pushed("A") == (1, 1)
@@ -277,15 +291,16 @@ async def test_partial_batch_failure_retries_only_the_failed_skus(
         )
     )
     actor = await make_actor(
-        on_permanent=lambda sku, error: refused.append((sku, error)), backoff_base=0.01
+        on_permanent=lambda sku, available, error: refused.append((sku, available, error)),
+        backoff_base=0.01,
     )
-    for sku in "ABCD":  # no await suspends in receive: the four land in one batch
-        await actor.receive(change(sku, 1, 1))
+    for sku in "ABCD":  # receive never suspends: the four land in one batch
+        actor.receive(change(sku, 1, 1))
     await until(lambda: len(receiver.requests) == 2 and not actor.busy)
 
     assert receiver.requests[0].skus == ["A", "B", "C", "D"]
     assert receiver.requests[1].skus == ["B"]
-    assert refused == [("D", "no such sku")]
+    assert refused == [("D", 1, "no such sku")]
     assert [await actor.pushed(s) for s in "ABCD"] == [(1, 1), (1, 1), (1, 1), None]
 
 
@@ -293,39 +308,39 @@ async def test_permanent_refusal_drops_the_skus_and_reports_them(
     make_actor: MakeActor, receiver: Receiver
 ) -> None:
     permanent_before = pushes("permanent")
-    refused: list[tuple[str, str]] = []
+    refused: list[tuple[str, int, str]] = []
 
-    async def on_permanent(sku: str, error: str) -> None:
-        refused.append((sku, error))
+    async def on_permanent(sku: str, available: int, error: str) -> None:
+        refused.append((sku, available, error))
 
     receiver.answer(Answer(status=422, body={"error": "unknown sku"}))
     actor = await make_actor(on_permanent=on_permanent)
-    await actor.receive(change("A", 1, 1))
-    await actor.receive(change("B", 2, 1))
+    actor.receive(change("A", 1, 1))
+    actor.receive(change("B", 2, 1))
     await until(lambda: not actor.busy and len(refused) == 2)
     await asyncio.sleep(0.05)
 
     assert len(receiver.requests) == 1  # never retried
-    assert [sku for sku, _ in refused] == ["A", "B"]
-    assert all("422" in error for _, error in refused)
+    assert [(sku, available) for sku, available, _ in refused] == [("A", 1), ("B", 2)]
+    assert all("422" in error for _, _, error in refused)
     assert await actor.pushed("A") is None
     assert pushes("permanent") == permanent_before + 2
 
 
-async def test_a_restarted_actor_does_not_repush_an_unchanged_value(
+async def test_a_new_worker_does_not_repush_an_unchanged_value(
     make_actor: MakeActor, receiver: Receiver
 ) -> None:
     first = await make_actor()
-    await first.receive(change("A", 4, 1))
-    await first.receive(change("B", 6, 1))
+    first.receive(change("A", 4, 1))
+    first.receive(change("B", 6, 1))
     await until(lambda: not first.busy)
-    await first.on_passivate()
+    await stop(first)
     assert len(receiver.requests) == 1
 
     second = await make_actor()
-    await second.receive(change("A", 4, 1))  # exactly what the channel has
-    await second.receive(change("A", 4, 2))  # a newer version of the same value
-    await second.receive(change("B", 7, 2))  # a new value
+    second.receive(change("A", 4, 1))  # exactly what the channel has
+    second.receive(change("A", 4, 2))  # a newer version of the same value
+    second.receive(change("B", 7, 2))  # a new value
     await until(lambda: not second.busy)
     await asyncio.sleep(0.05)
 
@@ -340,7 +355,7 @@ async def test_full_sync_respects_the_rate_limit_and_pushes_every_sku_once(
 ) -> None:
     rate, burst, total, batch = 20.0, 2, 2000, 100
     most_pending = 0
-    actor: ChannelActor | None = None
+    actor: ChannelWorker | None = None
 
     async def values() -> AsyncIterator[AvailabilityChanged]:
         nonlocal most_pending
@@ -351,7 +366,7 @@ async def test_full_sync_respects_the_rate_limit_and_pushes_every_sku_once(
 
     channel = webhook_channel(receiver.url, rate_limit_per_s=rate, burst=burst, batch_size=batch)
     actor = await make_actor(channel, values=values)
-    await asyncio.wait_for(actor.receive(FullSync()), 0.1)  # the mailbox is not held up
+    actor.receive(FullSync())  # never waits: the sync streams from the worker's own task
     await until(lambda: sum(len(r.skus) for r in receiver.requests) == total, timeout=10)
     await until(lambda: not actor.busy)
 
@@ -375,56 +390,156 @@ async def test_latency_is_observed_from_acceptance_to_acknowledgement(
     total = "invsync_sync_latency_seconds_sum"
     count_before, sum_before = sample(count), sample(total)
     actor = await make_actor()
-    await actor.receive(change("A", 1, 1, accepted_ms=SystemClock().wall_ms() - 250))
-    await actor.receive(change("B", 1, 1))  # no originating event: not observed
+    actor.receive(change("A", 1, 1, accepted_ms=SystemClock().wall_ms() - 250))
+    actor.receive(change("B", 1, 1))  # no originating event: not observed
     await until(lambda: not actor.busy)
 
     assert sample(count) == count_before + 1
     assert 0.25 <= sample(total) - sum_before < 5
 
 
-async def test_passivation_flushes_what_is_pending(
-    make_actor: MakeActor, receiver: Receiver
-) -> None:
+async def test_closing_flushes_what_is_pending(make_actor: MakeActor, receiver: Receiver) -> None:
     actor = await make_actor(webhook_channel(receiver.url, batch_size=50))
     for i in range(120):
-        await actor.receive(change(f"S{i}", i, 1))
-    await actor.on_passivate()
+        actor.receive(change(f"S{i}", i, 1))
+    await stop(actor)
     assert sum(len(r.skus) for r in receiver.requests) == 120
     assert len(receiver.requests) == 3
 
 
-async def test_passivation_gives_up_after_the_drain_bound(
+async def test_closing_gives_up_after_the_drain_bound(
     make_actor: MakeActor, receiver: Receiver
 ) -> None:
     receiver.default = Answer(hang=True)
     actor = await make_actor(drain_timeout=0.3)
-    await actor.receive(change("A", 1, 1))
+    actor.receive(change("A", 1, 1))
     await until(lambda: len(receiver.requests) == 1)
     started = time.monotonic()
-    await actor.on_passivate()
+    await stop(actor)
     assert time.monotonic() - started < 1.5
     assert await actor.pushed("A") is None
 
 
-async def test_runs_as_a_virtual_actor_in_the_runtime(
+async def test_run_pushes_until_closed_then_drains_its_last_value(
     redis: aioredis.Redis, session: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     channel = webhook_channel(receiver.url)
-
-    def factory(key: str) -> ChannelActor:
-        adapter = WebhookAdapter(channel, session, SECRET)
-        return ChannelActor(key, channel, adapter, redis, SystemClock(), no_values)
-
-    async with ActorSystem() as system:
-        system.register(Kind("channel", factory, idle_timeout_s=None))
+    worker = ChannelWorker(
+        channel, WebhookAdapter(channel, session, SECRET), redis, SystemClock(), no_values
+    )
+    async with asyncio.TaskGroup() as tasks:
+        run = tasks.create_task(worker.run())
         for version in range(1, 4):
-            await system.send(f"channel:{CHANNEL}", change("A", version, version))
+            worker.receive(change("A", version, version))
         await until(lambda: bool(receiver.requests))
-    # Leaving the system drained the actor, which flushed its last value.
+        worker.close()
+    # Closing drained the worker, which flushed its last value, and run() returned.
+    assert run.done() and run.exception() is None
     assert receiver.pushed_values()["A"][-1] == (3, 3)
     parsed = keys.parse_pushed(await redis.hget(pushed_key(CHANNEL), "A"))
     assert parsed is not None and parsed[:2] == (3, 3) and parsed[2] is not None
+
+
+class OutOfMemory:
+    """A Redis client whose writes fail like a store at its ``maxmemory`` (reads work)."""
+
+    def __init__(self, real: aioredis.Redis) -> None:
+        self.real = real
+        self.failing = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def hset(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failing:
+            raise ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+        return await self.real.hset(*args, **kwargs)
+
+
+async def test_a_crash_raises_and_leaves_every_value_in_the_state_for_the_next_worker(
+    redis: aioredis.Redis, session: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    channel = webhook_channel(receiver.url, batch_size=2)
+    adapter = WebhookAdapter(channel, session, SECRET)
+    store = OutOfMemory(redis)
+    state = ChannelState(channel, SystemClock())
+
+    def worker() -> ChannelWorker:
+        return ChannelWorker(
+            channel,
+            adapter,
+            cast(aioredis.Redis, store),
+            SystemClock(),
+            no_values,
+            state=state,
+        )
+
+    first = worker()
+    receiver.gate.clear()  # the first batch stays in flight while the others arrive
+    for sku in "ABCDE":
+        first.receive(change(sku, ord(sku), 1))
+    run = asyncio.create_task(first.run())
+    await until(lambda: len(receiver.requests) == 1)
+    assert sorted(state.inflight) == ["A", "B"] and sorted(state.pending) == ["C", "D", "E"]
+    receiver.gate.set()  # the channel takes A and B; recording that they were sent fails
+    with pytest.raises(WorkerCrashed) as crashed:
+        await run
+    assert isinstance(crashed.value.cause, ResponseError)
+    assert crashed.value.channel == CHANNEL
+
+    # Nothing was lost: the batch in flight goes back to pending beside the rest.
+    assert state.recover() == 2
+    assert sorted(state.pending) == ["A", "B", "C", "D", "E"]
+    store.failing = False
+    second = worker()
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(second.run())
+        await until(lambda: not state.busy)
+        second.close()
+    assert {sku: values[-1] for sku, values in receiver.pushed_values().items()} == {
+        sku: (ord(sku), 1) for sku in "ABCDE"
+    }
+    assert [await second.pushed(sku) for sku in "ABCDE"] == [(ord(sku), 1) for sku in "ABCDE"]
+
+
+async def test_a_full_sync_asked_while_no_worker_runs_is_done_by_the_next(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    async def values() -> AsyncIterator[AvailabilityChanged]:
+        for i in range(3):
+            yield change(f"S{i}", i + 1, 1)
+
+    channel = webhook_channel(receiver.url)
+    state = ChannelState(channel, SystemClock())
+    state.receive(FullSync())
+    state.receive(change("X", 9, 4))
+    assert state.busy
+    worker = await make_actor(channel, values=values, state=state)
+    await until(lambda: not worker.busy and len(receiver.pushed_values()) == 4)
+    assert {sku: v[-1] for sku, v in receiver.pushed_values().items()} == {
+        "S0": (1, 1),
+        "S1": (2, 1),
+        "S2": (3, 1),
+        "X": (9, 4),
+    }
+
+
+async def test_a_failed_push_waits_its_backoff_on_the_worker_clock(
+    make_actor: MakeActor, receiver: Receiver
+) -> None:
+    clock = ManualClock()
+    receiver.answer(Answer(status=500))
+    actor = await make_actor(clock=clock, backoff=Backoff(1.0, 8.0, jitter="none"))
+    actor.receive(change("A", 1, 1))
+    await until(lambda: len(receiver.requests) == 1 and clock.sleepers >= 1)
+    # One batch failed: attempt 1 of base 1 s doubling, so 2 s (jitter off), on the clock.
+    assert clock.next_deadline == pytest.approx(2.0)
+    clock.advance(1.9)
+    await asyncio.sleep(0.1)
+    assert len(receiver.requests) == 1
+    clock.advance(0.1)
+    await until(lambda: len(receiver.requests) == 2 and not actor.busy)
+    assert await actor.pushed("A") == (1, 1)
 
 
 def test_every_metric_of_the_spec_is_registered() -> None:

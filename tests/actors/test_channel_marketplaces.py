@@ -1,12 +1,14 @@
-"""The channel actor driving real marketplace adapters against their simulators under faults:
+"""The channel worker driving real marketplace adapters against their simulators under faults:
 throttling and 5xx slow the channel down, nothing is lost, a bad SKU fails alone.
 
-Each case runs the real ``ChannelActor`` (real Redis for ``pushed:{channel}``, the system
+Each case runs the real ``ChannelWorker`` (real Redis for ``pushed:{channel}``, the system
 clock) in front of the real adapter, talking HTTP to the simulator with injected faults.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,12 +17,13 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from invsync.actors.channel import ChannelActor
+from invsync.actors.channel import ChannelWorker
 from invsync.actors.messages import AvailabilityChanged
 from invsync.adapters.base import AdapterContext
 from invsync.adapters.registry import make_adapter
 from invsync.core.clock import SystemClock
 from invsync.core.config import Channel, Faults
+from invsync.core.retry import Backoff
 from invsync.engine import keys
 from invsync.simulators.server import Simulator
 from tests.receiver import until
@@ -73,25 +76,33 @@ async def _no_values() -> AsyncIterator[AvailabilityChanged]:
     yield  # pragma: no cover
 
 
+@contextlib.asynccontextmanager
 async def started_actor(
-    channel: Channel, adapter: Any, redis: aioredis.Redis, **settings: Any
-) -> ChannelActor:
-    """A channel actor on the system clock with fast backoff, its pushed hash cleared, active."""
-    settings.setdefault("backoff_base", 0.01)
-    settings.setdefault("backoff_cap", 0.05)
-    actor = ChannelActor(
-        f"channel:{channel.id}",
+    channel: Channel,
+    adapter: Any,
+    redis: aioredis.Redis,
+    *,
+    backoff_cap: float = 0.05,
+    **settings: Any,
+) -> AsyncIterator[ChannelWorker]:
+    """A channel worker on the system clock with fast backoff, its pushed hash cleared, running
+    until the block ends (then closed, drained and awaited)."""
+    worker = ChannelWorker(
         channel,
         adapter,
         redis,
         SystemClock(),
         _no_values,
-        rng=random.Random(3),
+        backoff=Backoff(0.01, backoff_cap, rng=random.Random(3)),
         **settings,
     )
     await redis.delete(keys.pushed(channel.id))
-    await actor.on_activate()
-    return actor
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(worker.run())
+        try:
+            yield worker
+        finally:
+            worker.close()
 
 
 @pytest.fixture
@@ -124,28 +135,29 @@ async def test_throttling_and_errors_slow_the_channel_but_every_value_arrives(
     sim_unlisted.add(bad)
     adapter = make_adapter(channel, AdapterContext(session=session, redis=redis))
     assert adapter is not None
-    refused: list[str] = []
-    actor = await started_actor(
-        channel,
-        adapter,
-        redis,
-        on_permanent=lambda sku, error: refused.append(sku),
-        backoff_cap=0.2,
-        breaker_threshold=1000,  # this test is about retries, not the breaker
-    )
+    refused: list[tuple[str, int]] = []
+    skus = [f"SKU-{i:03d}" for i in range(60)]
     try:
-        skus = [f"SKU-{i:03d}" for i in range(60)]
-        for version, sku in enumerate(skus, start=1):
-            await actor.receive(AvailabilityChanged(sku=sku, available=version, version=version))
-        await actor.receive(AvailabilityChanged(sku=bad, available=5, version=1))
-        await until(
-            lambda: all(sim.quantities.get(s) == v for v, s in enumerate(skus, start=1))
-            and refused == [bad],
-            timeout=60,
-            step=0.05,
-        )
+        async with started_actor(
+            channel,
+            adapter,
+            redis,
+            on_permanent=lambda sku, available, error: refused.append((sku, available)),
+            backoff_cap=0.2,
+            breaker_threshold=1000,  # this test is about retries, not the breaker
+        ) as actor:
+            for version, sku in enumerate(skus, start=1):
+                actor.receive(AvailabilityChanged(sku=sku, available=version, version=version))
+            actor.receive(AvailabilityChanged(sku=bad, available=5, version=1))
+            await until(
+                lambda: (
+                    all(sim.quantities.get(s) == v for v, s in enumerate(skus, start=1))
+                    and refused == [(bad, 5)]
+                ),
+                timeout=60,
+                step=0.05,
+            )
     finally:
-        await actor.on_passivate()
         await adapter.aclose()
     assert bad not in sim.quantities
     throttled = sum(n for key, n in sim.calls.items() if key.endswith(":throttled"))
@@ -168,23 +180,23 @@ async def test_refused_credentials_keep_the_values_and_open_the_breaker(
     adapter = make_adapter(channel, AdapterContext(session=session, redis=redis))
     assert adapter is not None
     refused: list[str] = []
-    actor = await started_actor(
-        channel,
-        adapter,
-        redis,
-        on_permanent=lambda sku, error: refused.append(sku),
-        breaker_threshold=2,
-        breaker_cooldown=30.0,
-    )
     try:
-        for i in range(3):
-            await actor.receive(AvailabilityChanged(sku=f"S-{i}", available=i + 1, version=1))
-        await until(lambda: actor.breaker.state.name == "OPEN", timeout=10, step=0.02)
-        # Nothing dropped while the credentials are wrong: pending or in flight, never refused.
-        await until(lambda: actor.pending_count + len(actor._inflight) == 3, timeout=5)
-        assert refused == [] and sim.quantities == {}
+        async with started_actor(
+            channel,
+            adapter,
+            redis,
+            on_permanent=lambda sku, available, error: refused.append(sku),
+            breaker_threshold=2,
+            breaker_cooldown=30.0,
+        ) as actor:
+            for i in range(3):
+                actor.receive(AvailabilityChanged(sku=f"S-{i}", available=i + 1, version=1))
+            await until(lambda: actor.breaker.state.name == "OPEN", timeout=10, step=0.02)
+            # Nothing dropped while the credentials are wrong: pending or in flight, never
+            # refused.
+            await until(lambda: actor.state.unpushed == 3, timeout=5)
+            assert refused == [] and sim.quantities == {}
     finally:
-        await actor.on_passivate()
         await adapter.aclose()
 
 
@@ -216,13 +228,12 @@ async def test_an_adapter_bug_is_retried_not_fatal_to_the_channel(
         async def aclose(self) -> None:
             await real.aclose()  # type: ignore[union-attr]
 
-    actor = await started_actor(channel, Buggy(), redis)
     try:
-        await actor.receive(AvailabilityChanged(sku="S-1", available=4, version=1))
-        await until(lambda: sim.quantities.get("S-1") == 4, timeout=10, step=0.02)
-        await actor.receive(AvailabilityChanged(sku="S-1", available=3, version=2))
-        await until(lambda: sim.quantities.get("S-1") == 3, timeout=10, step=0.02)
+        async with started_actor(channel, Buggy(), redis) as actor:
+            actor.receive(AvailabilityChanged(sku="S-1", available=4, version=1))
+            await until(lambda: sim.quantities.get("S-1") == 4, timeout=10, step=0.02)
+            actor.receive(AvailabilityChanged(sku="S-1", available=3, version=2))
+            await until(lambda: sim.quantities.get("S-1") == 3, timeout=10, step=0.02)
     finally:
-        await actor.on_passivate()
         await real.aclose()
     assert calls >= 3

@@ -111,3 +111,27 @@ async def test_a_new_topology_forgets_what_was_sent_under_the_old_one(
     await system.send("sku:TEE", Recompute())
     await settle(system)
     assert sorted((ch, m.available) for ch, m in Recorder.got) == [("amzn", 8), ("shop", 10)]
+
+
+async def test_values_go_to_deliver_when_one_is_wired_not_to_channel_actors(
+    engine: Engine,
+) -> None:
+    got: list[tuple[str, AvailabilityChanged]] = []
+    topo = Topology.build(POLICIES, {})
+    out = await engine.count("c1", "TEE", "wh-east", 10)
+    async with ActorSystem() as system:  # no channel kind: a send to one would fail
+        system.register(
+            Kind(
+                name="sku",
+                factory=lambda key: SkuActor(
+                    key, engine, lambda: topo, deliver=lambda ch, u: got.append((ch, u))
+                ),
+            )
+        )
+        await system.send("sku:TEE", StockChanged(state=out.skus["TEE"], accepted_ms=7))
+    # Leaving the system drained the SKU actor.
+    assert sorted((ch, m.sku, m.available, m.accepted_ms) for ch, m in got) == [
+        ("amzn", "TEE", 8, 7),
+        ("shop", "TEE", 10, 7),
+    ]
+    assert system.restarts["sku"] == 0

@@ -7,13 +7,16 @@ report only what survives the second look with our pushed value unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from invsync.adapters.base import BaseAdapter, PushResult, Retryable, Throttled, Update
-from invsync.core.config import Channel
-from invsync.daemon.drift import check_channel, pushed_values
+from invsync.core.clock import ManualClock
+from invsync.core.config import Channel, Config, ExceptionsConfig, Location
+from invsync.daemon.drift import DriftWatch, check_channel, pushed_values
 from invsync.engine import keys
 
 CH = "shop"
@@ -36,6 +39,24 @@ class Shelf(BaseAdapter):
         if self.fail:
             raise Retryable("HTTP 503")
         return {s: self.shows[s] for s in skus if s in self.shows}
+
+
+class SteppingClock(ManualClock):
+    """A manual clock whose sleeps return at once, having moved time on by what was slept and
+    run ``meanwhile`` (what happens in the world during the wait); ``waits`` records them."""
+
+    def __init__(
+        self, meanwhile: Callable[[], Awaitable[None]] | None = None, *, wall_ms: int = 0
+    ) -> None:
+        super().__init__(wall_ms=wall_ms or 1_800_000_000_000)
+        self.meanwhile = meanwhile
+        self.waits: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.advance(max(0.0, seconds))
+        if self.meanwhile is not None:
+            await self.meanwhile()
 
 
 class Reports:
@@ -85,11 +106,13 @@ async def test_a_difference_that_settles_before_the_second_look_is_not_drift(
     shelf = Shelf({"A": 4})  # a sale on the channel, its webhook on its way
     report = Reports()
 
-    async def meanwhile(_: float) -> None:
+    async def meanwhile() -> None:
         shelf.shows["A"] = 5  # the channel caught up with our push
 
-    result = await check_channel(CH, shelf, redis, report, confirm_s=1, sleep=meanwhile)
+    clock = SteppingClock(meanwhile)
+    result = await check_channel(CH, shelf, redis, report, confirm_s=1, clock=clock)
     assert report.calls == [] and result.drift == [] and result.suspected == 1
+    assert clock.waits == [1]  # the second look came confirm_s later, on the clock
 
 
 async def test_a_push_between_the_looks_cancels_the_suspicion(redis: aioredis.Redis) -> None:
@@ -97,10 +120,12 @@ async def test_a_push_between_the_looks_cancels_the_suspicion(redis: aioredis.Re
     shelf = Shelf({"A": 2})
     report = Reports()
 
-    async def push_in_flight(_: float) -> None:
+    async def push_in_flight() -> None:
         await redis.hset(keys.pushed(CH), "A", keys.format_pushed(2, 2, 2))
 
-    result = await check_channel(CH, shelf, redis, report, confirm_s=1, sleep=push_in_flight)
+    result = await check_channel(
+        CH, shelf, redis, report, confirm_s=1, clock=SteppingClock(push_in_flight)
+    )
     assert report.calls == [] and result.drift == []
 
 
@@ -154,7 +179,7 @@ async def test_values_pushed_within_the_settle_time_are_not_compared(
     shelf = Shelf({"OLD": 4, "NEW": 4})  # both differ; NEW was pushed 5 s ago
     report = Reports()
     result = await check_channel(
-        CH, shelf, redis, report, confirm_s=0, settle_s=600, wall_ms=lambda: now
+        CH, shelf, redis, report, confirm_s=0, settle_s=600, clock=SteppingClock(wall_ms=now)
     )
     assert report.calls == [(CH, "OLD", 4, 5)]
     assert result.checked == 1 and shelf.reads[0] == ["OLD"]
@@ -163,21 +188,18 @@ async def test_values_pushed_within_the_settle_time_are_not_compared(
 async def test_throttle_answers_are_waited_out_within_the_round(redis: aioredis.Redis) -> None:
     await _pushed(redis, A=5)
     shelf = Throttling({"A": 7}, n=2)
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
+    clock = SteppingClock()
     report = Reports()
-    result = await check_channel(CH, shelf, redis, report, confirm_s=0, sleep=sleep)
+    result = await check_channel(CH, shelf, redis, report, confirm_s=0, clock=clock)
     assert result.error is None and report.calls == [(CH, "A", 7, 5)]
-    assert waits[:2] == [0.5, 0.5]
-    # Past the round's time, the throttle ends the check instead.
+    assert clock.waits == [0.5, 0.5, 0]  # two throttles waited out, then the second look
+    # Past the round's time (on the clock), the throttle ends the check instead.
     await _pushed(redis, A=5)
     late = await check_channel(
-        CH, Throttling({"A": 7}, n=1), redis, Reports(), confirm_s=0, within_s=0.1, sleep=sleep
+        CH, Throttling({"A": 7}, n=2), redis, Reports(), confirm_s=0, within_s=0.7, clock=clock
     )
     assert late.error is not None and "Throttled" in late.error
+    assert clock.waits[3:] == [0.5]  # waited out once (0.5 s of 0.7), then gave up
 
 
 async def test_an_adapter_bug_or_a_store_outage_is_reported_not_raised(
@@ -198,3 +220,47 @@ async def test_an_adapter_bug_or_a_store_outage_is_reported_not_raised(
     finally:
         await dead.aclose()
     assert result.error is not None and result.error.startswith("store unavailable")
+
+
+async def test_the_watch_checks_every_readable_channel_each_round_on_its_clock(
+    redis: aioredis.Redis,
+) -> None:
+    await _pushed(redis, A=5)
+    config = Config(
+        locations=(Location(id="wh-east", priority=1),),
+        exceptions=ExceptionsConfig(drift_check_s=60, drift_confirm_s=0, drift_settle_s=0),
+    )
+
+    class Blind(BaseAdapter):
+        async def push(self, updates: Sequence[Update]) -> list[PushResult]:
+            return []
+
+    shelf = Shelf({"A": 2})
+    running: dict[str, Any] = {CH: shelf, "blind": Blind()}
+    report = Reports()
+    clock = ManualClock()
+    watch = DriftWatch(
+        config=lambda: config,
+        adapters=lambda: running,
+        redis=redis,
+        report=report,
+        clock=clock,
+    )
+    async with asyncio.TaskGroup() as tasks:
+        watcher = tasks.create_task(watch.run())
+        for _ in range(100):  # until the watch waits for its first round
+            if clock.sleepers:
+                break
+            await asyncio.sleep(0.01)
+        assert clock.next_deadline == 60
+        clock.advance(59)
+        await asyncio.sleep(0.05)
+        assert shelf.reads == []  # nothing before drift_check_s
+        clock.advance(1)
+        for _ in range(200):
+            if report.calls:
+                break
+            await asyncio.sleep(0.01)
+        assert report.calls == [(CH, "A", 2, 5)]  # "blind" cannot read back: not asked
+        assert shelf.reads == [["A"], ["A"]]
+        watcher.cancel()

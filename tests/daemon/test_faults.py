@@ -131,3 +131,51 @@ async def test_a_failing_channel_backs_off_trips_recovers_and_never_delays_the_o
         finally:
             daemon.kill()
             kill_valkey(config)
+
+
+async def test_a_sku_the_channel_refuses_for_good_becomes_a_push_refused_exception(
+    tmp_path: Path,
+) -> None:
+    async with Receiver(ENV["FAULTS_FLAKY_SECRET"]) as portal:
+        config = write_config(
+            tmp_path, LOCATIONS + webhook_channel("portal", portal.url, "FAULTS_FLAKY_SECRET")
+        )
+        refusal = {"sku": "GONE", "status": "error", "retryable": False, "error": "no such sku"}
+        # Refuse GONE for good, whatever else the batch carries; take the rest.
+        portal.default = Answer(
+            body=lambda payload: {
+                "results": [refusal for u in payload["updates"] if u["sku"] == "GONE"]
+            }
+        )
+        daemon = Daemon(config, env=ENV).start()
+        try:
+            await daemon.await_event("started")
+            async with Api(config) as api:
+                await api.post_events(
+                    [
+                        counted("c-gone", "GONE", "wh-east", 4),
+                        counted("c-kept", "KEPT", "wh-east", 6),
+                    ]
+                )
+                await poll(lambda: portal.shows().get("KEPT") == 6, 10, "KEPT at the portal")
+
+                async def refused() -> list[dict[str, object]]:
+                    status, body = await api.request("GET", "/v1/exceptions?kind=push_refused")
+                    assert status == 200, body
+                    items: list[dict[str, object]] = body["items"]
+                    return items
+
+                (record,) = await poll(refused, 10, "the push_refused exception")
+                assert (record["channel"], record["sku"], record["state"]) == (
+                    "portal",
+                    "GONE",
+                    "open",
+                )
+                details = record["details"]
+                assert isinstance(details, dict)
+                assert details["available"] == 4 and "no such sku" in details["reason"]
+                assert "GONE" not in portal.shows()
+            assert await daemon.astop() == 0
+        finally:
+            daemon.kill()
+            kill_valkey(config)

@@ -1,5 +1,7 @@
 """Config reload by SIGHUP on a running ``invsync run``: onboarding a channel (full initial sync
-within its rate limit), removing one, changing a policy, and refusing an invalid file."""
+within its rate limit), removing one, changing a policy, refusing an invalid file, and reporting
+a channel whose replacement cannot start (the old one keeps running); plus ``reload_config``
+in process, on a real channel manager."""
 
 from __future__ import annotations
 
@@ -10,8 +12,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from invsync.actors.messages import AvailabilityChanged
+from invsync.adapters.base import AdapterContext
+from invsync.adapters.registry import make_adapter
+from invsync.core.clock import SystemClock
+from invsync.core.config import Config
+from invsync.daemon.channels import ChannelManager
+from invsync.daemon.config import load_config
+from invsync.daemon.reload import ReloadResult, apply_channels, reload_config
+from invsync.engine.engine import Engine
 from tests.daemon.helpers import (
     LOCATIONS,
     Api,
@@ -181,7 +193,83 @@ async def test_a_policy_change_is_pushed_and_an_invalid_config_is_refused(
             assert (await api.readyz())["ready"] is True
             await api.post_events(counted("c-later", "S-001", "wh-east", 50))
             await poll(lambda: first.shows().get("S-001") == 47, 10, "a later change (buffer 3)")
+
+            # A replacement that cannot start (its secret is not in the environment): the
+            # reload says so, naming the channel and why, and the old channel keeps pushing.
+            unset = buffered.replace("RELOAD_FIRST_SECRET", "RELOAD_UNSET_SECRET")
+            failed = await setup.reload(unset, expect="reload_failed")
+            assert set(failed["failed"]) == {"first"}
+            assert "RELOAD_UNSET_SECRET" in failed["failed"]["first"]
+            assert failed["channels"] == ["first"]
+            assert (await api.readyz())["checks"]["channels"]["channels"]["first"]["worker"] == (
+                "running"
+            )
+            await api.post_events(counted("c-after", "S-002", "wh-east", 40))
+            await poll(lambda: first.shows().get("S-002") == 37, 10, "the old channel to push")
         assert await daemon.astop() == 0
     finally:
         daemon.kill()
         kill_valkey(setup.path)
+
+
+def _write(path: Path, channels: str) -> Config:
+    path.write_text(LOCATIONS + channels)
+    return load_config(path)
+
+
+async def test_reload_config_names_the_channel_that_cannot_start_and_keeps_the_old_one(
+    tmp_path: Path, engine: Engine, first: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("RELOAD_UNSET_SECRET", raising=False)
+    path = tmp_path / "config.toml"
+    block = webhook_channel("first", first.url, "RELOAD_FIRST_SECRET")
+    config = _write(path, block)
+    installed: list[Config] = []
+    async with (
+        aiohttp.ClientSession() as session,
+        ChannelManager(
+            engine=engine,
+            clock=SystemClock(),
+            make_adapter=lambda ch: make_adapter(
+                ch, AdapterContext(session=session, redis=engine.redis)
+            ),
+        ) as channels,
+    ):
+        assert await apply_channels(config, channels) == ReloadResult(ok=True, channels=("first",))
+        running = channels.adapters["first"]
+
+        # The channel's secret moves to a variable that is not set, and a new channel that
+        # cannot start either is added: both are named, with the reason.
+        broken = block.replace("RELOAD_FIRST_SECRET", "RELOAD_UNSET_SECRET")
+        _write(path, broken + webhook_channel("second", first.url, "RELOAD_UNSET_SECRET"))
+        result = await reload_config(config, channels, install=installed.append)
+        assert not result.ok and result.refused is None
+        assert result.channels == ("first",)
+        assert set(result.failed) == {"first", "second"}
+        for channel_id in ("first", "second"):
+            assert result.failed[channel_id] == (
+                f"channel '{channel_id}': secret_env: environment variable RELOAD_UNSET_SECRET "
+                "is not set (or empty)"
+            )
+        # The new config is in force; the old channel runs on, as it was, and still pushes.
+        assert [ch.secret_env for ch in installed[-1].channels] == ["RELOAD_UNSET_SECRET"] * 2
+        assert channels.running()["first"].secret_env == "RELOAD_FIRST_SECRET"
+        assert channels.adapters["first"] is running
+        channels.offer("first", AvailabilityChanged(sku="A", available=3, version=1))
+        await poll(lambda: first.shows().get("A") == 3, 10, "the old channel to push")
+
+        # The next reload tries again (compared with what runs, not with the last file).
+        monkeypatch.setenv("RELOAD_UNSET_SECRET", ENV["RELOAD_FIRST_SECRET"])
+        again = await reload_config(installed[-1], channels, install=installed.append)
+        assert again == ReloadResult(ok=True, channels=("first", "second"))
+        assert channels.running()["first"].secret_env == "RELOAD_UNSET_SECRET"
+        assert channels.adapters["first"] is not running
+
+        # An invalid file changes nothing and says why.
+        path.write_text(LOCATIONS + broken + "buffer = -1\n")
+        refused = await reload_config(installed[-1], channels, install=installed.append)
+        assert not refused.ok and refused.refused is not None
+        assert "channels[0].buffer" in refused.refused
+        assert len(installed) == 2 and sorted(channels.running()) == ["first", "second"]

@@ -387,6 +387,7 @@ class ChannelManager:
         None when the channel is being stopped (no restart)."""
         slot.worker = None
         slot.restarts += 1
+        m.CHANNEL_RESTARTS.labels(channel=slot.channel.id).inc()
         requeued = slot.state.recover()
         if slot.stopping.is_set():
             # A crash while draining: what is left is pushed by the sync of the next start.

@@ -14,6 +14,7 @@ __all__ = [
     "CHANNEL_BREAKER_OPEN",
     "CHANNEL_PENDING_SKUS",
     "CHANNEL_PUSHES",
+    "CHANNEL_RESTARTS",
     "DRIFT",
     "EVENTS",
     "EXCEPTIONS_OPEN",
@@ -61,6 +62,12 @@ CHANNEL_PUSHES = Counter(
     "invsync_channel_pushes_total",
     "SKU updates pushed to a channel, by outcome (ok, throttled, retryable, permanent).",
     ["channel", "outcome"],
+    registry=REGISTRY,
+)
+CHANNEL_RESTARTS = Counter(
+    "invsync_channel_restarts_total",
+    "Channel worker restarts after a crash (each restart runs a full sync).",
+    ["channel"],
     registry=REGISTRY,
 )
 CHANNEL_PENDING_SKUS = Gauge(
@@ -123,6 +130,7 @@ PUSH_OUTCOMES = ("ok", "throttled", "retryable", "permanent")
 _PER_CHANNEL: tuple[Counter | Gauge | Histogram, ...] = (
     SYNC_LATENCY,
     CHANNEL_PENDING_SKUS,
+    CHANNEL_RESTARTS,
     CHANNEL_BREAKER_OPEN,
     OVERSELLS,
     DRIFT,

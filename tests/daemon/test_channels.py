@@ -25,6 +25,7 @@ from invsync.daemon.incidents import ExceptionQueue
 from invsync.engine import keys
 from invsync.engine.availability import ChannelPolicy
 from invsync.engine.engine import Engine
+from invsync.metrics.definitions import REGISTRY
 from tests.daemon.helpers import poll
 from tests.receiver import until
 
@@ -108,10 +109,17 @@ async def test_a_crashed_worker_restarts_on_the_clock_with_a_full_sync_and_loses
             await until(lambda: shelf.pushes[-1] == ["A", "B"])
             for sku in "CDE":
                 channels.offer("shop", change(sku, ord(sku)))
+            restarted = REGISTRY.get_sample_value(
+                "invsync_channel_restarts_total", {"channel": "shop"}
+            )
             oom["left"] = 1  # recording that A and B were sent fails: the worker crashes
             shelf.gate.set()
             await until(lambda: channels.status()["shop"]["worker"] == "restarting")
             assert channels.status()["shop"]["restarts"] == 1
+            assert (
+                REGISTRY.get_sample_value("invsync_channel_restarts_total", {"channel": "shop"})
+                == (restarted or 0) + 1
+            )
             assert channels.workers() == 0
 
             # Meanwhile: a value offered (kept) and a change nobody offers (the sync finds it).

@@ -11,7 +11,6 @@ bench) the ValueError names the key the same way.
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -25,6 +24,7 @@ from ..core.config import (
     decode_options,
     resolve_secret,
 )
+from ..core.config_errors import FINITE
 from .registry import MissingSecret
 
 __all__ = [
@@ -44,13 +44,9 @@ __all__ = [
 # an environment variable, never the secret), ``NonEmpty`` (a string that says something) and
 # ``Seconds`` (a finite duration > 0).
 
-# msgspec takes no infinite bound; an upper bound at the largest float refuses exactly inf (TOML
-# has it), the one value the adapters' old hand checks refused beyond the range.
-_FINITE = sys.float_info.max
-
 #: A finite duration of 0 seconds (no wait) or more.
 SecondsOrZero = Annotated[
-    float, msgspec.Meta(ge=0, le=_FINITE, description="A duration in seconds, 0 or more.")
+    float, msgspec.Meta(ge=0, le=FINITE, description="A duration in seconds, 0 or more.")
 ]
 #: ``options.timeout_s``: the longest one call to the channel may take (default 10 s).
 Timeout = Seconds

@@ -11,21 +11,17 @@ decoding refuses a bad value. Only the rules that relate keys to each other (a c
 unknown location, duplicate ids, URL schemes, ...) are code, in `_validate`.
 """
 
-import difflib
-import json
 import math
 import os
-import re
-import sys
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, get_args
 from urllib.parse import urlsplit
 
 import msgspec
 
+from .config_errors import FINITE, ConfigError, join_key, syntax_error, translate
 from .ids import Id, Sku
 from .policy import Bundle, ChannelPolicy, KitUnits, Percent, Units
 
@@ -81,43 +77,11 @@ RoutingFallback = Literal["late", "unroutable"]
 OptionValue = str | int | float | bool
 
 
-class ConfigError(Exception):
-    """A config that cannot be used: `key` is the dotted path of the culprit (None when the
-    problem is the file itself), `message` says what is wrong; str() is one line for a human.
-    """
-
-    def __init__(
-        self,
-        key: str | None,
-        message: str,
-        *,
-        source: str | Path | None = None,
-        line: int | None = None,
-        column: int | None = None,
-    ) -> None:
-        self.key = key
-        self.message = message
-        self.source = source
-        self.line = line
-        self.column = column
-        parts: list[str] = []
-        if source is not None:
-            parts.append(str(source))
-        if line is not None:
-            parts.append(f"line {line}" if column is None else f"line {line}, column {column}")
-        if key is not None:
-            parts.append(key)
-        parts.append(message)
-        super().__init__(": ".join(parts))
-
-
 # --- the constrained types ------------------------------------------------------------------------
 #
 # A Meta with a `pattern` says in its `description` what the pattern accepts: a value that does
 # not match is reported as "must be <description>". Ranges are reported from the bounds alone.
 
-# msgspec takes no infinite bound; an upper bound at the largest float refuses exactly inf.
-_FINITE = sys.float_info.max
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535, description="A TCP port.")]
 EnvName = Annotated[
@@ -129,11 +93,11 @@ EnvName = Annotated[
     ),
 ]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-Seconds = Annotated[float, msgspec.Meta(gt=0, le=_FINITE, description="A duration in seconds.")]
-PerSecond = Annotated[float, msgspec.Meta(gt=0, le=_FINITE, description="A rate per second.")]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=FINITE, description="A duration in seconds.")]
+PerSecond = Annotated[float, msgspec.Meta(gt=0, le=FINITE, description="A rate per second.")]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1, description="A fraction from 0 to 1.")]
 Days = Annotated[int, msgspec.Meta(ge=0, description="A number of days, 0 or more.")]
-Cost = Annotated[float, msgspec.Meta(ge=0, le=_FINITE, description="A cost, 0 or more.")]
+Cost = Annotated[float, msgspec.Meta(ge=0, le=FINITE, description="A cost, 0 or more.")]
 # ISO 3166-1 alpha-2 country, optionally "-" and an ISO 3166-2 subdivision code ("US-CA").
 Region = Annotated[
     str,
@@ -416,6 +380,10 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
         return {b.sku: Bundle(sku=b.sku, components=dict(b.components)) for b in self.bundles}
 
 
+# `source` is filled in by load_config, so it is no key a user could have meant.
+_HIDDEN = {Config: frozenset({"source"})}
+
+
 # --- loading ------------------------------------------------------------------------------------
 
 
@@ -454,7 +422,7 @@ def load_config(
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise _syntax_error(e, text, shown) from None
+        raise syntax_error(e, text, shown) from None
 
     source = _absolute(file, Path.cwd())
     try:
@@ -463,7 +431,7 @@ def load_config(
         try:
             config = msgspec.convert(data, Config, dec_hook=_dec_hook)
         except msgspec.ValidationError as e:
-            raise _translate(e, data) from None
+            raise translate(e, data, root=Config, hidden=_HIDDEN, dec_hook=_dec_hook) from None
         config = msgspec.structs.replace(
             config,
             source=source,
@@ -498,7 +466,7 @@ def decode_options(options: Mapping[str, Any], schema: type[S], *, key: str = "o
     try:
         return msgspec.convert(options, schema, dec_hook=_dec_hook)
     except msgspec.ValidationError as e:
-        raise _translate(e, options, root=schema, prefix=key) from None
+        raise translate(e, options, root=schema, prefix=key, dec_hook=_dec_hook) from None
 
 
 def resolve_secret(env_name: str | None) -> str | None:
@@ -524,189 +492,6 @@ def _dec_hook(tp: type, obj: object) -> object:
             return Path(obj)
         raise ValueError(f"expected a path (a non-empty string), got {obj!r}")
     raise NotImplementedError(f"no decoder for {tp!r}")
-
-
-_TOML_POSITION = re.compile(
-    r"^(?P<msg>.*?) \(at (?:line (?P<line>\d+), column (?P<col>\d+)|end of document)\)$"
-)
-
-
-def _syntax_error(e: tomllib.TOMLDecodeError, text: str, shown: str | Path) -> ConfigError:
-    # Python 3.11's TOMLDecodeError has no lineno attribute: the position is only in the text.
-    m = _TOML_POSITION.match(str(e))
-    if m is None:
-        return ConfigError(None, f"invalid TOML: {e}", source=shown)
-    if m["line"] is not None:
-        line, column = int(m["line"]), int(m["col"])
-    else:
-        lines = text.split("\n")
-        line, column = len(lines), len(lines[-1]) + 1
-    return ConfigError(None, f"invalid TOML: {m['msg']}", source=shown, line=line, column=column)
-
-
-# --- msgspec errors, in the file's terms ----------------------------------------------------------
-#
-# msgspec's ValidationError carries its path only inside its text: "<what> - at `$.a[2].b`", or
-# "<what> - at `key` in `$.a`" when a table's key broke its constraint. This is the one place
-# that reads that text; the words for a broken constraint come from the schema's own Meta.
-
-_MSGSPEC_ERROR = re.compile(
-    r"^(?P<msg>.*?)(?: - at (?P<in_key>`key` in )?`\$(?P<path>[^`]*)`)?$", re.DOTALL
-)
-_PATH_SEGMENT = re.compile(r"\.(?P<name>\w+)|\[(?P<index>\d+|\.\.\.)\]")
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_TYPE_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "a boolean",
-    "array": "an array",
-    "object": "a table",
-    "Path": "a path",
-    "datetime": "a date-time",
-    "date": "a date",
-    "time": "a time",
-}
-
-
-def _translate(
-    error: msgspec.ValidationError, data: Any, *, root: Any = Config, prefix: str = ""
-) -> ConfigError:
-    """msgspec's ``Expected `int` >= 1 - at `$.channels[2].burst` `` as a ConfigError."""
-    m = _MSGSPEC_ERROR.match(str(error))
-    assert m is not None  # the pattern matches any string
-    message, path = m["msg"], m["path"] or ""
-    # Walk the path through the data (for the value shown) and the schema (for the valid keys
-    # and the constraints).
-    key, tp, node = prefix, root, data
-    for seg in _PATH_SEGMENT.finditer(path):
-        bare, _ = _unwrap(tp)
-        if seg["name"] is not None:
-            key = _join_key(key, seg["name"])
-            tp = _struct_fields(bare).get(seg["name"], Any)
-            node = node.get(seg["name"]) if isinstance(node, dict) else None
-        elif seg["index"] == "...":
-            # msgspec does not say which entry of a table failed; find it ourselves.
-            tp = get_args(bare)[1] if get_origin(bare) is dict else Any
-            key, node = _first_bad(key, node, tp, keys=False)
-        else:
-            index = int(seg["index"])
-            key += f"[{index}]"
-            tp = get_args(bare)[0] if get_origin(bare) in (tuple, list) else Any
-            node = node[index] if isinstance(node, list) and index < len(node) else None
-    if m["in_key"]:
-        bare, _ = _unwrap(tp)
-        tp = get_args(bare)[0] if get_origin(bare) is dict else Any
-        key, node = _first_bad(key, node, tp, keys=True)
-    tp, metas = _unwrap(tp)
-    shown = None if key.endswith("_env") else _show(node)  # an *_env value may be a secret
-
-    if found := re.match(r"Object contains unknown field `(.*)`", message):
-        name = found[1]
-        # `source` is filled in by load_config, so it is no key a user could have meant.
-        known = [k for k in _struct_fields(tp) if not (tp is Config and k == "source")]
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else "known: " + ", ".join(known)
-        return ConfigError(_join_key(key, name), f"unknown key ({hint})")
-    if found := re.match(r"Object missing required field `(.*)`", message):
-        return ConfigError(_join_key(key, found[1]), "required key is missing")
-    if (found := re.match(r"Invalid enum value (.*)", message)) and get_args(tp):
-        choices = ", ".join(repr(c) for c in get_args(tp))
-        return ConfigError(key or None, f"must be one of {choices}, got {found[1]}")
-    if found := re.match(r"Expected `(.*)`, got `(.*)`", message):
-        expected, got = _describe_types(found[1]), _describe_types(found[2])
-        shown = f" ({shown})" if shown is not None else ""
-        return ConfigError(key or None, f"expected {expected}, got {got}{shown}")
-    if message.startswith("Expected `") and (rule := _rule_words(metas, node)):
-        got = f", got {shown}" if shown is not None and rule != "must not be empty" else ""
-        return ConfigError(key or None, rule + got)
-    # A dec_hook or __post_init__ ValueError: its own words, at the key of its value or Struct.
-    return ConfigError(key or None, message)
-
-
-def _unwrap(tp: Any) -> tuple[Any, list[msgspec.Meta]]:
-    """`tp` without ``| None`` and ``Annotated``, and the Metas those carried."""
-    metas: list[msgspec.Meta] = []
-    while True:
-        if get_origin(tp) in (Union, UnionType):
-            args = [a for a in get_args(tp) if a is not type(None)]
-            if len(args) != 1:
-                return tp, metas
-            tp = args[0]
-        elif get_origin(tp) is Annotated:
-            tp, *extras = get_args(tp)
-            metas += [x for x in extras if isinstance(x, msgspec.Meta)]
-        else:
-            return tp, metas
-
-
-def _rule_words(metas: Sequence[msgspec.Meta], value: object) -> str | None:
-    """The constraints of `metas`, which `value` broke, in plain words ("must be >= 1")."""
-    for meta in metas:
-        if meta.pattern is not None:
-            return f"must be {meta.description or f'a string matching {meta.pattern!r}'}"
-
-    def bound(name: str) -> Any:
-        return next((v for meta in metas if (v := getattr(meta, name)) is not None), None)
-
-    ge, gt, le, lt = bound("ge"), bound("gt"), bound("le"), bound("lt")
-    shortest, longest, step = bound("min_length"), bound("max_length"), bound("multiple_of")
-    if shortest is not None or longest is not None:
-        if shortest == 1 and longest is None:
-            return "must not be empty"
-        unit = "characters" if isinstance(value, str) else "entries"
-        if longest is None:
-            return f"must have at least {shortest} {unit}"
-        return f"must have {shortest or 0} to {longest} {unit}"
-    if step is not None:
-        return f"must be a multiple of {step}"
-    finite = le == _FINITE  # a bound that only refuses inf: say "finite", not the number
-    if ge is not None and le is not None and not finite:
-        return f"must be between {ge} and {le}"
-    pairs = ((">=", ge), (">", gt), ("<=", None if finite else le), ("<", lt))
-    bounds = " and ".join(f"{op} {bound}" for op, bound in pairs if bound is not None)
-    if not bounds:
-        return None  # no constraint msgspec checks that we know of: its own words will do
-    return ("must be a finite number " if finite else "must be ") + bounds
-
-
-def _struct_fields(tp: Any) -> dict[str, Any]:
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-        return {f.encode_name: f.type for f in msgspec.structs.fields(tp)}
-    return {}
-
-
-def _first_bad(key: str, node: Any, tp: Any, *, keys: bool) -> tuple[str, Any]:
-    """The key path and value of the first entry of table `node` whose key (or value) is no
-    `tp`; msgspec reports a table's entries as ``[...]`` only."""
-    if isinstance(node, dict):
-        for name, value in node.items():
-            try:
-                msgspec.convert(name if keys else value, tp, dec_hook=_dec_hook)
-            except msgspec.ValidationError:
-                return _join_key(key, str(name)), name if keys else value
-    return f"{key}[...]", None
-
-
-def _join_key(prefix: str, name: str) -> str:
-    # TOML's own spelling of a dotted key, so the key can be searched for in the file.
-    part = name if _BARE_KEY.match(name) else json.dumps(name)
-    return f"{prefix}.{part}" if prefix else part
-
-
-def _describe_types(spec: str) -> str:
-    words = [_TYPE_WORDS.get(t, t) for t in spec.split(" | ") if t != "null"]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _show(value: object) -> str | None:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, int | float):
-        return str(value)
-    return None
 
 
 # --- the rules between keys -----------------------------------------------------------------------
@@ -739,7 +524,7 @@ def _validate(cfg: Config) -> None:
     _check_channels(cfg)
     channels = [ch.id for ch in cfg.channels]
     for ch in cfg.simulator.channel_faults:
-        _check_known(_join_key("simulator.channel_faults", ch), ch, channels, "channel")
+        _check_known(join_key("simulator.channel_faults", ch), ch, channels, "channel")
     _check_bundles(cfg.bundles)
     _check_routing(cfg)
     drift_check_s = cfg.exceptions.drift_check_s
@@ -777,7 +562,7 @@ def _check_bundles(bundles: tuple[BundleConfig, ...]) -> None:
     skus = {b.sku for b in bundles}
     for i, bundle in enumerate(bundles):
         for component in bundle.components:
-            key = _join_key(f"bundles[{i}].components", component)
+            key = join_key(f"bundles[{i}].components", component)
             if component == bundle.sku:
                 _fail(key, "a bundle cannot contain itself")
             if component in skus:
@@ -788,14 +573,14 @@ def _check_routing(cfg: Config) -> None:
     routing = cfg.routing
     channels = [ch.id for ch in cfg.channels]
     for channel in routing.strategies:
-        _check_known(_join_key("routing.strategies", channel), channel, channels, "channel")
+        _check_known(join_key("routing.strategies", channel), channel, channels, "channel")
     seen: dict[str, str] = {}
     for region in routing.zones:
         # Ship-to addresses are matched without regard to case, so "us-ca" and "US-CA" clash.
         if region.upper() in seen:
             _fail(
-                _join_key("routing.zones", region),
-                f"same region as {_join_key('routing.zones', seen[region.upper()])}",
+                join_key("routing.zones", region),
+                f"same region as {join_key('routing.zones', seen[region.upper()])}",
             )
         seen[region.upper()] = region
     zones = routing.zone_names()
@@ -805,7 +590,7 @@ def _check_routing(cfg: Config) -> None:
             for zone in names:
                 if zone not in zones:
                     _fail(
-                        _join_key(f"{at}.{table}", zone),
+                        join_key(f"{at}.{table}", zone),
                         f"unknown zone '{zone}' (known: {', '.join(zones)}; zones are the "
                         "values of routing.zones and routing.default_zone)",
                     )

@@ -43,6 +43,7 @@ import msgspec
 import structlog
 
 from ..core.clock import Clock, SystemClock
+from ..core.retry import Backoff
 
 __all__ = [
     "Actor",
@@ -253,8 +254,10 @@ _INSIDE: contextvars.ContextVar[ActorSystem | None] = contextvars.ContextVar(
 class ActorSystem:
     """Hosts virtual actors; an async context manager that owns every actor task.
 
-    ``restart_backoff_s`` is (first delay, cap) of the restart backoff; after ``max_restarts``
-    consecutive failures of a key without a successful message it stays at the cap.
+    ``restart_backoff_s`` is (first delay, cap) of the restart backoff (``core.retry.Backoff``
+    with equal jitter: each delay is drawn from [ceiling/2, ceiling], so restarts of many keys
+    spread out but never come near zero); after ``max_restarts`` consecutive failures of a key
+    without a successful message it stays at the cap.
     """
 
     def __init__(
@@ -273,7 +276,7 @@ class ActorSystem:
         self.max_restarts = max_restarts
         #: Crashes (receive or on_activate raised) per kind, for ``invsync_actor_restarts``.
         self.restarts: dict[str, int] = {}
-        self._rng = rng or random.Random()
+        self._restart_backoff = Backoff(base, cap, jitter="equal", rng=rng)
         self._kinds: dict[str, _KindState] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._context = contextvars.Context()
@@ -546,21 +549,20 @@ class ActorSystem:
         """Count a crash and wait before the next instance: exponential, jittered, capped."""
         kind = act.state.kind.name
         self.restarts[kind] += 1
-        first, cap = self.restart_backoff_s
+        rule = self._restart_backoff
         if failures > self.max_restarts:
-            delay = cap
+            delay = rule.capped()
             if failures == self.max_restarts + 1:
                 log.warning(
                     "actor keeps failing; restarting at the slowest pace",
                     actor=act.key,
                     kind=kind,
                     failures=failures,
-                    cap_s=cap,
+                    cap_s=rule.cap_s,
                 )
         else:
-            delay = min(cap, first * 2.0 ** (failures - 1))
-        # Jitter in [delay/2, delay]: spreads restarts of many keys, never near zero.
-        await self.clock.sleep(delay * self._rng.uniform(0.5, 1.0))
+            delay = rule.delay(failures - 1)
+        await self.clock.sleep(delay)
 
     def _unregister(self, act: _Activation) -> None:
         state = act.state

@@ -10,7 +10,6 @@ call is idempotent by the event's id).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -22,13 +21,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..core.clock import Clock, SystemClock, sleep_unless
 from ..core.errors import StoreUnavailable
 from ..core.events import Event, decode_event, encode_event
+from ..core.retry import Backoff
 
 log = structlog.get_logger("invsync.intake")
 
 STREAM = "intake:{events}"
 GROUP = "invsync"
+
+#: The pause before reading again after the store failed: 0.1 s doubling to 5 s, no jitter (one
+#: consumer per daemon: there is no herd to spread).
+STORE_RETRY = Backoff(0.1, 5.0, jitter="none")
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,7 +54,7 @@ def _text(value: object) -> str:
 
 
 class Intake:
-    """The intake stream on one Redis client."""
+    """The intake stream on one Redis client; ``clock`` times the retry pauses and the lag."""
 
     def __init__(
         self,
@@ -58,11 +63,13 @@ class Intake:
         stream: str = STREAM,
         consumer: str | None = None,
         reclaim_idle_ms: int = 30_000,
+        clock: Clock | None = None,
     ) -> None:
         self.redis = redis
         self.stream = stream
         self.consumer = consumer or f"invsync-{socket.gethostname()}"
         self._reclaim_idle_ms = reclaim_idle_ms
+        self._clock: Clock = clock or SystemClock()
 
     async def append(self, events: Sequence[Event], *, source: str) -> list[str]:
         """Record ``events`` atomically; returns their stream ids. Raises StoreUnavailable."""
@@ -95,9 +102,7 @@ class Intake:
 
     async def lag_seconds(self, now_ms: int | None = None) -> float:
         """Age of the oldest event recorded but not yet processed (0 when caught up)."""
-        import time
-
-        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        now_ms = now_ms if now_ms is not None else self._clock.wall_ms()
         summary: Any = await self.redis.xpending(self.stream, GROUP)
         oldest = summary.get("min") if summary and summary.get("pending") else None
         if oldest is None:
@@ -149,11 +154,12 @@ class Intake:
 
         First replays this consumer's own pending entries (a crash left them unacknowledged),
         then claims entries other consumers left idle, then reads new ones. If ``handle`` raises
-        StoreUnavailable the batch stays pending and is retried after a backoff.
+        StoreUnavailable the batch stays pending and is retried after a backoff (``STORE_RETRY``,
+        cut short by ``stop``).
         """
         stop = stop or asyncio.Event()
         backlog = True  # start with what this consumer had read but not acknowledged
-        delay = 0.1
+        failures = 0  # consecutive store failures
         while not stop.is_set():
             try:
                 if backlog:
@@ -172,14 +178,13 @@ class Intake:
                 if entries:
                     await handle(entries)
                 await self.redis.xack(self.stream, GROUP, *[_text(r[0]) for r in rows])
-                delay = 0.1
+                failures = 0
             except (StoreUnavailable, RedisConnectionError, RedisTimeoutError) as exc:
+                delay = STORE_RETRY.delay(failures)
                 log.warning("intake_store_unavailable", error=str(exc), retry_in_s=delay)
                 backlog = True
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):  # not wait_for: it can eat a cancel
-                        await stop.wait()
-                delay = min(delay * 2, 5.0)
+                failures += 1
+                await sleep_unless(self._clock, delay, stop)
 
     async def _read(
         self, start: str, count: int, block_ms: int | None

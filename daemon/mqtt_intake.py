@@ -7,13 +7,13 @@
 The payload is one generic event object or a list (the same JSON as ``POST /v1/events``).
 Messages are QoS 1 on a persistent session and acknowledged (PUBACK) only after the events are
 recorded in the intake stream, so a crash before that makes the broker deliver them again. The
-connection is re-established with exponential backoff when the broker goes away.
+connection is re-established with exponential backoff when the broker goes away (``RECONNECT``),
+and a store that does not answer is retried (``STORE_RETRY``) before the message is acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import Literal
 from urllib.parse import urlsplit
@@ -22,9 +22,11 @@ import aiomqtt
 import msgspec
 import structlog
 
+from ..core.clock import Clock, SystemClock
 from ..core.config import Config, resolve_secret
 from ..core.errors import StoreUnavailable
 from ..core.events import BadEvent, Event, convert_events, event_kind
+from ..core.retry import Backoff
 from ..metrics import definitions as m
 from .intake import Intake
 
@@ -35,6 +37,14 @@ OnBad = Callable[[str, bytes, str], Awaitable[None]]
 
 
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
+
+#: Reconnects to the broker: 0.5 s doubling to 30 s, equal jitter (each pause drawn from
+#: [ceiling/2, ceiling]) so daemons that lost the broker together do not all come back at once.
+RECONNECT = Backoff(0.5, 30.0, jitter="equal")
+
+#: Re-recording a message while the store does not answer: 0.2 s doubling to 5 s, no jitter (the
+#: message is held, unacknowledged, meanwhile; one message at a time, nothing to spread).
+STORE_RETRY = Backoff(0.2, 5.0, jitter="none")
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:
@@ -93,13 +103,16 @@ async def run_mqtt_intake(
     *,
     connected: asyncio.Event | None = None,
     on_bad: OnBad | None = None,
+    clock: Clock | None = None,
 ) -> None:
     """Subscribe and record events until cancelled; reconnects with backoff forever.
 
     ``on_bad(topic, payload, error)`` is told of each refused message (the daemon turns it into
-    a ``bad_event`` exception); its own failures are logged, never block the intake.
+    a ``bad_event`` exception); its own failures are logged, never block the intake. The
+    pauses between reconnects and store retries are slept on ``clock``.
     """
-    delay = 0.5
+    clock = clock or SystemClock()
+    failures = 0  # consecutive failed connections
     while True:
         cfg = config().mqtt
         if cfg.url is None:
@@ -127,17 +140,18 @@ async def run_mqtt_intake(
                 log.info("mqtt_intake_connected", broker=f"{host}:{port}")
                 if connected is not None:
                     connected.set()
-                delay = 0.5
+                failures = 0
                 async for message in client.messages:
-                    await _handle(message, prefix, intake, check, on_bad)
+                    await _handle(message, prefix, intake, check, on_bad, clock)
                     if message.qos > 0:
                         paho.ack(message.mid, message.qos)
         except aiomqtt.MqttError as exc:
             if connected is not None:
                 connected.clear()
+            delay = RECONNECT.delay(failures)
+            failures += 1
             log.warning("mqtt_intake_disconnected", error=str(exc), retry_in_s=round(delay, 2))
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 30.0)
+            await clock.sleep(delay)
 
 
 async def _handle(
@@ -145,7 +159,8 @@ async def _handle(
     prefix: str,
     intake: Intake,
     check: Callable[[list[Event]], None],
-    on_bad: OnBad | None = None,
+    on_bad: OnBad | None,
+    clock: Clock,
 ) -> None:
     topic = str(message.topic)
     raw = message.payload
@@ -162,15 +177,16 @@ async def _handle(
             except Exception as report_exc:
                 log.warning("mqtt_bad_event_not_recorded", topic=topic, error=str(report_exc))
         return
-    delay = 0.2
+    failures = 0
     while True:
         try:
             await intake.append(events, source="mqtt")
             break
         except StoreUnavailable as exc:
             # Not acknowledged until recorded: keep the message (and the broker's redelivery).
+            delay = STORE_RETRY.delay(failures)
+            failures += 1
             log.warning("mqtt_store_unavailable", error=exc.message, retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await clock.sleep(delay)
     for event in events:
         m.EVENTS.labels(kind=event_kind(event), outcome="accepted").inc()

@@ -7,10 +7,11 @@ since 2017, and ``systemd-python`` needs libsystemd headers to build).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
+
+from ..core.clock import Clock, SystemClock
 
 
 def notify(*states: str) -> bool:
@@ -41,12 +42,14 @@ def watchdog_interval() -> float | None:
     return int(usec) / 2_000_000
 
 
-async def watchdog() -> None:
+async def watchdog(clock: Clock | None = None) -> None:
     """Ping systemd's watchdog from the event loop: a stuck loop stops the pings, systemd
-    restarts the service."""
+    restarts the service. Pings every ``watchdog_interval()`` on ``clock``; returns at once
+    when systemd asked for none."""
     interval = watchdog_interval()
     if interval is None:
         return
+    clock = clock or SystemClock()
     while True:
         notify("WATCHDOG=1")
-        await asyncio.sleep(interval)
+        await clock.sleep(interval)

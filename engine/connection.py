@@ -18,9 +18,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import AbstractBackoff
 
 from ..core.errors import StoreError, StoreUnavailable
+from ..core.retry import Backoff
 from .embedded import EmbeddedValkey
 
 #: An idle pooled connection is PINGed before reuse after this many seconds, so a connection the
@@ -29,6 +30,18 @@ HEALTH_CHECK_INTERVAL = 15
 
 #: Connections one process keeps to the store at most (callers beyond wait for one).
 MAX_CONNECTIONS = 64
+
+#: redis-py's pause before resending a command that met a connection or timeout error: full
+#: jitter under 0.1 s, then under 0.2 s (two retries; the cap of 0.5 s is never reached).
+CLIENT_RETRY = Backoff(0.05, 0.5, jitter="full")
+
+
+class _ClientRetryPause(AbstractBackoff):
+    """``CLIENT_RETRY`` in redis-py's backoff interface (redis-py sleeps it, not our clock)."""
+
+    def compute(self, failures: int) -> float:
+        """The pause after the ``failures``-th failure (1-based, as redis-py counts)."""
+        return CLIENT_RETRY.delay(failures)
 
 
 def open_redis(
@@ -57,7 +70,7 @@ def open_redis(
         socket_timeout=op_timeout,
         health_check_interval=HEALTH_CHECK_INTERVAL,
         retry=Retry(
-            ExponentialWithJitterBackoff(cap=0.5, base=0.05),
+            _ClientRetryPause(),
             retries=2,
             supported_errors=(redis_errors.ConnectionError, redis_errors.TimeoutError),
         ),

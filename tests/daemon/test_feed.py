@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from invsync.actors.messages import AvailabilityChanged, StockChanged
 from invsync.actors.runtime import Actor, ActorSystem, Kind
 from invsync.actors.sku import SkuActor, Topology
+from invsync.core.clock import ManualClock
 from invsync.core.config import Config, ServerConfig
 from invsync.daemon.feed import FeedHub, store_snapshot
 from invsync.daemon.http import build_app
@@ -281,8 +282,16 @@ async def test_exception_records_reach_every_subscriber(serve: Serve) -> None:
             assert await recv(ws) == {**record, "type": "exception"}
 
 
+async def sweep(clock: ManualClock, seconds: float) -> None:
+    """Move the hub's clock on and let its heartbeat sweep run (and park again)."""
+    clock.advance(seconds)
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
 async def test_idle_clients_get_heartbeats_and_unsubscribed_ones_nothing_else(serve: Serve) -> None:
-    feed = await serve(heartbeat_s=0.2)
+    clock = ManualClock()
+    feed = await serve(heartbeat_s=15.0, clock=clock)  # swept every 3.75 s of the clock
     hub, stock, url = feed.hub, feed.stock, feed.url
     async with client(url) as watcher, client(url) as lurker:
         await subscribe(watcher)
@@ -290,9 +299,16 @@ async def test_idle_clients_get_heartbeats_and_unsubscribed_ones_nothing_else(se
         hub.publish_exception({"id": "exc-1"})
         assert (await recv(watcher))["type"] == "availability"
         assert (await recv(watcher))["type"] == "exception"
-        for _ in range(3):
+        for beat_number in range(3):
+            for _ in range(3):
+                await sweep(clock, 3.75)
+            if beat_number == 0:  # 11.25 s of silence is not yet worth a heartbeat
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(watcher.recv(), 0.05)
+            await sweep(clock, 3.75)
             beat = await recv(watcher)
             assert beat["type"] == "heartbeat" and isinstance(beat["ts"], int)
+            assert beat["ts"] == clock.wall_ms()
         for _ in range(3):  # never subscribed: the change and the record were not for it
             assert (await recv(lurker))["type"] == "heartbeat"
 

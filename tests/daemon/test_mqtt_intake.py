@@ -12,8 +12,10 @@ import aiomqtt
 import pytest
 import redis.asyncio as aioredis
 
+from invsync.core.clock import ManualClock
 from invsync.core.config import Config, load_config
-from invsync.core.events import BadEvent, StockCounted
+from invsync.core.errors import StoreUnavailable
+from invsync.core.events import BadEvent, Event, StockCounted
 from invsync.daemon.intake import Intake
 from invsync.daemon.mqtt_intake import (
     broker_address,
@@ -159,6 +161,101 @@ async def test_events_published_on_mqtt_are_recorded_in_the_intake_stream(
         assert refused[1][0] == f"{prefix}in/stock/wh-nowhere"
         assert "wh-nowhere" in refused[1][2]
         assert len(refused) == 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class _FlakyIntake:
+    """An intake whose store fails ``failures`` times, then records."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.recorded: list[list[Event]] = []
+
+    async def append(self, events: list[Event], *, source: str) -> list[str]:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("the store is away")
+        self.recorded.append(events)
+        return [str(i) for i in range(len(events))]
+
+
+async def _parked(clock: ManualClock, within_s: float = 10.0) -> float:
+    """Wait (in real time: a connection attempt is real I/O) until a task sleeps on ``clock``;
+    returns how long from now that sleep lasts."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while clock.sleepers == 0:
+        assert loop.time() < deadline, "nothing ever slept on the clock"
+        await asyncio.sleep(0.005)
+    wake = clock.next_deadline
+    assert wake is not None
+    return wake - clock.now()
+
+
+async def test_a_lost_broker_is_retried_with_jittered_exponential_backoff_on_the_clock(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path, "mqtt://127.0.0.1:1", "t/")  # nothing listens: refused at once
+    clock = ManualClock()
+    intake = _FlakyIntake(failures=0)
+    task = asyncio.create_task(
+        run_mqtt_intake(lambda: config, intake, lambda e: None, clock=clock)  # type: ignore[arg-type]
+    )
+    try:
+        # 0.5 s doubling to a 30 s cap, each pause drawn from [ceiling/2, ceiling].
+        for ceiling in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0):
+            pause = await _parked(clock)
+            assert ceiling / 2 <= pause <= ceiling
+            clock.advance(pause)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_message_is_recorded_after_the_store_comes_back_with_backoff_on_the_clock(
+    tmp_path: Path, mqtt_url: str
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}/"
+    config = _config(tmp_path, mqtt_url, prefix)
+    intake = _FlakyIntake(failures=3)
+    clock = ManualClock()
+    connected = asyncio.Event()
+    task = asyncio.create_task(
+        run_mqtt_intake(
+            lambda: config,
+            intake,  # type: ignore[arg-type]
+            lambda e: None,
+            connected=connected,
+            clock=clock,
+        )
+    )
+    try:
+        await asyncio.wait_for(connected.wait(), 10)
+        host, port, _ = broker_address(mqtt_url)
+        async with aiomqtt.Client(host, port) as pub:
+            await pub.publish(
+                f"{prefix}in/stock/wh-east",
+                json.dumps({"id": "m1", "type": "stock.counted", "sku": "TEE", "on_hand": 7}),
+                qos=1,
+            )
+        for pause in (0.2, 0.4, 0.8):  # no jitter: the message waits, unacknowledged
+            assert await _parked(clock) == pytest.approx(pause)
+            assert intake.recorded == []
+            clock.advance(pause - 0.01)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert clock.sleepers == 1 and intake.recorded == []
+            clock.advance(0.01)
+        for _ in range(100):
+            if intake.recorded:
+                break
+            await asyncio.sleep(0.01)
+        [[event]] = intake.recorded
+        assert event.id == "m1"
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

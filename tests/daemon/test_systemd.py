@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from invsync.core.clock import ManualClock
 from invsync.daemon import systemd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +41,59 @@ def test_watchdog_interval_is_half_of_watchdog_usec(monkeypatch: pytest.MonkeyPa
     assert systemd.watchdog_interval() is None
 
 
+async def test_watchdog_pings_once_per_interval_on_the_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    monkeypatch.setenv("WATCHDOG_USEC", "30000000")  # a ping every 15 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+
+    def pings() -> list[str]:
+        got = []
+        while True:
+            try:
+                got.append(listener.recv(4096).decode())
+            except BlockingIOError:
+                return got
+
+    clock = ManualClock()
+    task = asyncio.create_task(systemd.watchdog(clock))
+    try:
+        for _ in range(100):
+            if clock.sleepers:
+                break
+            await asyncio.sleep(0)
+        assert pings() == ["WATCHDOG=1"]  # at once, then every 15 s of the clock
+        for _ in range(3):
+            clock.advance(14.9)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert pings() == []
+            clock.advance(0.1)
+            for _ in range(100):
+                deadline = clock.next_deadline
+                if deadline is not None and deadline > clock.now() + 14:  # parked again
+                    break
+                await asyncio.sleep(0)
+            assert pings() == ["WATCHDOG=1"]
+    finally:
+        task.cancel()
+        listener.close()
+
+
+async def test_watchdog_returns_at_once_when_systemd_asked_for_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    clock = ManualClock()
+    await asyncio.wait_for(systemd.watchdog(clock), timeout=1)
+    assert clock.sleepers == 0
+
+
 def test_daemon_sends_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     sock_path = tmp_path / "notify.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -53,7 +108,9 @@ def test_daemon_sends_ready_watchdog_and_stopping(tmp_path: Path) -> None:
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
         [str(INVSYNC), "run", "-c", str(config)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     messages: list[str] = []
     try:
@@ -94,18 +151,27 @@ def test_daemon_sends_ready_watchdog_and_stopping(tmp_path: Path) -> None:
         listener.close()
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                    reason="systemd-analyze not installed (apt-get install systemd)")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze not installed (apt-get install systemd)",
+)
 def test_the_unit_file_verifies(tmp_path: Path) -> None:
     unit = tmp_path / "invsync.service"
     # ExecStart must exist for `verify`; point it at this venv's invsync.
     text = (ROOT / "deploy" / "invsync.service").read_text()
     unit.write_text(text.replace("/opt/invsync/.venv/bin/invsync", str(INVSYNC)))
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     text_lines = text.splitlines()
-    for needed in ("Type=notify", "WatchdogSec=", "ExecReload=/bin/kill -HUP $MAINPID",
-                   "NoNewPrivileges=yes", "ProtectSystem=strict", "StateDirectory=invsync",
-                   "DynamicUser=yes"):
+    for needed in (
+        "Type=notify",
+        "WatchdogSec=",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "StateDirectory=invsync",
+        "DynamicUser=yes",
+    ):
         assert any(line.startswith(needed) for line in text_lines), needed

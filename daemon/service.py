@@ -443,7 +443,7 @@ class Daemon:
                 notify=self._notify_sku,
                 clock=lambda: clock.wall_ms() / 1000,
             )
-            intake = self._intake = _Intake(store.redis)
+            intake = self._intake = _Intake(store.redis, clock=self._clock)
             await intake.ensure_group()
             system = self._system = await stack.enter_async_context(ActorSystem(clock=clock))
             system.register(
@@ -480,7 +480,7 @@ class Daemon:
             )
             chores = [
                 group.create_task(reap_holds(engine, clock=clock)),
-                group.create_task(systemd.watchdog()),
+                group.create_task(systemd.watchdog(clock=self._clock)),
                 group.create_task(
                     sample_metrics(system, channels, intake, engine.redis, clock=clock)
                 ),
@@ -498,6 +498,7 @@ class Daemon:
                             intake,
                             self.check_events,
                             on_bad=self._bad_mqtt_message,
+                            clock=self._clock,
                         )
                     )
                 )

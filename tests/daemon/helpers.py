@@ -64,7 +64,12 @@ options = { location_id = 1 }
 id = "amazon"
 kind = "amazon"
 buffer = 2
-options = { seller_id = "A1TEST", marketplace_id = "ATVPDKIKX0DER", client_id_env = "TEST_AMAZON_CLIENT_ID", client_secret_env = "TEST_AMAZON_CLIENT_SECRET" }
+
+[channels.options]
+seller_id = "A1TEST"
+marketplace_id = "ATVPDKIKX0DER"
+client_id_env = "TEST_AMAZON_CLIENT_ID"
+client_secret_env = "TEST_AMAZON_CLIENT_SECRET"
 
 [[channels]]
 id = "ebay"
@@ -76,9 +81,12 @@ options = { client_id_env = "TEST_EBAY_CLIENT_ID", client_secret_env = "TEST_EBA
 [[channels]]
 id = "walmart"
 kind = "walmart"
-options = { client_id_env = "TEST_WALMART_CLIENT_ID", client_secret_env = "TEST_WALMART_CLIENT_SECRET" }
 locations = ["wh-east", "wh-west"]
 floor = 5
+
+[channels.options]
+client_id_env = "TEST_WALMART_CLIENT_ID"
+client_secret_env = "TEST_WALMART_CLIENT_SECRET"
 
 [[bundles]]
 sku = "KIT"

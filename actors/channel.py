@@ -15,6 +15,11 @@ What the channel was last sent lives in Redis, in the hash ``pushed:{<channel id
 SKU -> ``"<available>:<version>"``), written after every acknowledged push: a restarted worker
 resumes instead of re-pushing everything, and no per-SKU cache is held in memory. Memory is
 bounded by the number of SKUs (one pending value each) plus one batch in flight.
+
+Shutdown keeps what it has not pushed: a worker that is closed (SIGTERM, the channel replaced)
+and could not push everything within its drain bound writes what is left to the store
+(``engine.pending``); the next worker of the channel takes those values back before anything
+else and pushes them first, without waiting for a full sync to reach them.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import get_args
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..adapters.base import (
@@ -45,6 +51,7 @@ from ..core.clock import Clock
 from ..core.config import Channel
 from ..core.retry import Backoff
 from ..engine import keys
+from ..engine.pending import PendingValue, save_pending, take_pending
 from ..metrics.definitions import (
     CHANNEL_BREAKER_OPEN,
     CHANNEL_PENDING_SKUS,
@@ -194,6 +201,15 @@ class ChannelState:
         self.space.set()
         return batch
 
+    def unpushed_values(self) -> list[AvailabilityChanged]:
+        """Every value not acknowledged yet (in flight and pending), the newest per SKU."""
+        values = dict(self.inflight)
+        for sku, update in self.pending.items():
+            held = values.get(sku)
+            if held is None or update.version >= held.version:
+                values[sku] = update
+        return list(values.values())
+
     def recover(self) -> int:
         """After a crash: the batch that was in flight goes back to pending, and a probe the
         breaker let through (that never reported) is forgotten. Returns how many came back."""
@@ -321,7 +337,10 @@ class ChannelWorker:
 
     async def run(self) -> None:
         """Push until ``close()``, then drain for up to ``drain_timeout`` and return; unpushed
-        values are logged and stay in the state. Raises WorkerCrashed when a task raised."""
+        values are logged, stay in the state and are kept in the store for the next start
+        (``engine.pending``). Values kept by a previous run are taken back first. Raises
+        WorkerCrashed when a task raised."""
+        await self._restore()
         async with asyncio.TaskGroup() as tasks:
             flusher = tasks.create_task(
                 self._guarded(self._flush_loop), name=f"flush {self.channel.id}"
@@ -349,6 +368,47 @@ class ChannelWorker:
                 await _end(flusher)
         if self._crash is not None:
             raise WorkerCrashed(self.channel.id, self._crash) from self._crash
+        await self._keep()
+
+    async def _restore(self) -> None:
+        """Offer the values a previous run kept in the store (a newer one in pending wins)."""
+        try:
+            kept = await take_pending(self._redis, self.channel.id)
+        except RedisError as exc:
+            # Left in the store for the next worker; the full sync finds every value anyway.
+            self._log.warning("cannot read kept pending values", error=str(exc))
+            return
+        for value in kept:
+            self.state.offer(
+                AvailabilityChanged(
+                    sku=value.sku,
+                    available=value.available,
+                    version=value.version,
+                    accepted_ms=value.accepted_ms,
+                )
+            )
+        if kept:
+            self._log.info("channel_pending_restored", skus=len(kept))
+
+    async def _keep(self) -> None:
+        """Write what was not pushed to the store (replacing what an earlier run kept)."""
+        values = self.state.unpushed_values()
+        try:
+            kept = await save_pending(
+                self._redis,
+                self.channel.id,
+                (PendingValue(u.sku, u.available, u.version, u.accepted_ms) for u in values),
+            )
+        except RedisError as exc:  # unreachable, out of memory...: logged, never a crash
+            self._log.error(
+                "channel_pending_lost",
+                unpushed=len(values),
+                error=str(exc),
+                reason="the store is unreachable; the next start's full sync pushes them",
+            )
+            return
+        if kept:
+            self._log.warning("channel_pending_kept", unpushed=kept)
 
     async def _guarded(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run one of the worker's tasks; a crash is kept for ``run()`` to raise (as

@@ -156,6 +156,18 @@ class ParsesWebhooksAsync(Protocol):
 
 
 @runtime_checkable
+class RunsInBackground(Protocol):
+    """An adapter with work of its own beside pushes (eBay's order poll). The daemon's channel
+    manager runs ``run`` while the channel runs, restarts it with a backoff when it raises
+    (logged, never crashing the daemon) and cancels it when the channel stops. ``run`` loops
+    until cancelled; returning means there is nothing (more) to do."""
+
+    async def run(self) -> None:
+        """Do the background work until cancelled."""
+        ...
+
+
+@runtime_checkable
 class CancelsOrders(Protocol):
     """An adapter whose channel's API can cancel an order (or some of its lines)."""
 

@@ -28,6 +28,17 @@ shown one segment per line, the ISA cut after ISA08)::
   "Functional Group IB"; the X12 transaction set table: "846 ... Function Group IB").
 - BIA01 ``00`` original, BIA02 report type (``MM`` unless ``options.report_type``), BIA03 the
   reference (the control number), BIA04/05 the date and time.
+- Optional heading segments a partner's implementation guide may require, each from the options
+  and in the standard's heading order after BIA: ``DTM*{qualifier}*{CCYYMMDD}*{HHMM}``
+  (position 050, ``options.dtm``: the advice's date and time), ``REF*{qualifier}*{value}``
+  (position 060, up to 12: ``options.ref``, e.g. IA internal vendor number) and the N1 loop
+  ``N1*{code}*{name}*{id qualifier}*{id}`` (position 080, up to 5: ``options.n1``, e.g. SF ship
+  from, ST ship to, with N103/N104 together or not at all and N102 or N103 present, the N1
+  syntax notes P0304 and R0203). Heading positions: the 846 table of X12 release 4040
+  (ws2.segment.co.il/Public/EDI-Segment/x12-4040/846/846.htm: 020 BIA, 050 DTM, 060 REF, 080
+  N1 loop of 5) and Stedi's 4010 846 guides (e.g. Turn5: REF at 060, N1 loop before the LIN
+  loop); element sizes REF02 AN 1..30, N102 AN 1..60, N104 AN 2..80, DTM01 ID 3 (Stedi X12
+  004010 segment reference). SE01 counts them with the rest.
 - Per item ``LIN**SK*{sku}`` (SK = stock keeping unit) and ``QTY*33*{qty}*EA``: qualifier 33 is
   "quantity available for sale" (Logicbroker/DS360 846 specs, ``../shared/CHANNELS.md``).
 - ``CTT*{number of LIN}``, ``SE01`` counts ST through SE, and the control numbers pair up:
@@ -88,6 +99,8 @@ __all__ = [
     "Edi846Adapter",
     "Interchange",
     "Options",
+    "Party",
+    "Ref",
     "control_key",
     "create",
     "render",
@@ -138,6 +151,69 @@ Qualifier = Annotated[
 ReportType = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Z0-9]{2}$", description="a 2-character BIA02 code")
 ]
+#: REF01 (128), N101 (98): ID 2..3.
+Code = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z0-9]{2,3}$", description="a 2- or 3-character X12 code")
+]
+#: N103 (66): ID 1..2.
+IdQualifier = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,2}$", description="a 1- or 2-character X12 code")
+]
+#: DTM01 (374): ID 3.
+DateQualifier = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z0-9]{3}$", description="a 3-character X12 date qualifier")
+]
+
+
+def _text(low: int, high: int) -> object:
+    """X12 AN text of ``low..high`` characters without the delimiters or edge spaces."""
+    pattern = (
+        rf"^{_ID_EDGE}$" if high == 1 else rf"^{_ID_EDGE}(?:{_ID_CHAR}{{0,{high - 2}}}{_ID_EDGE})?$"
+    )
+    if low > 1:
+        pattern = rf"^(?=.{{{low},}}$){pattern[1:]}"
+    return msgspec.Meta(
+        pattern=pattern,
+        description=f"{low} to {high} printable ASCII characters without the X12 delimiters "
+        "* > ~ ^ or leading/trailing spaces",
+    )
+
+
+#: REF02 (127): AN 1..30.
+RefValue = Annotated[str, _text(1, 30)]
+#: N102 (93): AN 1..60.
+PartyName = Annotated[str, _text(1, 60)]
+#: N104 (67): AN 2..80.
+PartyId = Annotated[str, _text(2, 80)]
+
+
+class Ref(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One ``REF`` segment of the heading: ``REF*{qualifier}*{value}``."""
+
+    qualifier: Code
+    value: RefValue
+
+
+class Party(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """One N1 loop of the heading: ``N1*{code}*{name}*{id_qualifier}*{id}``."""
+
+    code: Code
+    name: PartyName | None = None
+    id_qualifier: IdQualifier | None = None
+    id: PartyId | None = None
+
+    def __post_init__(self) -> None:
+        if (self.id_qualifier is None) != (self.id is None):
+            raise ValueError("id_qualifier and id go together (X12 N1 note P0304)")
+        if self.name is None and self.id is None:
+            raise ValueError("name, or id_qualifier and id, is required (X12 N1 note R0203)")
+
+    def elements(self) -> list[str]:
+        """N1 without its id, trailing empty elements left out."""
+        parts = [self.code, self.name or ""]
+        if self.id_qualifier is not None and self.id is not None:
+            parts += [self.id_qualifier, self.id]
+        return parts
 Folder = Annotated[str, msgspec.Meta(pattern=r"\S", description="a folder path")]
 
 
@@ -160,6 +236,14 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
     report_type: ReportType = "MM"
     #: A newline after each segment terminator, for partners that ask for it.
     line_breaks: bool = False
+    #: ``REF`` segments after BIA (up to 12), e.g. ``[{qualifier = "IA", value = "12345"}]``.
+    ref: Annotated[list[Ref], msgspec.Meta(max_length=12)] = []
+    #: N1 loops after the REFs (up to 5), e.g. ``[{code = "SF", name = "Acme DC",
+    #: id_qualifier = "92", id = "DC01"}]``.
+    n1: Annotated[list[Party], msgspec.Meta(max_length=5)] = []
+    #: A ``DTM`` after BIA with the advice's date and time, qualified by ``dtm_qualifier``.
+    dtm: bool = False
+    dtm_qualifier: DateQualifier = "097"
 
     def __post_init__(self) -> None:
         # Only a defaulted GS id can break its rule: a given one has its pattern checked.
@@ -183,6 +267,9 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
             report_type=self.report_type,
             ack_requested=self.ack_requested,
             line_breaks=self.line_breaks,
+            dtm_qualifier=self.dtm_qualifier if self.dtm else None,
+            refs=tuple((r.qualifier, r.value) for r in self.ref),
+            parties=tuple(tuple(p.elements()) for p in self.n1),
         )
 
 
@@ -232,6 +319,12 @@ class Interchange:
     report_type: str
     ack_requested: bool
     line_breaks: bool = False
+    #: DTM01 of a heading DTM (None: no DTM).
+    dtm_qualifier: str | None = None
+    #: (REF01, REF02) of each heading REF.
+    refs: tuple[tuple[str, str], ...] = ()
+    #: The elements of each heading N1 after its id.
+    parties: tuple[tuple[str, ...], ...] = ()
 
 
 def render(
@@ -268,6 +361,10 @@ def render(
         ["ST", "846", st_control],
         ["BIA", "00", envelope.report_type, f"{control:09d}", date, clock],
     ]
+    if envelope.dtm_qualifier is not None:
+        body.append(["DTM", envelope.dtm_qualifier, date, clock])
+    body.extend(["REF", qualifier, value] for qualifier, value in envelope.refs)
+    body.extend(["N1", *party] for party in envelope.parties)
     for sku, qty in items:
         body.append(["LIN", "", "SK", sku])
         body.append(["QTY", "33", str(qty), "EA"])

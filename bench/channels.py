@@ -112,6 +112,7 @@ async def run_channels_bench(config: Config, skus: int, only: list[str] | None) 
             updates = [
                 Update(sku=f"BENCH-{i:06d}", available=i % 50, version=1) for i in range(skus)
             ]
+            simulated.list_skus(u.sku for u in updates)  # the seller's catalogue on the channel
             started = time.perf_counter()
             try:
                 latencies, calls, throttled, failed = await _sync(adapter, updates, size)

@@ -22,7 +22,10 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -83,19 +86,27 @@ class _ScheduleClock:
         await asyncio.sleep(seconds)
 
 
+@contextlib.asynccontextmanager
+async def _temporary_dir() -> AsyncIterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="invsync-bench-feed-") as folder:
+        yield Path(folder)
+
+
 class _BenchContext:
-    """What ``build_app`` needs of a daemon when only the feed is used."""
+    """What ``build_app`` needs of a daemon when only the feed is used: a config whose data
+    directory (where the API token is generated, as the daemon does) is ``data_dir``."""
 
-    def __init__(self) -> None:
-        from ..core.config import Config
+    def __init__(self, data_dir: Path) -> None:
+        from ..core.config import Config, RedisConfig
 
-        self.config = Config()
+        self.config = Config(redis=RedisConfig(data_dir=data_dir))
 
 
 async def _serve(args: dict[str, Any]) -> None:
     from ..actors.messages import AvailabilityChanged
     from ..daemon.feed import FeedHub
     from ..daemon.http import build_app
+    from ..daemon.security import client_token
     from ..daemon.server import HttpServer
 
     rate: float = args["rate"]
@@ -119,10 +130,15 @@ async def _serve(args: dict[str, Any]) -> None:
         gc.set_threshold(args["gc_gen0"], *gc.get_threshold()[1:])
     clock = _ScheduleClock()
     loop = asyncio.get_running_loop()
-    async with FeedHub(clock=clock, batch_window_s=args["window_s"]) as hub:
-        app = build_app(_BenchContext(), routes=[hub.route(snapshot)])  # type: ignore[arg-type]
+    async with (
+        FeedHub(clock=clock, batch_window_s=args["window_s"]) as hub,
+        _temporary_dir() as data_dir,
+    ):
+        context = _BenchContext(data_dir)
+        app = build_app(context, routes=[hub.route(snapshot)])  # type: ignore[arg-type]
+        token = client_token(context.config)  # the clients hold it, as real ones do
         async with HttpServer(app, "127.0.0.1", 0) as server:
-            print(json.dumps({"port": server.port}), flush=True)
+            print(json.dumps({"port": server.port, "token": token}), flush=True)
             line = await loop.run_in_executor(None, sys.stdin.readline)
             if line.strip() != "go":
                 return
@@ -255,11 +271,13 @@ async def _client(
     compression: bool,
     ready: asyncio.Event,
     connected: list[int],
+    token: str,
 ) -> None:
     from websockets.asyncio.client import connect
 
     async with connect(
         url,
+        additional_headers={"Authorization": f"Bearer {token}"},
         proxy=None,
         compression="deflate" if compression else None,
         max_size=None,
@@ -339,6 +357,7 @@ async def run_feed_bench(
                         compression=compression,
                         ready=ready,
                         connected=connected,
+                        token=hello["token"],
                     )
                 )
                 tasks.append(task)

@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ..daemon.security import TOKEN_FILE, read_token_file
 from .reserve import percentile, process_rss_mb
 
 SECRET = "bench-secret"
@@ -132,6 +133,9 @@ async def run_propagate_bench(
                     await asyncio.sleep(0.05)
                 else:
                     raise RuntimeError("the daemon did not become ready")
+                # The daemon's API token, where it generated it (as the CLI finds it).
+                token = read_token_file(Path(tmp) / "data" / TOKEN_FILE)
+                http.headers["Authorization"] = f"Bearer {token}"
                 say(f"seeding {skus} SKUs on {channels} channels ...")
                 counts = dict.fromkeys(range(skus), 1)
                 for start in range(0, skus, 1000):

@@ -22,11 +22,13 @@ from urllib.parse import urlsplit
 import msgspec
 
 from .config_errors import FINITE, ConfigError, join_key, syntax_error, translate
+from .fulfillment_config import Fulfillment, MqttFulfillment, WebhookFulfillment
 from .ids import Id, Sku
 from .policy import Bundle, ChannelPolicy, KitUnits, Percent, Units
 
 __all__ = [
     "CHANNEL_KINDS",
+    "MAIN_TOKEN_NAME",
     "ROUTING_STRATEGIES",
     "BundleConfig",
     "Channel",
@@ -52,6 +54,7 @@ __all__ = [
     "RoutingFallback",
     "RoutingStrategy",
     "Seconds",
+    "ServerAuth",
     "ServerConfig",
     "SimulatorConfig",
     "check_channel_options",
@@ -74,7 +77,10 @@ RoutingStrategy = Literal["sla_cost", "priority"]
 ROUTING_STRATEGIES: tuple[str, ...] = get_args(RoutingStrategy)
 RoutingFallback = Literal["late", "unroutable"]
 
-OptionValue = str | int | float | bool
+# A list of strings for options that name several things (a webhook's `accept_stock`), or of
+# small tables for options that describe several things (an EDI partner's `ref` / `n1`).
+OptionScalar = str | int | float | bool
+OptionValue = OptionScalar | list[str | dict[str, OptionScalar]]
 
 
 # --- the constrained types ------------------------------------------------------------------------
@@ -127,14 +133,49 @@ class RedisConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froz
     idempotency_ttl_s: Annotated[int, msgspec.Meta(ge=1)] = 72 * 3600
     connect_timeout_s: Seconds = 2.0
     op_timeout_s: Seconds = 5.0
+    # Failed attempts (errors of the event itself, not outages) before an event is set aside.
+    event_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 5
+    # Seconds the store may stay unreachable before the daemon stops feeding systemd's watchdog.
+    unreachable_exit_s: Seconds = 120.0
+
+
+ServerAuth = Literal["token", "none"]
+# A name the browser may put in `Host` (DNS rebinding defence): no scheme, port or path.
+HostName = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$",
+        description='a host name like "inventory.example.com" (no scheme, port or path)',
+    ),
+]
+WebOrigin = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$",
+        description='an origin like "https://ops.example.com" (scheme://host[:port], no path)',
+    ),
+]
+#: The name the main API token (`token_env`, or the generated one) acts under.
+MAIN_TOKEN_NAME = "operator"
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    """`[server]`: the HTTP/websocket listener; `token_env` set means `/v1/*` needs a bearer."""
+    """`[server]`: the HTTP/websocket listener and who may use `/v1/*` (daemon/security.py).
+
+    `auth = "token"` (the default): `/v1/*` needs a token, the one `token_env` names or, without
+    it, one generated into the data directory; `tokens` adds named ones (name -> env name).
+    `auth = "none"` is allowed on a loopback host only. `allowed_hosts`/`allowed_origins` add to
+    the `Host` names and browser origins accepted besides loopback and `host` itself.
+    """
 
     host: NonEmpty = "127.0.0.1"
     port: Port = 8080
+    auth: ServerAuth = "token"
     token_env: EnvName | None = None
+    tokens: dict[Id, EnvName] = {}
+    allowed_hosts: tuple[HostName, ...] = ()
+    allowed_origins: tuple[WebOrigin, ...] = ()
 
 
 class MqttConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -168,17 +209,23 @@ class Location(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=
     transit_days: dict[str, Days] = {}
     ship_cost: dict[str, Cost] = {}
     serves: tuple[str, ...] | None = None
+    #: Where the location's order parts are handed over (core/fulfillment_config.py); None:
+    #: nowhere, invsync only reserves there.
+    fulfillment: Fulfillment | None = None
 
 
 class Channel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """`[[channels]]`: a sales channel, its credentials (by env name) and allocation policy.
 
     `locations` None means every location; `burst` None means one second of `rate_limit_per_s`.
+    `optional` true lets the daemon start without it when its credentials are missing (it is
+    then reported not ready by `/readyz`); by default such a channel stops the start.
     """
 
     id: Id
     kind: ChannelKind
     enabled: bool = True
+    optional: bool = False
     locations: Annotated[tuple[str, ...], msgspec.Meta(min_length=1)] | None = None
     buffer: Units = 0
     percent: Percent = 100
@@ -513,6 +560,7 @@ def _validate(cfg: Config) -> None:
         _check_url("redis.url", cfg.redis.url, _REDIS_SCHEMES, "redis.password_env")
     if cfg.mqtt.url is not None:
         _check_url("mqtt.url", cfg.mqtt.url, _MQTT_SCHEMES, "mqtt.password_env")
+    _check_server(cfg.server)
     if cfg.metrics.port is not None and cfg.metrics.port == cfg.server.port:
         _fail(
             "metrics.port",
@@ -532,6 +580,23 @@ def _validate(cfg: Config) -> None:
         _fail(
             "exceptions.drift_check_s",
             f"must be 0 (off) or between 1 and 86400, got {drift_check_s}",
+        )
+
+
+def _check_server(server: ServerConfig) -> None:
+    if server.auth == "none":
+        if server.host not in _LOOPBACK_HOSTS and not server.host.startswith("127."):
+            _fail(
+                "server.auth",
+                f'"none" is allowed only on a loopback host (127.0.0.1, ::1, localhost), not '
+                f"{server.host!r}: anyone who reaches the port could change stock",
+            )
+        if server.token_env is not None or server.tokens:
+            _fail("server.auth", '"none" takes no token_env or tokens (they would be unused)')
+    if MAIN_TOKEN_NAME in server.tokens:
+        _fail(
+            join_key("server.tokens", MAIN_TOKEN_NAME),
+            f"'{MAIN_TOKEN_NAME}' is the main token's name (token_env, or the generated one)",
         )
 
 
@@ -595,6 +660,12 @@ def _check_routing(cfg: Config) -> None:
                         "values of routing.zones and routing.default_zone)",
                     )
         _check_refs(f"{at}.serves", loc.serves or (), channels, "channel")
+        fulfillment = loc.fulfillment
+        if isinstance(fulfillment, WebhookFulfillment):
+            _check_url(f"{at}.fulfillment.url", fulfillment.url, ("http", "https"),
+                       f"{at}.fulfillment.secret_env")
+        elif isinstance(fulfillment, MqttFulfillment) and cfg.mqtt.url is None:
+            _fail(f"{at}.fulfillment.topic", "kind 'mqtt' needs [mqtt] url (the broker)")
 
 
 def _check_unique(table: str, field: str, what: str, values: list[str]) -> None:

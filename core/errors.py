@@ -92,6 +92,13 @@ class OrderExists(Conflict):
     code = "ORDER_EXISTS"
 
 
+class HoldExists(Conflict):
+    """A hold id that is taken: held with other quantities, or already released, expired or
+    converted (a hold id is used once; ``state`` says which)."""
+
+    code = "HOLD_EXISTS"
+
+
 class NothingReserved(Conflict):
     """The order has nothing left reserved to release or fulfil (already fulfilled or cancelled)."""
 
@@ -129,6 +136,12 @@ class UnknownOrder(NotFound):
     code = "UNKNOWN_ORDER"
 
 
+class UnknownHold(NotFound):
+    """No hold with this id (never placed, refused, or its record has aged out)."""
+
+    code = "UNKNOWN_HOLD"
+
+
 class UnknownSku(NotFound):
     """The SKU has never been stocked."""
 
@@ -151,11 +164,13 @@ BY_CODE: dict[str, type[InvsyncError]] = {
         BelowReserved,
         NegativeStock,
         OrderExists,
+        HoldExists,
         NothingReserved,
         ExceedsReserved,
         ExceedsFulfilled,
         NotExpired,
         UnknownOrder,
+        UnknownHold,
         UnknownSku,
         UnknownLocation,
     )

@@ -20,22 +20,32 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Self
 
 import structlog
+from redis.exceptions import RedisError
 
 from ..actors.breaker import BreakerState
 from ..actors.channel import ChannelState, ChannelWorker, WorkerCrashed
 from ..actors.messages import AvailabilityChanged, FullSync
 from ..actors.sku import Topology, bundle_inputs
-from ..adapters.base import CancelsOrders, ChannelAdapter, OrderLine, Permanent
+from ..adapters.base import (
+    CancelsOrders,
+    ChannelAdapter,
+    OrderLine,
+    Permanent,
+    RunsInBackground,
+)
 from ..core.clock import Clock
 from ..core.config import Channel
+from ..core.errors import InvsyncError
 from ..core.retry import Backoff
 from ..engine.availability import Bundle, ChannelPolicy, availability_by_channel, bundle_available
 from ..engine.engine import Engine
+from ..engine.pending import save_pending
 from ..metrics import definitions as m
 
 __all__ = [
     "ChannelManager",
     "ChannelNotStarted",
+    "ChannelsMissing",
     "MakeAdapter",
     "OnBreaker",
     "OnRefused",
@@ -74,6 +84,21 @@ class ChannelNotStarted(Exception):
         super().__init__(f"channel {channel!r} not started: {reason}")
         self.channel = channel
         self.reason = reason
+
+
+class ChannelsMissing(InvsyncError):
+    """Start-up refused: channels that are not ``optional`` could not start (a credential
+    variable unset, most often); the message names each one and why."""
+
+    code = "CHANNEL_NOT_STARTED"
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        reasons = "; ".join(f"{reason}" for reason in failures.values())
+        super().__init__(
+            f"{len(failures)} channel(s) cannot start: {reasons}. Set the variable(s), disable "
+            "the channel (enabled = false) or mark it optional = true to start without it"
+        )
+        self.failures = dict(failures)
 
 
 def channel_identity(channel: Channel) -> tuple[Any, ...]:
@@ -132,6 +157,7 @@ class _Slot:
 
     __slots__ = (
         "adapter",
+        "background",
         "channel",
         "policy",
         "restarts",
@@ -151,6 +177,8 @@ class _Slot:
         self.stopping = asyncio.Event()
         self.worker: ChannelWorker | None = None  # None while restarting
         self.task: asyncio.Task[None] | None = None
+        #: The adapter's own work (``RunsInBackground``: eBay's order poll), when it has some.
+        self.background: asyncio.Task[None] | None = None
         self.restarts = 0
 
 
@@ -184,6 +212,7 @@ class ChannelManager:
         self._drain_timeout_s = drain_timeout_s
         self._slots: dict[str, _Slot] = {}
         self._adapters: dict[str, ChannelAdapter] = {}
+        self._not_started: dict[str, str] = {}
         self._tasks: asyncio.TaskGroup | None = None
         self.topology = Topology.build({}, self._bundles)
 
@@ -208,6 +237,8 @@ class ChannelManager:
             for slot in self._slots.values():
                 if slot.task is not None:
                     slot.task.cancel()
+                if slot.background is not None:
+                    slot.background.cancel()
             # The body's own exception (if any) propagates unchanged: the group is told nothing.
             await self._tasks.__aexit__(None, None, None)
             for adapter in self._adapters.values():
@@ -223,6 +254,8 @@ class ChannelManager:
         for slot in slots:
             if slot.task is not None:
                 await slot.task
+            if slot.background is not None:
+                await slot.background
 
     # --- what runs ------------------------------------------------------------------------------
 
@@ -249,16 +282,32 @@ class ChannelManager:
         return sum(1 for slot in self._slots.values() if slot.worker is not None)
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Per channel, for ``/readyz``: breaker state, pending SKUs, worker, restarts."""
-        return {
-            channel_id: {
+        """Per channel, for ``/readyz``: breaker state, pending SKUs, worker, restarts; an
+        optional channel that could not start says so (``"worker": "not_started"``, why)."""
+        status: dict[str, dict[str, Any]] = {
+            channel_id: {"ready": False, "worker": "not_started", "reason": reason}
+            for channel_id, reason in self._not_started.items()
+        }
+        for channel_id, slot in self._slots.items():
+            status[channel_id] = {
+                "ready": True,
                 "breaker": slot.state.breaker.state.value,
                 "pending": len(slot.state.pending),
                 "worker": "running" if slot.worker is not None else "restarting",
                 "restarts": slot.restarts,
             }
-            for channel_id, slot in self._slots.items()
-        }
+        return status
+
+    @property
+    def not_started(self) -> Mapping[str, str]:
+        """Optional channels that could not start (channel id -> why), a live read-only view:
+        ``/readyz`` names them and their webhooks answer 503 with the reason."""
+        return MappingProxyType(self._not_started)
+
+    def hold_back(self, channel_id: str, reason: str) -> None:
+        """Record that the optional channel ``channel_id`` does not run, and why (a missing
+        credential); the next successful ``start`` of it forgets the record."""
+        self._not_started[channel_id] = reason
 
     # --- messages -------------------------------------------------------------------------------
 
@@ -302,16 +351,24 @@ class ChannelManager:
         slot = _Slot(channel, policy, adapter, state)
         self._slots[channel.id] = slot
         self._adapters[channel.id] = adapter
+        self._not_started.pop(channel.id, None)
         m.touch_channel(channel.id)  # every per-channel series exists (at 0) from now on
         # Before the full sync: its value stream reads the channel's policy from the topology.
         self._rebuild()
         state.receive(FullSync())
         slot.task = self._tasks.create_task(self._supervise(slot), name=f"channel {channel.id}")
+        if isinstance(adapter, RunsInBackground):
+            slot.background = self._tasks.create_task(
+                self._run_background(slot, adapter), name=f"channel {channel.id} background"
+            )
         log.info("channel_started", channel=channel.id, kind=channel.kind)
 
-    async def stop(self, channel_id: str) -> None:
+    async def stop(self, channel_id: str, *, keep_pending: bool = False) -> None:
         """Stop a running channel: nothing more is offered to it, what is pending is pushed
-        within the drain bound, its adapter is closed and its metrics forgotten."""
+        within the drain bound, its adapter is closed and its metrics forgotten. What it could
+        not push is dropped from the store unless ``keep_pending`` (the channel is replaced:
+        its next worker pushes them)."""
+        self._not_started.pop(channel_id, None)
         slot = self._slots.get(channel_id)
         if slot is None:
             return
@@ -319,9 +376,13 @@ class ChannelManager:
         self._rebuild()  # SKU actors stop computing values for it
         if slot.task is not None:
             await slot.task
+        if slot.background is not None:
+            await slot.background
         del self._slots[channel_id]
         self._adapters.pop(channel_id, None)
         m.forget_channel(channel_id)
+        if not keep_pending:
+            await self._drop_pending(channel_id)
         await slot.adapter.aclose()
         log.info("channel_stopped", channel=channel_id)
 
@@ -330,11 +391,18 @@ class ChannelManager:
         cannot be (ChannelNotStarted), the running channel is left as it was."""
         adapter = self.adapter_for(channel)
         try:
-            await self.stop(channel.id)
+            await self.stop(channel.id, keep_pending=True)
         except BaseException:
             await adapter.aclose()
             raise
         self.start(channel, policy, adapter=adapter)
+
+    async def _drop_pending(self, channel_id: str) -> None:
+        """A removed channel's kept values would be stale if it came back: dropped."""
+        try:
+            await save_pending(self._engine.redis, channel_id, ())
+        except RedisError as exc:
+            log.warning("channel_pending_not_dropped", channel=channel_id, error=str(exc))
 
     def set_policy(self, channel_id: str, policy: ChannelPolicy) -> None:
         """A running channel's new allocation policy (the caller asks for the re-sync)."""
@@ -381,6 +449,39 @@ class ChannelManager:
             # Whatever the crash left unrecorded is found again by a full sync.
             slot.state.receive(FullSync())
             log.info("channel_worker_restarted", channel=slot.channel.id, restarts=slot.restarts)
+
+    async def _run_background(self, slot: _Slot, runner: RunsInBackground) -> None:
+        """The adapter's background work while the channel runs: restarted after the restart
+        backoff when it raises (logged ``channel_background_crashed``), cancelled when the
+        channel is asked to stop; done when ``run`` returns."""
+        failures = 0
+        while not slot.stopping.is_set():
+            began = self._clock.now()
+            work = asyncio.ensure_future(runner.run())
+            stop = asyncio.ensure_future(slot.stopping.wait())
+            try:
+                await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                work.cancel()  # nothing when it is done
+                await asyncio.wait({work, stop})
+            if work.cancelled():
+                return
+            error = work.exception()
+            if error is None:
+                return
+            if self._clock.now() - began >= self._stable_after_s:
+                failures = 0
+            delay = self._restart_backoff.delay(failures)
+            failures += 1
+            log.error(
+                "channel_background_crashed",
+                channel=slot.channel.id,
+                error=_describe(error),
+                restart_in_s=round(delay, 3),
+                exc_info=error,
+            )
+            await self._pause(slot, delay)
 
     def _crashed(self, slot: _Slot, crash: WorkerCrashed, failures: int) -> float | None:
         """Count and log a crash, requeue what was in flight; the delay before the restart, or

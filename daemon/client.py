@@ -1,6 +1,8 @@
 """``DaemonClient``: the operator CLI's way to the running daemon, through its HTTP API.
 
-The address and token come from the config's ``[server]`` section. Errors come back as the
+The address comes from the config's ``[server]`` section; the token from ``client_token``
+(``$INVSYNC_TOKEN``, the variable ``token_env`` names, or the token file the daemon generated in
+its data directory: daemon/security.py). Errors come back as the
 typed ``InvsyncError`` the daemon answered with (by its code); a daemon that does not answer at
 all is ``DaemonUnavailable``.
 """
@@ -16,7 +18,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from ..core.config import ServerConfig, resolve_secret
+from ..core.config import Config, ServerConfig, resolve_secret
 from ..core.errors import (
     BY_CODE,
     Conflict,
@@ -28,6 +30,8 @@ from ..core.errors import (
 )
 from .http import API_ERRORS, Forbidden, PayloadTooLarge, Unauthorized
 from .incidents import EXCEPTION_ERRORS
+from .incidents.routes import ByMismatch
+from .security import TokenUnreadable, UnsupportedMediaType, client_token, token_path
 
 __all__ = ["DaemonClient", "DaemonUnavailable"]
 
@@ -39,6 +43,7 @@ _BY_CODE: dict[str, type[InvsyncError]] = {
     NotFound.code: NotFound,
     **API_ERRORS,
     **EXCEPTION_ERRORS,
+    ByMismatch.code: ByMismatch,
 }
 #: For a code this client does not know: the nearest type by HTTP status.
 _BY_STATUS: dict[int, type[InvsyncError]] = {
@@ -48,6 +53,7 @@ _BY_STATUS: dict[int, type[InvsyncError]] = {
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,
+    415: UnsupportedMediaType,
     503: StoreUnavailable,
 }
 
@@ -69,19 +75,46 @@ def _connect_host(host: str) -> str:
 
 
 class DaemonClient:
-    """The running daemon's API, as an async context manager (one connection pool)."""
+    """The running daemon's API, as an async context manager (one connection pool).
+
+    ``token`` is sent as ``Authorization: Bearer``; None means the value of the variable
+    ``server.token_env`` names (``for_config`` finds the token the way the CLI does).
+    """
 
     def __init__(
-        self, server: ServerConfig, *, timeout_s: float = 30.0, connect_timeout_s: float = 2.0
+        self,
+        server: ServerConfig,
+        *,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 2.0,
+        token_hint: str | None = None,
     ) -> None:
         host = _connect_host(server.host)
         self.address = f"[{host}]:{server.port}" if ":" in host else f"{host}:{server.port}"
         self.base_url = f"http://{self.address}"
-        self._token_env = server.token_env
-        self._token = resolve_secret(server.token_env)
+        self._token = token if token is not None else resolve_secret(server.token_env)
+        self._token_hint = token_hint or (
+            f"server.token_env names ${server.token_env}, which is not set here"
+            if server.token_env
+            else None
+        )
         self._timeout_s = timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_config(cls, config: Config, **options: Any) -> DaemonClient:
+        """A client of the daemon ``config`` names, with the token ``client_token`` finds. A
+        token file it cannot read is no error yet (health needs none): a refusal says why."""
+        hint = None
+        if config.server.auth != "none" and config.server.token_env is None:
+            hint = f"no token in {token_path(config)}: has the daemon started with this config?"
+        try:
+            token = client_token(config)
+        except TokenUnreadable as exc:
+            token, hint = None, exc.message
+        return cls(config.server, token=token, token_hint=hint, **options)
 
     async def __aenter__(self) -> Self:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
@@ -144,6 +177,16 @@ class DaemonClient:
             raise
         return self._object(body)
 
+    async def hold(self, hold_id: str) -> dict[str, Any] | None:
+        """A hold's state (``GET /v1/holds/{hold_id}``), or None if there is no such hold."""
+        try:
+            _, body = await self._ok("GET", f"/v1/holds/{quote(hold_id, safe='')}")
+        except InvsyncError as exc:
+            if exc.code == "UNKNOWN_HOLD":
+                return None
+            raise
+        return self._object(body)
+
     async def exceptions(
         self,
         *,
@@ -172,12 +215,15 @@ class DaemonClient:
         exception_id: str,
         action: str,
         *,
-        by: str = "operator",
+        by: str | None = None,
         sku: str | None = None,
         note: str | None = None,
     ) -> dict[str, Any]:
-        """``POST /v1/exceptions/{id}/resolve``: run the action; the record after it."""
-        ask: dict[str, Any] = {"action": action, "by": by}
+        """``POST /v1/exceptions/{id}/resolve``: run the action; the record after it. The
+        daemon records the token's name as ``resolved_by``; a ``by`` that differs is refused."""
+        ask: dict[str, Any] = {"action": action}
+        if by is not None:
+            ask["by"] = by
         if sku is not None:
             ask["sku"] = sku
         if note is not None:
@@ -270,8 +316,8 @@ class DaemonClient:
         code: str = error["code"]
         message = str(error.get("message", ""))
         details = {k: v for k, v in error.items() if k not in ("code", "message")}
-        if status == 401 and self._token is None and self._token_env:
-            message += f" (server.token_env names ${self._token_env}, which is not set here)"
+        if status == 401 and self._token is None and self._token_hint:
+            message += f" ({self._token_hint})"
         cls = _BY_CODE.get(code)
         if cls is None:
             cls = _BY_STATUS.get(status, InvsyncError)

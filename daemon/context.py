@@ -38,6 +38,11 @@ class DaemonContext(Protocol):
         """Channel id -> adapter of every running channel (webhook parsing)."""
         ...
 
+    def channel_unavailable(self, channel: str) -> str | None:
+        """Why a configured (optional) channel does not run, e.g. its credential variable is
+        unset; None when it runs or is unknown. Its webhooks answer 503 with this."""
+        ...
+
     async def readiness(self) -> dict[str, Any]:
         """``{"ready": bool, "checks": {name: {"ok": bool, ...}}}`` for ``GET /readyz``."""
         ...

@@ -283,14 +283,16 @@ Check = Callable[[str, "list[str] | None", "float | None", "float | None"], Awai
 def drift_routes(check: Check) -> list[Route]:
     """``POST /v1/channels/{channel}/drift-check`` (body optional: ``{"skus": [...],
     "confirm_s": N, "settle_s": N}``): read the channel back now; answers the ``DriftReport``."""
-    from .http import JsonResponse, _guarded
+    from .http import MAX_SMALL_BODY, JsonResponse, _guarded, read_body
 
     async def drift_check(request: Request) -> Response:
-        body = await request.body()
+        body = await read_body(request, MAX_SMALL_BODY)  # 413 past it, never read whole
         try:
             ask = msgspec.json.decode(body or b"{}", type=_CheckRequest)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise InvalidRequest(f"bad drift-check request: {exc}") from exc
+        except RecursionError:
+            raise InvalidRequest("bad drift-check request: JSON nested too deeply") from None
         if ask.confirm_s is not None and not 0 <= ask.confirm_s <= 600:
             raise InvalidRequest("confirm_s must be seconds from 0 to 600")
         if ask.settle_s is not None and not 0 <= ask.settle_s <= 86_400:

@@ -25,6 +25,10 @@ spec has it. With ``"batch": true`` (for a client watching many changes, such as
 client is written at most once per ``batch_window_s`` (25 ms), a frame of several messages being
 ``{"type": "batch", "messages": [...]}``: the messages above, unchanged and in order.
 
+Who may connect is decided before the handshake reaches the hub (``daemon/security.py``): a
+credential (bearer header, or the live page's cookie) and, from a browser, the daemon's own
+``Origin`` (a websocket has no same-origin rule of its own, so any page could open one).
+
 A slow consumer never grows memory: the shared log keeps at most ``2 * max_queue`` messages and a
 client's own queue at most ``max_queue``; past that its backlog is dropped and it gets ``resync``
 and then a fresh snapshot (the latest state, not the stale backlog).
@@ -160,6 +164,8 @@ def parse_client_message(raw: str | bytes) -> Subscribe:
         raise BadMessage(f"a feed message must be a JSON object: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise MalformedJson(f"not JSON: {exc}") from exc
+    except RecursionError:  # a value nested 100,000 deep: msgspec gives up, so do we
+        raise MalformedJson("not usable JSON: nested too deeply") from None
     op = doc.get("op")
     if op != "subscribe":
         raise UnknownOp(f"unknown op {op!r} (known: 'subscribe')")

@@ -4,11 +4,12 @@
 every request (a reload replaces it). Every answer that is not a success is the spec's JSON error
 ``{"error": {"code", "message"}}``; an event request is validated whole before anything is
 recorded, and recorded atomically (``Intake.append``) before the 202, so nothing is half-applied.
+Who may call what (credentials, ``Origin``, ``Host``, ``Content-Type``) is ``ApiGuard``'s, in
+``daemon/security.py``, in front of every route.
 """
 
 from __future__ import annotations
 
-import hmac
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -17,17 +18,14 @@ import msgspec
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
 
 from ..adapters.base import BadWebhook, ChannelError, ParsesWebhooksAsync
-from ..core.config import Config, resolve_secret
+from ..core.config import Config
 from ..core.errors import (
     InvalidRequest,
     InvsyncError,
@@ -47,10 +45,18 @@ from ..core.events import (
 from ..engine import keys
 from ..metrics.definitions import EVENTS, REGISTRY
 from .context import DaemonContext
+from .security import (
+    SECURITY_ERRORS,
+    ApiGuard,
+    AuthMisconfigured,
+    Forbidden,
+    Unauthorized,
+)
 
 __all__ = [
     "API_ERRORS",
     "MAX_BODY",
+    "MAX_SMALL_BODY",
     "MAX_WAIT_S",
     "AuthMisconfigured",
     "BadSignature",
@@ -69,6 +75,8 @@ log = structlog.get_logger("invsync.http")
 
 #: Largest request body taken (a 10,000-event batch fits comfortably).
 MAX_BODY = 5 * 1024 * 1024
+#: Largest body of the small JSON requests (resolve an exception, ask for a drift check).
+MAX_SMALL_BODY = 64 * 1024
 #: Longest ``?wait=`` a client may ask for on ``POST /v1/events``.
 MAX_WAIT_S = 30.0
 
@@ -107,27 +115,6 @@ class BadSignature(InvsyncError):
     http_status = 401
 
 
-class Unauthorized(InvsyncError):
-    """No (or no well-formed) ``Authorization: Bearer`` header where one is required."""
-
-    code = "UNAUTHORIZED"
-    http_status = 401
-
-
-class Forbidden(InvsyncError):
-    """A bearer token that is not the configured one."""
-
-    code = "FORBIDDEN"
-    http_status = 403
-
-
-class AuthMisconfigured(InvsyncError):
-    """``[server] token_env`` names a variable that is not set: every ``/v1`` call is refused."""
-
-    code = "AUTH_MISCONFIGURED"
-    http_status = 500
-
-
 class PayloadTooLarge(InvsyncError):
     """A request body over the limit; nothing was read into the daemon, nothing applied."""
 
@@ -140,6 +127,14 @@ class ChannelLookupFailed(InvsyncError):
     nothing was recorded, and the 503 makes the channel deliver the webhook again."""
 
     code = "CHANNEL_LOOKUP_FAILED"
+    http_status = 503
+
+
+class ChannelUnavailable(InvsyncError):
+    """A webhook for an optional channel that does not run (its credential variable is unset):
+    503, so the channel delivers it again once an operator has set it and restarted."""
+
+    code = "CHANNEL_UNAVAILABLE"
     http_status = 503
 
 
@@ -159,14 +154,12 @@ API_ERRORS: dict[str, type[InvsyncError]] = {
         UnknownChannel,
         BadWebhookBody,
         BadSignature,
-        Unauthorized,
-        Forbidden,
-        AuthMisconfigured,
         PayloadTooLarge,
         ChannelLookupFailed,
+        ChannelUnavailable,
         MethodNotAllowed,
     )
-}
+} | SECURITY_ERRORS
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -229,62 +222,6 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return error_response(error, exc.headers)
 
 
-# --- authentication ----------------------------------------------------------------------------
-
-
-def bearer_error(config: Config, headers: Headers) -> InvsyncError | None:
-    """Why a request to a protected path must be refused, or None when it may pass."""
-    env = config.server.token_env
-    if env is None:
-        return None
-    expected = resolve_secret(env)
-    if expected is None:
-        return AuthMisconfigured(
-            f"server.token_env names ${env}, which is not set in the daemon's environment"
-        )
-    given = headers.get("authorization")
-    if not given:
-        return Unauthorized("this endpoint needs an Authorization: Bearer <token> header")
-    scheme, _, token = given.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return Unauthorized("expected an Authorization header of the form: Bearer <token>")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        return Forbidden("wrong bearer token")
-    return None
-
-
-class BearerAuth:
-    """ASGI middleware: with ``[server] token_env`` set, ``/v1/*`` (HTTP and websocket) needs
-    the bearer token. Health, metrics and webhooks (signed instead) stay open."""
-
-    def __init__(self, app: ASGIApp, ctx: DaemonContext) -> None:
-        self.app = app
-        self.ctx = ctx
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] in ("http", "websocket") and (path == "/v1" or path.startswith("/v1/")):
-            error = bearer_error(self.ctx.config, Headers(scope=scope))
-            if error is not None:
-                if error.http_status >= 500:
-                    log.error("http_auth_misconfigured", error=error.message)
-                if scope["type"] == "http":
-                    await error_response(error)(scope, receive, send)
-                else:
-                    await _deny_websocket(scope, receive, send, error)
-                return
-        await self.app(scope, receive, send)
-
-
-async def _deny_websocket(scope: Scope, receive: Receive, send: Send, error: InvsyncError) -> None:
-    websocket = WebSocket(scope, receive, send)
-    if "websocket.http.response" in scope.get("extensions", {}):
-        await websocket.send_denial_response(error_response(error))
-    else:  # the server cannot send an HTTP answer to a handshake: close (policy violation)
-        await websocket.close(code=1008, reason=error.code)
-
-
 # --- request parsing ---------------------------------------------------------------------------
 
 
@@ -331,13 +268,13 @@ def check_references(config: Config, events: Sequence[Event]) -> None:
         if isinstance(event, StockAdjusted | StockCounted | OrderReturned):
             named.append((f"$[{i}].location", event.location))
         if not isinstance(event, StockAdjusted | StockCounted):
-            if event.channel not in channels:
+            if event.channel is not None and event.channel not in channels:
                 raise UnknownChannel(
                     f"$[{i}].channel: unknown channel {event.channel!r} "
                     f"(known: {', '.join(channels) or 'none'})",
                     path=f"$[{i}].channel",
                 )
-            for j, line in enumerate(event.lines or ()):
+            for j, line in enumerate(getattr(event, "lines", None) or ()):
                 if line.location is not None:
                     named.append((f"$[{i}].lines[{j}].location", line.location))
         for path, location in named:
@@ -378,8 +315,11 @@ def build_app(
     """The API of the spec's "HTTP" table served for ``ctx``.
 
     ``routes`` are added after the built-in ones: the live page, ``WS /v1/feed`` and the
-    exception queue plug in there (``/v1/*`` ones get the bearer check like the rest).
+    exception queue plug in there (``/v1/*`` ones get ``ApiGuard``'s checks like the rest).
+    The credentials the config needs are loaded first (the token file generated on first
+    start): AuthMisconfigured when they cannot be, and the daemon does not start.
     """
+    ApiGuard.check_config(ctx.config)
 
     async def healthz(request: Request) -> Response:
         return JsonResponse({"status": "ok"})
@@ -420,6 +360,9 @@ def build_app(
         channel = request.path_params["channel"]
         adapter = ctx.adapters.get(channel)
         if adapter is None:
+            why = ctx.channel_unavailable(channel)
+            if why is not None:
+                raise ChannelUnavailable(f"channel {channel!r} is not running: {why}")
             raise UnknownChannel(f"no running channel {channel!r} takes webhooks")
         body = await read_body(request, max_body)
         try:
@@ -434,6 +377,9 @@ def build_app(
         except BadEvent as exc:
             EVENTS.labels(kind="unknown", outcome="rejected").inc()
             raise MalformedEvent(str(exc)) from exc
+        except RecursionError:
+            # An adapter's own JSON decoding of a deeply nested (signed) body: a 400, not a 500.
+            raise BadWebhookBody("JSON nested too deeply") from None
         except ChannelError as exc:
             raise ChannelLookupFailed(
                 f"{channel}: {type(exc).__name__}: {exc.message}; deliver the webhook again"
@@ -472,6 +418,6 @@ def build_app(
     ]
     return Starlette(
         routes=[*own, *routes],
-        middleware=[Middleware(BearerAuth, ctx=ctx)],
+        middleware=[Middleware(ApiGuard, config=lambda: ctx.config)],
         exception_handlers={HTTPException: _http_exception},
     )

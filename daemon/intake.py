@@ -5,20 +5,29 @@ once Redis has them, so a 202 means the events survive a crash of the daemon. ``
 them to the processor through a consumer group; an entry is acknowledged (XACK) only after it was
 processed, and entries a crash left pending are processed again at start-up (safe: every engine
 call is idempotent by the event's id).
+
+``append`` gives up after ``op_timeout`` seconds in all (a store that hangs, e.g. SIGSTOPped, is
+a prompt ``StoreUnavailable``, the HTTP intake's 503, not a request that hangs). A store outage
+while consuming leaves the batch pending; it is read again after a backoff and never counts
+against an event. An event whose own processing fails (an error that is not the store's) is
+tried again up to ``max_attempts`` times in all; its failed attempts are counted in the hash
+``ATTEMPTS`` (the stream's delivery counter would also count the redeliveries an outage causes).
+Then, as an entry that cannot be decoded at all, it goes to ``on_poison`` (the daemon opens a
+``bad_event`` incident with its payload and the error), is acknowledged, and processing goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.clock import Clock, SystemClock, sleep_unless
@@ -30,10 +39,48 @@ log = structlog.get_logger("invsync.intake")
 
 STREAM = "intake:{events}"
 GROUP = "invsync"
+#: Stream entry id -> failed attempts of its event (errors of the event itself, not outages).
+ATTEMPTS = "intake:{events}:attempts"
+#: Attempts an event gets before it is set aside as a ``bad_event`` (``[redis] event_attempts``).
+MAX_ATTEMPTS = 5
 
 #: The pause before reading again after the store failed: 0.1 s doubling to 5 s, no jitter (one
 #: consumer per daemon: there is no herd to spread).
 STORE_RETRY = Backoff(0.1, 5.0, jitter="none")
+#: The pause before an event that failed is tried again: 0.1 s doubling to 2 s.
+EVENT_RETRY = Backoff(0.1, 2.0, jitter="none")
+
+#: Replies of a store that is busy or broken, not of a command that is wrong (redis-py raises
+#: them as ResponseError): an event meeting them did not fail, the store did.
+_STORE_REPLIES = ("LOADING", "MISCONF", "READONLY", "OOM", "MASTERDOWN", "TRYAGAIN", "BUSY ")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store is away or unable (retry as is), not that the work failed."""
+    if isinstance(exc, StoreUnavailable | RedisConnectionError | RedisTimeoutError):
+        return True
+    if isinstance(exc, ConnectionError | TimeoutError):  # OSError's, and asyncio's timeout
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(_STORE_REPLIES)
+
+
+class Deferred(Exception):
+    """Not tried: an earlier entry of the same SKU or order failed, and order matters."""
+
+
+class Poison(msgspec.Struct, frozen=True, kw_only=True):
+    """An entry set aside: undecodable, or its event failed ``attempts`` times."""
+
+    entry_id: str
+    payload: str
+    source: str
+    error: str
+    attempts: int
+    event: Event | None = None
+
+
+#: What ``consume``'s ``handle`` returns: entry id -> the error of each entry that failed.
+Failures = Mapping[str, BaseException]
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,21 +111,35 @@ class Intake:
         consumer: str | None = None,
         reclaim_idle_ms: int = 30_000,
         clock: Clock | None = None,
+        op_timeout: float | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.redis = redis
         self.stream = stream
+        self.attempts_key = ATTEMPTS if stream == STREAM else f"{stream}:attempts"
         self.consumer = consumer or f"invsync-{socket.gethostname()}"
         self._reclaim_idle_ms = reclaim_idle_ms
         self._clock: Clock = clock or SystemClock()
+        self._op_timeout = op_timeout
+        #: Failed attempts an event gets before it is set aside (read at each failure).
+        self.max_attempts = max_attempts
+        #: Entries with a failed attempt counted since this process started.
+        self._counted: set[str] = set()
 
     async def append(self, events: Sequence[Event], *, source: str) -> list[str]:
-        """Record ``events`` atomically; returns their stream ids. Raises StoreUnavailable."""
+        """Record ``events`` atomically; returns their stream ids. Raises StoreUnavailable, at
+        the latest ``op_timeout`` seconds after the call (redis-py's own retries included)."""
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for event in events:
-                    pipe.xadd(self.stream, {"e": encode_event(event), "src": source})
-                ids = await pipe.execute()
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+            async with asyncio.timeout(self._op_timeout):
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for event in events:
+                        pipe.xadd(self.stream, {"e": encode_event(event), "src": source})
+                    ids = await pipe.execute()
+        except TimeoutError as exc:
+            raise StoreUnavailable(
+                f"could not record events: the store did not answer within {self._op_timeout:g} s"
+            ) from exc
+        except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"could not record events: {exc}") from exc
         return [_text(i) for i in ids]
 
@@ -118,8 +179,10 @@ class Intake:
             oldest = after[0][0]
         return max(0.0, (now_ms - _accepted_ms(_text(oldest))) / 1000)
 
-    def _entries(self, rows: Sequence[tuple[object, dict[object, object]]]) -> list[Entry]:
-        out = []
+    def _entries(
+        self, rows: Sequence[tuple[object, dict[object, object]]]
+    ) -> tuple[list[Entry], list[Poison]]:
+        out, bad = [], []
         for raw_id, fields in rows:
             entry_id = _text(raw_id)
             if not fields:  # trimmed or deleted while pending: nothing to replay
@@ -131,6 +194,16 @@ class Intake:
                 event = decode_event(raw)
             except (msgspec.DecodeError, KeyError) as exc:
                 log.error("intake_undecodable_entry", entry=entry_id, error=str(exc))
+                shown = raw if isinstance(raw, bytes) else repr(dict(fields)).encode()
+                bad.append(
+                    Poison(
+                        entry_id=entry_id,
+                        payload=shown[:2000].decode(errors="replace"),
+                        source=_text(fields.get(b"src", b"?")),
+                        error=f"undecodable entry: {exc}",
+                        attempts=1,
+                    )
+                )
                 continue
             out.append(
                 Entry(
@@ -140,26 +213,32 @@ class Intake:
                     accepted_ms=_accepted_ms(entry_id),
                 )
             )
-        return out
+        return out, bad
 
     async def consume(
         self,
-        handle: Callable[[list[Entry]], Awaitable[None]],
+        handle: Callable[[list[Entry]], Awaitable[Failures | None]],
         *,
         batch: int = 512,
         block_ms: int = 500,
         stop: asyncio.Event | None = None,
+        on_poison: Callable[[Poison], Awaitable[None]] | None = None,
     ) -> None:
-        """Feed batches to ``handle`` until ``stop`` is set; XACK each batch after it returns.
+        """Feed batches to ``handle`` until ``stop`` is set; XACK each entry once it is done.
 
         First replays this consumer's own pending entries (a crash left them unacknowledged),
         then claims entries other consumers left idle, then reads new ones. If ``handle`` raises
-        StoreUnavailable the batch stays pending and is retried after a backoff (``STORE_RETRY``,
-        cut short by ``stop``).
+        a store error (``is_outage``) the batch stays pending and is retried after a backoff
+        (``STORE_RETRY``, cut short by ``stop``); nothing is counted against its events.
+        ``handle`` returns the entries whose event failed (entry id -> error): those stay pending
+        and are tried again after ``EVENT_RETRY``, until their ``max_attempts``-th failure sends
+        them to ``on_poison`` and they are acknowledged. Undecodable entries go to ``on_poison``
+        at once. Any other error of ``handle`` propagates (the batch stays pending).
         """
         stop = stop or asyncio.Event()
         backlog = True  # start with what this consumer had read but not acknowledged
         failures = 0  # consecutive store failures
+        retries = 0  # consecutive rounds with an event to try again
         while not stop.is_set():
             try:
                 if backlog:
@@ -174,17 +253,108 @@ class Intake:
                     rows = await self._read(">", batch, block_ms)
                     if not rows:
                         continue
-                entries = self._entries(rows)
-                if entries:
-                    await handle(entries)
-                await self.redis.xack(self.stream, GROUP, *[_text(r[0]) for r in rows])
+                again = await self._process(rows, handle, on_poison, clean=backlog)
                 failures = 0
-            except (StoreUnavailable, RedisConnectionError, RedisTimeoutError) as exc:
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
                 delay = STORE_RETRY.delay(failures)
                 log.warning("intake_store_unavailable", error=str(exc), retry_in_s=delay)
                 backlog = True
                 failures += 1
                 await sleep_unless(self._clock, delay, stop)
+                continue
+            if again:
+                backlog = True  # the failed entries are pending: read them again
+                await sleep_unless(self._clock, EVENT_RETRY.delay(retries), stop)
+                retries += 1
+            else:
+                retries = 0
+
+    async def _process(
+        self,
+        rows: list[tuple[object, dict[object, object]]],
+        handle: Callable[[list[Entry]], Awaitable[Failures | None]],
+        on_poison: Callable[[Poison], Awaitable[None]] | None,
+        *,
+        clean: bool,
+    ) -> bool:
+        """Handle one batch and acknowledge what is done; True if some entry is to be retried.
+        ``clean``: also forget the attempt counts of acknowledged entries (a replay after a
+        restart does not know which of them failed before)."""
+        entries, bad = self._entries(rows)
+        for poison in bad:
+            await self._set_aside(poison, on_poison)
+        failed = (await handle(entries) if entries else None) or {}
+        done = [_text(row[0]) for row in rows if _text(row[0]) not in failed]
+        again = False
+        counted: list[str] = []
+        for entry in entries:
+            error = failed.get(entry.id)
+            if error is None:
+                continue
+            if isinstance(error, Deferred):
+                again = True
+                continue
+            attempts = int(await self.redis.hincrby(self.attempts_key, entry.id, 1))
+            counted.append(entry.id)
+            message = f"{type(error).__name__}: {error}"
+            if attempts < self.max_attempts:
+                log.warning(
+                    "event_failed",
+                    event_id=entry.event.id,
+                    entry=entry.id,
+                    attempt=attempts,
+                    of=self.max_attempts,
+                    error=message,
+                )
+                again = True
+                continue
+            await self._set_aside(
+                Poison(
+                    entry_id=entry.id,
+                    payload=encode_event(entry.event).decode(errors="replace"),
+                    source=entry.source,
+                    error=message,
+                    attempts=attempts,
+                    event=entry.event,
+                ),
+                on_poison,
+            )
+            done.append(entry.id)
+        if done:
+            forget = done if clean else [i for i in done if i in counted or i in self._counted]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xack(self.stream, GROUP, *done)
+                if forget:
+                    pipe.hdel(self.attempts_key, *forget)
+                await pipe.execute()
+            self._counted.difference_update(done)
+        self._counted.update(counted)
+        return again
+
+    async def _set_aside(
+        self, poison: Poison, on_poison: Callable[[Poison], Awaitable[None]] | None
+    ) -> None:
+        """Hand ``poison`` to ``on_poison`` (store errors propagate: the batch is retried)."""
+        log.error(
+            "event_set_aside",
+            entry=poison.entry_id,
+            event_id=poison.event.id if poison.event is not None else None,
+            attempts=poison.attempts,
+            error=poison.error,
+            payload=poison.payload[:500],
+        )
+        if on_poison is None:
+            return
+        try:
+            await on_poison(poison)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            # The log line above keeps the payload; an entry that cannot be set aside must not
+            # stop the intake either.
+            log.exception("event_set_aside_failed", entry=poison.entry_id, error=str(exc))
 
     async def _read(
         self, start: str, count: int, block_ms: int | None

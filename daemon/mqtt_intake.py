@@ -19,13 +19,12 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import aiomqtt
-import msgspec
 import structlog
 
 from ..core.clock import Clock, SystemClock
 from ..core.config import Config, resolve_secret
 from ..core.errors import StoreUnavailable
-from ..core.events import BadEvent, Event, convert_events, event_kind
+from ..core.events import BadEvent, Event, convert_events, event_kind, parse_json
 from ..core.retry import Backoff
 from ..metrics import definitions as m
 from .intake import Intake
@@ -73,10 +72,7 @@ def events_from_message(
             f"unknown topic {topic!r}: use {prefix}in/stock/<location> or "
             f"{prefix}in/orders/<channel>"
         )
-    try:
-        decoded = msgspec.json.decode(payload)
-    except msgspec.DecodeError as exc:
-        raise BadEvent(f"malformed JSON: {exc}") from exc
+    decoded = parse_json(payload)  # BadEvent also for JSON nested too deeply (not a crash)
     objects = decoded if isinstance(decoded, list) else [decoded]
     if not objects or not all(isinstance(o, dict) for o in objects):
         raise BadEvent("payload must be an event object or a non-empty list of them")

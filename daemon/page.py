@@ -4,7 +4,9 @@ No build step and no CDN: ``daemon/static/`` holds the page, its script and its 
 through importlib.resources so an installed wheel serves the same bytes as a checkout. The files
 are read once, when ``page_routes()`` is called (a missing file is a start-up error, not a 404 at
 run time), and only the names in ``STATIC`` are served, so no request path reaches outside the
-folder. The page talks to ``WS /v1/feed``, ``GET /metrics`` and ``GET /v1/exceptions`` itself.
+folder. The page talks to ``WS /v1/feed``, ``GET /metrics`` and ``GET /v1/exceptions`` itself,
+with the session cookie its sign-in link set (``daemon/security.py``: the page's files hold no
+data and need no credential; what they fetch does).
 """
 
 from __future__ import annotations

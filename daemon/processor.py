@@ -3,7 +3,9 @@
 Events of one batch run concurrently, except that events naming the same SKU or the same order
 run in stream order (a count then an adjustment of one SKU must not swap). An event the engine
 refuses (out of stock, below reserved, unknown order) is a decided outcome, recorded and
-counted; only a store outage leaves the batch unacknowledged, to be processed again.
+counted; only a store outage leaves the batch unacknowledged, to be processed again. Any other
+error of an event (a bug, a reply the store gives for that event only) is reported back to the
+intake consumer for that entry alone, which retries it and in the end sets it aside.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import structlog
@@ -20,12 +22,15 @@ import structlog
 from ..core.config import Config
 from ..core.errors import InvsyncError, OutOfStock, StoreUnavailable
 from ..core.events import (
+    HoldPlaced,
+    HoldReleased,
     OrderCancelled,
     OrderCreated,
     OrderFulfilled,
     OrderReturned,
     StockAdjusted,
     StockCounted,
+    event_hold_key,
     event_kind,
     event_order_key,
     event_skus,
@@ -36,7 +41,8 @@ from ..engine.engine import Engine
 from ..engine.models import Line, Outcome, SkuState
 from ..engine.routing import RouteDecision, plan, routing_policy
 from ..metrics import definitions as m
-from .intake import Entry
+from .holds import HoldDesk
+from .intake import Deferred, Entry, is_outage
 
 if TYPE_CHECKING:
     from .incidents import ExceptionQueue
@@ -44,6 +50,15 @@ if TYPE_CHECKING:
 log = structlog.get_logger("invsync.processor")
 
 Notify = Callable[[SkuState, int], Awaitable[None]]
+
+
+class OnOrder(Protocol):
+    """(channel, order id, ship_to=...): an order's reservations may have changed."""
+
+    def __call__(
+        self, channel: str, order_id: str, *, ship_to: dict[str, Any] | None = None
+    ) -> Awaitable[object]: ...
+
 ROUTE_ATTEMPTS = 3
 _RESULTS_KEPT = 10_000
 #: SKUs whose last reservation is remembered (an oversell's "what took the last unit").
@@ -91,6 +106,7 @@ class Processor:
         exceptions: ExceptionQueue | None = None,
     ) -> None:
         self._engine = engine
+        self.holds = HoldDesk(engine, config, clock=clock)
         #: Where refused events and unmet orders become exception records (None: only logged).
         self.exceptions = exceptions
         # sku -> the latest order that reserved it (in memory: "if known" after a restart)
@@ -104,27 +120,63 @@ class Processor:
         # same id (a re-sent event) is stale until this one is processed.
         self._expected: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._waiters: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        #: Hears of every order whose reservations an event changed (daemon/fulfillment.py).
+        self.on_order: OnOrder | None = None
 
     # -- batches --------------------------------------------------------------------------
 
-    async def handle_batch(self, entries: list[Entry]) -> None:
-        """Process a batch; raises StoreUnavailable (batch to be retried) on a store outage."""
-        last: dict[str, asyncio.Task[None]] = {}
+    async def handle_batch(self, entries: list[Entry]) -> dict[str, BaseException]:
+        """Process a batch; returns entry id -> error of each entry whose event failed (an
+        error of its own; an entry behind a failed one of the same SKU or order is ``Deferred``).
+        Raises StoreUnavailable (the batch to be retried) if the store failed any entry.
+
+        No error of one event cancels the others: each is caught in its own task."""
+        failures: dict[str, BaseException] = {}
+        last: dict[str, tuple[asyncio.Task[None], str]] = {}
         async with asyncio.TaskGroup() as group:
             for entry in entries:
                 lane_keys = [f"sku:{s}" for s in event_skus(entry.event)]
                 order_key = event_order_key(entry.event)
                 if order_key is not None:
                     lane_keys.append(f"order:{order_key}")
+                if (hold_key := event_hold_key(entry.event)) is not None:
+                    lane_keys.append(f"order:{hold_key}")  # a conversion follows its hold
                 before = [last[k] for k in lane_keys if k in last]
-                task = group.create_task(self._after(before, entry))
+                task = group.create_task(self._after(before, entry, failures))
                 for k in lane_keys:
-                    last[k] = task
+                    last[k] = (task, entry.id)
+        outage = next((exc for exc in failures.values() if is_outage(exc)), None)
+        if outage is not None:
+            if isinstance(outage, StoreUnavailable):
+                raise outage
+            raise StoreUnavailable(f"store unavailable: {outage}") from outage
+        return failures
 
-    async def _after(self, before: list[asyncio.Task[None]], entry: Entry) -> None:
-        for task in before:
+    async def _after(
+        self,
+        before: list[tuple[asyncio.Task[None], str]],
+        entry: Entry,
+        failures: dict[str, BaseException],
+    ) -> None:
+        for task, _ in before:
             await task
-        await self.apply(entry)
+        blocked = next((entry_id for _, entry_id in before if entry_id in failures), None)
+        if blocked is not None:
+            failures[entry.id] = Deferred(f"waits for entry {blocked}")
+            return
+        try:
+            await self.apply(entry)
+        except Exception as exc:  # one event's failure is its own, reported to the consumer
+            failures[entry.id] = exc
+            if not is_outage(exc):
+                log.error(
+                    "event_processing_failed",
+                    event_id=entry.event.id,
+                    entry=entry.id,
+                    type=event_kind(entry.event),
+                    error=f"{type(exc).__name__}: {exc}",
+                    exc_info=exc,
+                )
 
     # -- one event ------------------------------------------------------------------------
 
@@ -149,6 +201,7 @@ class Processor:
         _count(kind, label)
         for state in outcome.skus.values():
             await self._notify(state, entry.accepted_ms)
+        await self._order_changed(outcome, getattr(event, "ship_to", None))
         result: dict[str, Any] = {
             "outcome": label,
             "skus": {sku: state.version for sku, state in outcome.skus.items()},
@@ -199,13 +252,22 @@ class Processor:
                 return await engine.return_(
                     event.id, event.channel, event.order_id, event.location, _lines(event.lines)
                 )
+            case HoldPlaced():
+                return await self.holds.place(event)
+            case HoldReleased():
+                return await self.holds.release(event)
         raise AssertionError(f"unhandled event {event!r}")  # pragma: no cover
 
     async def _refused(self, entry: Entry, exc: InvsyncError) -> None:
         """A refused event as an exception record: cancel after fulfilment, or a bad event."""
+        event = entry.event
+        if isinstance(event, HoldPlaced | HoldReleased):
+            # A checkout that cannot hold stock, or one released after it lapsed, is the
+            # storefront's answer to read (GET /v1/holds/...), not an operator's incident.
+            await self.holds.refused(event, exc)
+            return
         if self.exceptions is None or not 400 <= exc.http_status < 500:
             return
-        event = entry.event
         if isinstance(event, OrderCancelled) and exc.code in _CANCEL_AFTER_FULFILMENT:
             order = await self._engine.order(event.channel, event.order_id)
             if order is not None and any(line.fulfilled > 0 for line in order.lines):
@@ -273,7 +335,17 @@ class Processor:
         if outcome is not None:
             for state in outcome.skus.values():
                 await self._notify(state, 0)
+            await self._order_changed(outcome, event.ship_to)
         return outcome, shortages
+
+    async def _order_changed(self, outcome: Outcome, ship_to: object) -> None:
+        """Tell the fulfillment handoff (``on_order``) that an order's reservations may have
+        changed; duplicates too, so a handoff lost in a crash is queued on the re-delivery."""
+        order = outcome.order
+        if self.on_order is None or order is None or order.kind != "order":
+            return
+        where = msgspec.to_builtins(ship_to) if ship_to is not None else None
+        await self.on_order(order.channel, order.order_id, ship_to=where)
 
     async def route_and_reserve(
         self, event: OrderCreated
@@ -295,14 +367,20 @@ class Processor:
             parts = bundles[line.sku].components if line.sku in bundles else {line.sku: 1}
             needed.extend(s for s in parts if s not in needed)
         shortages: list[dict[str, Any]] = []
+        hold = await self.holds.held(event)  # converted: its units are the order's to take
+        pinned = None if hold is None else self.holds.pinned(hold, lines, bundles)
         for _ in range(ROUTE_ATTEMPTS):
             if all(line.location is not None for line in lines):
                 routed: list[Line] | None = lines  # the sender chose the locations
+            elif pinned is not None:
+                routed, pinned = pinned, None  # the hold's own units (once: then route)
             else:
                 stock: dict[str, Mapping[str, LocationStock]] = {}
                 for sku in needed:
                     state = await self._engine.stock(sku)
                     stock[sku] = state.stock() if state else {}
+                    if hold is not None:
+                        stock[sku] = self.holds.credited(hold, sku, stock[sku])
                 decision = plan(lines, stock, event.ship_to, policy)
                 routed = decision.assignment
             if routed is None:
@@ -315,8 +393,10 @@ class Processor:
                 shortages = exc.shortages  # lost a race with another order: route again
                 if all(line.location is not None for line in lines):
                     break
+                hold = await self.holds.held(event)  # released or converted meanwhile?
                 continue
             self._took(event, outcome)
+            await self.holds.converted(event, outcome)
             return outcome, [], decision
         return None, shortages, decision
 

@@ -94,7 +94,8 @@ async def apply_channels(
     wanted = {ch.id: ch for ch in config.channels if ch.enabled}
     policies = config.policies()
     running = channels.running()
-    for channel_id in running.keys() - wanted.keys():
+    # Held-back optional channels no longer wanted are forgotten too (stop() does both).
+    for channel_id in (running.keys() | channels.not_started.keys()) - wanted.keys():
         await channels.stop(channel_id)
     failed: dict[str, str] = {}
     resync: list[str] = []
@@ -113,6 +114,8 @@ async def apply_channels(
             kept = "; the running channel keeps its settings" if before is not None else ""
             log.error("channel_not_started", channel=channel_id, reason=exc.reason + kept)
             failed[channel_id] = exc.reason
+            if before is None and channel.optional:
+                channels.hold_back(channel_id, exc.reason)  # /readyz names it
     started = channels.running()
     for channel_id in sorted(started) if resync_all else resync:
         channels.full_sync(channel_id)

@@ -25,6 +25,10 @@ __all__ = ["HttpServer", "ServerStartError"]
 log = structlog.get_logger("invsync.http")
 
 
+#: Largest websocket message a client may send (the feed's subscriptions).
+WS_MAX_MESSAGE = 1024 * 1024
+
+
 class ServerStartError(InvsyncError):
     """The HTTP listener could not start (address in use, no such host, no permission)."""
 
@@ -92,6 +96,9 @@ class HttpServer:
             log_config=None,  # structlog is configured by the daemon; uvicorn must not touch it
             server_header=False,
             timeout_graceful_shutdown=grace_s,
+            # A feed client's message is a subscription: 1 MiB is thousands of SKUs; a bigger
+            # frame closes the connection (1009) instead of being read whole (16 MiB default).
+            ws_max_size=WS_MAX_MESSAGE,
         )
         self._server = _Uvicorn(self._config)
         self._task: asyncio.Task[None] | None = None

@@ -20,7 +20,7 @@ import hashlib
 import math
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -35,22 +35,27 @@ from ..adapters.registry import make_adapter
 from ..core.clock import Clock, SystemClock
 from ..core.config import Channel, Config, resolve_secret
 from ..core.errors import InvsyncError
-from ..core.events import BadEvent, Event
+from ..core.events import BadEvent, Event, event_kind, event_skus
 from ..engine import keys
 from ..engine.connection import Store, redact
 from ..engine.engine import Engine
+from ..engine.handoff import read_parts
 from ..engine.models import SkuState
 from . import systemd
-from .channels import ChannelManager, ChannelNotStarted
+from .channels import ChannelManager, ChannelNotStarted, ChannelsMissing
 from .drift import DriftWatch, drift_routes
 from .feed import FeedHub
-from .housekeeping import reap_holds, tick_incidents, trim_intake
+from .fulfillment import FulfillmentService, check_fulfillment
+from .fulfillment_routes import fulfillment_routes
+from .holds_routes import hold_routes
+from .housekeeping import keep_running, reap_holds, tick_incidents, trim_intake
 from .incidents import ExceptionQueue, ExceptionRecord, exception_routes
-from .intake import Intake
+from .intake import Intake, Poison
 from .metrics_sampler import sample_metrics
 from .processor import Processor
 from .reload import ReloadResult, reload_config
 from .stockview import stock_view
+from .store_watch import StoreWatch
 
 log = structlog.get_logger("invsync.daemon")
 
@@ -185,11 +190,13 @@ class Daemon:
         self._processor: Processor | None = None
         self._exceptions: ExceptionQueue | None = None
         self._feed: FeedHub | None = None
+        self._fulfillment: FulfillmentService | None = None
         self._session: aiohttp.ClientSession | None = None
         self._signalled = asyncio.Event()
         self._stop_asked = False
         self._reload_asked = False
         self._consumer_stop = asyncio.Event()
+        self._store_watch: StoreWatch | None = None
         self._ready = False
         self.http_port: int | None = None
 
@@ -242,15 +249,29 @@ class Daemon:
             checks["redis"] = {"ok": True}
         except Exception as exc:  # any failure to answer is "not ready", said with its cause
             checks["redis"] = {"ok": False, "error": str(exc) or type(exc).__name__}
+        if self._store_watch is not None:  # since when it is down, and restarts so far
+            checks["redis"] = {**self._store_watch.report(), **checks["redis"]}
         system, channels = self._system, self._channels
         checks["actors"] = {
             "ok": system is not None and self._ready,
             "active": (system.active() if system else 0) + (channels.workers() if channels else 0),
         }
         checks["intake"] = {"ok": self._ready and not self._consumer_stop.is_set()}
-        checks["channels"] = {"ok": True, "channels": channels.status() if channels else {}}
+        # An optional channel that could not start leaves the daemon ready (everything else
+        # works, and a 503 would take all intake out of a load balancer) but degraded: named.
+        held_back = sorted(channels.not_started) if channels else []
+        checks["channels"] = {
+            "ok": True,
+            "channels": channels.status() if channels else {},
+            "not_ready": held_back,
+        }
         ready = all(c["ok"] for c in checks.values())
-        return {"ready": ready, "checks": checks}
+        return {"ready": ready, "degraded": held_back, "checks": checks}
+
+    def channel_unavailable(self, channel: str) -> str | None:
+        """Why an optional channel of the config does not run (its missing credential), or
+        None when it runs or is not held back."""
+        return self._channels.not_started.get(channel) if self._channels is not None else None
 
     async def stock_view(self, sku: str) -> dict[str, Any] | None:
         """``GET /v1/stock/{sku}``: states, availability and what each channel was last sent."""
@@ -278,6 +299,8 @@ class Daemon:
             view: dict[str, Any] = msgspec.to_builtins(order)
             view["outcome"] = "reserved"
             view["routing"] = routing
+            parts = await read_parts(self.engine.redis, channel, order_id)
+            view["handoff"] = {loc: msgspec.to_builtins(part) for loc, part in parts.items()}
             return view
         raw = await self.engine.redis.get(keys.rejection(channel, order_id))
         if raw is None:
@@ -321,6 +344,8 @@ class Daemon:
         self._config = config
         self.engine.bundles = config.bundle_map()
         self.engine.safety_stock = {loc.id: loc.safety_stock for loc in config.locations}
+        if self._intake is not None:
+            self._intake.max_attempts = config.redis.event_attempts
 
     async def _serve_signals(self) -> None:
         """Reload on each SIGHUP until SIGTERM/SIGINT."""
@@ -348,14 +373,29 @@ class Daemon:
         return make_adapter(channel, context)
 
     def _start_channels(self, config: Config) -> None:
+        """Start every enabled channel. One that cannot start (a credential variable unset)
+        stops the start (ChannelsMissing names them all), unless it is ``optional``: then it
+        is held back, named by ``/readyz`` and its webhooks answer 503."""
         policies = config.policies()
+        fatal: dict[str, str] = {}
         for channel in config.channels:
             if not channel.enabled:
                 continue
             try:
                 self.channels.start(channel, policies[channel.id])
             except ChannelNotStarted as exc:
-                log.error("channel_not_started", channel=channel.id, reason=exc.reason)
+                log.error(
+                    "channel_not_started",
+                    channel=channel.id,
+                    reason=exc.reason,
+                    optional=channel.optional,
+                )
+                if channel.optional:
+                    self.channels.hold_back(channel.id, exc.reason)
+                else:
+                    fatal[channel.id] = exc.reason
+        if fatal:
+            raise ChannelsMissing(fatal)
 
     async def _push_refused(self, channel: str, sku: str, available: int, reason: str) -> None:
         """A channel refused a SKU for good: a ``push_refused`` incident."""
@@ -379,6 +419,25 @@ class Daemon:
         """New and resolved exception records go to the live feed when one is wired."""
         if self._feed is not None:
             self._feed.publish_exception(msgspec.to_builtins(record))
+
+    async def _set_aside(self, poison: Poison) -> None:
+        """An intake entry that failed every attempt, or cannot be decoded: a ``bad_event``
+        incident with its payload and the error (the entry is then acknowledged)."""
+        event = poison.event
+        undecodable = event is None
+        await self.exceptions.raise_bad_event(
+            event.id if event is not None else f"entry-{poison.entry_id}",
+            "UNDECODABLE_ENTRY" if undecodable else "EVENT_FAILED",
+            poison.error
+            if undecodable
+            else f"failed {poison.attempts} attempts, set aside: {poison.error}",
+            source=f"intake:{poison.source}",
+            channel=getattr(event, "channel", None),
+            order_id=getattr(event, "order_id", None),
+            sku=next(iter(event_skus(event)), None) if event is not None else None,
+            event_type=event_kind(event) if event is not None else None,
+            payload=poison.payload,
+        )
 
     async def _notify_sku(self, state: SkuState, accepted_ms: int) -> None:
         assert self._system is not None
@@ -404,7 +463,9 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or ``request_stop``); returns the exit code."""
         from .feed import store_snapshot
         from .http import build_app
+        from .metrics_server import metrics_app
         from .page import page_routes
+        from .security import announce_page
         from .server import HttpServer
 
         loop = asyncio.get_running_loop()
@@ -443,8 +504,16 @@ class Daemon:
                 notify=self._notify_sku,
                 clock=lambda: clock.wall_ms() / 1000,
             )
-            intake = self._intake = _Intake(store.redis, clock=self._clock)
+            intake = self._intake = _Intake(
+                store.redis,
+                clock=self._clock,
+                op_timeout=config.redis.op_timeout_s,
+                max_attempts=config.redis.event_attempts,
+            )
             await intake.ensure_group()
+            watch = self._store_watch = StoreWatch(
+                store, clock=clock, unreachable_exit_s=lambda: self._config.redis.unreachable_exit_s
+            )
             system = self._system = await stack.enter_async_context(ActorSystem(clock=clock))
             system.register(
                 Kind(
@@ -462,10 +531,23 @@ class Daemon:
             )
             stack.push_async_callback(self._drain_actors)
             self._start_channels(config)
+            check_fulfillment(config)
             processor = self._processor = Processor(
                 engine, lambda: self._config, self._notify_sku, exceptions=exceptions
             )
             exceptions.reserve_again = processor.reserve_again
+            handoff = self._fulfillment = FulfillmentService(
+                engine,
+                lambda: self._config,
+                session=self._session,
+                ingest=self.ingest,
+                clock=clock,
+                exceptions=exceptions,
+            )
+            processor.on_order = handoff.order_changed
+            exceptions.actions.resend_fulfillment = handoff.resend
+            exceptions.actions.order_changed = handoff.order_changed
+            stack.push_async_callback(handoff.aclose)
             intake.processor = processor
             drift = DriftWatch(
                 config=lambda: self._config,
@@ -475,44 +557,70 @@ class Daemon:
                 clock=clock,
             )
             group = await stack.enter_async_context(asyncio.TaskGroup())
-            consumer = group.create_task(
-                intake.consume(processor.handle_batch, stop=self._consumer_stop)
+
+            def supervised(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+                """A task of the group that an unexpected error restarts, never ends."""
+                return group.create_task(keep_running(name, run, clock=clock), name=name)
+
+            consumer = supervised(
+                "intake",
+                lambda: intake.consume(
+                    processor.handle_batch, stop=self._consumer_stop, on_poison=self._set_aside
+                ),
             )
             chores = [
-                group.create_task(reap_holds(engine, clock=clock)),
-                group.create_task(systemd.watchdog(clock=self._clock)),
-                group.create_task(
-                    sample_metrics(system, channels, intake, engine.redis, clock=clock)
+                group.create_task(handoff.run()),
+                supervised("store_watch", watch.run),
+                supervised(
+                    "hold_reaper",
+                    lambda: reap_holds(engine, clock=clock, notify=self._notify_sku),
                 ),
-                group.create_task(trim_intake(intake, clock=clock)),
-                group.create_task(tick_incidents(exceptions, clock=clock)),
-                group.create_task(drift.run()),
+                supervised(
+                    "watchdog", lambda: systemd.watchdog(clock=self._clock, healthy=watch.healthy)
+                ),
+                supervised(
+                    "metrics_sampler",
+                    lambda: sample_metrics(system, channels, intake, engine.redis, clock=clock),
+                ),
+                supervised("intake_trim", lambda: trim_intake(intake, clock=clock)),
+                supervised("incident_tick", lambda: tick_incidents(exceptions, clock=clock)),
+                supervised("drift_watch", drift.run),
             ]
             if config.mqtt.url is not None:
                 from .mqtt_intake import run_mqtt_intake
 
                 chores.append(
-                    group.create_task(
-                        run_mqtt_intake(
+                    supervised(
+                        "mqtt_intake",
+                        lambda: run_mqtt_intake(
                             lambda: self._config,
                             intake,
                             self.check_events,
                             on_bad=self._bad_mqtt_message,
                             clock=self._clock,
-                        )
+                        ),
                     )
                 )
             routes = [
+                *hold_routes(lambda: engine, clock=clock),
                 *exception_routes(lambda: self.exceptions),
                 *drift_routes(drift.check),
+                *fulfillment_routes(lambda: self._fulfillment, lambda: self._config),
                 feed.route(store_snapshot(engine, lambda: channels.topology)),
                 *page_routes(),
             ]
+            if config.metrics.port is not None:
+                # /metrics on a listener of its own too (daemon/metrics_server.py); it stops
+                # with the stack, after the drain, so a scrape can watch the shutdown.
+                await stack.enter_async_context(
+                    HttpServer(metrics_app(), config.server.host, config.metrics.port)
+                )
             server = HttpServer(
                 build_app(self, routes=routes), config.server.host, config.server.port
             )
             await server.__aenter__()
             self.http_port = server.port
+            announce_page(config, server.port)  # the live page's sign-in link (security.py)
             self._ready = True
             systemd.notify("READY=1", f"STATUS=running, {len(channels.running())} channel(s)")
             log.info(

@@ -10,20 +10,33 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
+
+import structlog
 
 from ..core.clock import Clock, SystemClock
 
+log = structlog.get_logger("invsync.systemd")
+
 
 def notify(*states: str) -> bool:
-    """Send ``KEY=VALUE`` lines to systemd; True if a notify socket was there to take them."""
+    """Send ``KEY=VALUE`` lines to systemd; True if a notify socket was there to take them
+    (False also when its queue is full: never blocks)."""
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):  # abstract namespace socket
         address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(address)
-        sock.sendall("\n".join(states).encode())
+    # Non-blocking: this runs on the event loop, and a datagram socket whose reader does not
+    # keep up (its queue is full) would block the whole daemon in send().
+    with socket.socket(
+        socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+    ) as sock:
+        try:
+            sock.connect(address)
+            sock.send("\n".join(states).encode())
+        except BlockingIOError:
+            return False  # the notification is dropped; the next one may get through
     return True
 
 
@@ -42,14 +55,24 @@ def watchdog_interval() -> float | None:
     return int(usec) / 2_000_000
 
 
-async def watchdog(clock: Clock | None = None) -> None:
+async def watchdog(clock: Clock | None = None, healthy: Callable[[], bool] | None = None) -> None:
     """Ping systemd's watchdog from the event loop: a stuck loop stops the pings, systemd
-    restarts the service. Pings every ``watchdog_interval()`` on ``clock``; returns at once
-    when systemd asked for none."""
+    restarts the service. Pings every ``watchdog_interval()`` on ``clock`` while ``healthy()``
+    (e.g. the store has not been unreachable too long); a round where it is not sends nothing,
+    so systemd restarts a daemon that cannot recover. Returns at once when systemd asked for
+    no watchdog."""
     interval = watchdog_interval()
     if interval is None:
         return
     clock = clock or SystemClock()
+    withheld = False
     while True:
-        notify("WATCHDOG=1")
+        if healthy is None or healthy():
+            if withheld:
+                log.warning("watchdog_resumed")
+                withheld = False
+            notify("WATCHDOG=1")
+        elif not withheld:
+            withheld = True
+            log.critical("watchdog_withheld", reason="the daemon is unhealthy: systemd restarts it")
         await clock.sleep(interval)

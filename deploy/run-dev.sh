@@ -12,6 +12,7 @@ BIN=$1
 CONFIG=$2
 
 : "${INVSYNC_WHOLESALE_SECRET:=dev-wholesale-secret}"; export INVSYNC_WHOLESALE_SECRET
+: "${INVSYNC_WH_EAST_SECRET:=dev-wh-east-secret}"; export INVSYNC_WH_EAST_SECRET
 : "${INVSYNC_SHOPIFY_TOKEN:=shpat_dev_token}"; export INVSYNC_SHOPIFY_TOKEN
 : "${INVSYNC_SHOPIFY_SECRET:=dev-shopify-app-secret}"; export INVSYNC_SHOPIFY_SECRET
 : "${INVSYNC_AMAZON_REFRESH_TOKEN:=Atzr|dev-refresh-token}"; export INVSYNC_AMAZON_REFRESH_TOKEN
@@ -28,14 +29,22 @@ CONFIG=$2
 : "${INVSYNC_TIKTOK_APP_SECRET:=dev-tiktok-app-secret}"; export INVSYNC_TIKTOK_APP_SECRET
 : "${INVSYNC_TIKTOK_REFRESH_TOKEN:=ROW_dev-refresh-token}"; export INVSYNC_TIKTOK_REFRESH_TOKEN
 
-"$BIN/invsync" simulate -c "$CONFIG" &
+# The simulated marketplaces list the demo's catalogue (they refuse SKUs a seller never listed).
+DEMO="$(dirname "$0")/../docs/demo-stock.csv"
+"$BIN/invsync" simulate -c "$CONFIG" --catalogue "$DEMO" &
 SIM=$!
 trap 'kill "$SIM" 2>/dev/null || true; wait "$SIM" 2>/dev/null || true' EXIT
 
-# Demo stock, loaded through the daemon's API once it is ready (a re-run applies nothing twice).
-DEMO="$(dirname "$0")/../docs/demo-stock.csv"
+# Demo stock, loaded through the daemon's API once it is ready (a re-run applies nothing twice;
+# the CLI sends the API token the daemon generated in its data directory), then the live page's
+# sign-in link again, so it is the last line on the screen.
 (
-  "$BIN/python" - "$CONFIG" <<'PY' && "$BIN/invsync" stock import "$DEMO" -c "$CONFIG" >&2
+  "$BIN/python" - "$CONFIG" <<'PY' && "$BIN/invsync" stock import "$DEMO" -c "$CONFIG" >&2 \
+    && "$BIN/python" -c 'import sys
+from invsync.daemon.config import load_config
+from invsync.daemon.security import page_link
+config = load_config(sys.argv[1])
+print(f"\ninvsync: live page (this link signs the browser in): {page_link(config, config.server.port)}\n", file=sys.stderr)' "$CONFIG"
 import sys, time, urllib.request
 from invsync.daemon.config import load_config
 server = load_config(sys.argv[1]).server

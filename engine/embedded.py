@@ -169,6 +169,31 @@ class EmbeddedValkey:
         if not await self._wait_gone(self._pid, self._stop_timeout):
             raise StoreError(f"Valkey (pid {self._pid}) survived SIGKILL")
 
+    async def revive(self) -> bool:
+        """Start the server again if it died while entered (``kill -9``, OOM killer, a crash);
+        True if a new one was started, False if one answers or hangs on the socket (a hung
+        server is not killed here: its data may still be on its way to the AOF).
+
+        The new server loads the AOF, so every write the dead one acknowledged is there.
+        """
+        if not self._entered:
+            raise StoreError(f"no Valkey server was entered for {self._dir}")
+        async with self._startup_lock():
+            if self._pid is not None and self._alive(self._pid):
+                return False
+            state = await _probe(self.socket_path)
+            if state is _State.READY:  # another process (a CLI command) started one meanwhile
+                self._pid = await self._server_pid()
+                return False
+            if state is not _State.ABSENT:
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+            dead = self._pid
+            await self._start()
+            log.warning("valkey.restarted", dir=str(self._dir), pid=self._pid, dead_pid=dead)
+            return True
+
     # -- start ---------------------------------------------------------------------------------
 
     def _prepare_dir(self) -> None:

@@ -271,7 +271,11 @@ class Engine:
         else:
             _check_lines(lines, need_location=False)
             expanded = self.expand(lines)
-            args["lines"] = [{"sku": x.sku, "qty": x.qty} for x in expanded]
+            # A line naming its location (a warehouse's shipment) takes from that location only.
+            args["lines"] = [
+                {"sku": x.sku, "qty": x.qty, **({"location": x.location} if x.location else {})}
+                for x in expanded
+            ]
             skus = list(dict.fromkeys(x.sku for x in expanded))
         args["skus"] = skus
         key_list = [k.order_event(channel, order_id, event_id), k.order(channel, order_id)]
@@ -336,7 +340,7 @@ class Engine:
                     await self.release_hold(f"expire-{hold_id}", hold_id, reason="expired")
                 )
             except InvsyncError as exc:
-                if exc.code in ("NOTHING_RESERVED", "UNKNOWN_ORDER"):
+                if exc.code in ("NOTHING_RESERVED", "UNKNOWN_HOLD"):
                     # Converted or released meanwhile, or a stale index entry: drop it.
                     try:
                         await self.redis.zrem(k.HOLDS_EXPIRY, key)

@@ -10,6 +10,7 @@ Layout (see docs/keys.md):
 - ``hold:{<hold id>}``                  hash  a hold (an order record with an expiry)
 - ``evt:{hold/<hold id>}:<id>``         string  an applied hold event id
 - ``holds:expiry``                      zset  hold key -> expiry time (ms), swept by the reaper
+- ``holdrej:{hold/<hold id>}``          string  why a hold was refused (JSON)
 
 Hash tags keep every key of one SKU (and of one order) in one Redis Cluster slot.
 """
@@ -70,6 +71,11 @@ def hold(hold_id: str) -> str:
 def hold_event(hold_id: str, event_id: str) -> str:
     """The idempotency marker of an event on a hold."""
     return f"evt:{{hold/{hold_id}}}:{event_id}"
+
+
+def hold_refusal(hold_id: str) -> str:
+    """Why a hold could not be placed (kept so ``GET /v1/holds/{id}`` can say so)."""
+    return f"holdrej:{{hold/{hold_id}}}"
 
 
 def sku_of_inventory_key(key: bytes | str) -> str:

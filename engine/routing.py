@@ -19,6 +19,12 @@ Strategies (``[routing]``, per channel):
   whole order takes it, else each line goes to the first that can serve it. SLA, zones and costs
   are not considered (``late`` is still reported).
 
+Safety stock is the last resort, for every strategy: the router first looks for an assignment
+that leaves every location's safety stock untouched (``spare_units``), on time or, with
+``fallback = "late"``, late; only when there is none does it plan again with the safety stock
+counted as free (``free_units``, the reserve script's rule), and the explanation says where
+it dipped (``safety_stock_used``) and why.
+
 A line is split over locations only when no single location can still serve it (each extra
 location is an extra shipment). A bundle line ships whole kits: every component of a kit from the
 same location. Orders of up to `MAX_EXACT_LINES` lines over up to `MAX_EXACT_LOCATIONS` candidate
@@ -54,6 +60,7 @@ __all__ = [
     "plan",
     "route",
     "routing_policy",
+    "spare_units",
     "zone_for",
 ]
 
@@ -148,6 +155,8 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     # Sum of the configured `priority` of the locations used (lower is preferred).
     priority_score: int | None = None
     why: list[str] = []
+    # Locations whose safety stock the assignment dips into (only when nothing else could serve).
+    safety_stock_used: list[str] = []
 
 
 class RouteDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -226,6 +235,13 @@ def free_units(stock: LocationStock | None) -> int:
     return max(0, stock.on_hand - stock.reserved - stock.damaged)
 
 
+def spare_units(stock: LocationStock | None) -> int:
+    """Units a reservation may take at a location while leaving its safety stock untouched."""
+    if stock is None:
+        return 0
+    return max(0, free_units(stock) - stock.safety_stock)
+
+
 def _kit(line: Line, bundles: Mapping[str, Bundle]) -> dict[str, int]:
     """Component SKU -> units per unit of the line (a plain SKU is its own kit of one)."""
     bundle = bundles.get(line.sku)
@@ -252,12 +268,21 @@ class _Problem:
         self.rank = {s.id: i for i, s in enumerate(policy.sites)}
         self.zone = zone
         self.sla = policy.sla_days
-        self.free: Free = {
-            (sku, loc): free_units(stock.get(sku, {}).get(loc))
-            for kit in self.kits
-            for sku in kit
-            for loc in self.sites
-        }
+        cells = [(sku, loc) for kit in self.kits for sku in kit for loc in self.sites]
+        self.full: Free = {c: free_units(stock.get(c[0], {}).get(c[1])) for c in cells}
+        self.spare: Free = {c: spare_units(stock.get(c[0], {}).get(c[1])) for c in cells}
+        # What the search may take: `spare` first, `full` when nothing spares the safety stock.
+        self.free: Free = self.spare
+
+    def dips(self, pieces: Sequence[Piece]) -> list[str]:
+        """The locations where `pieces` take more than is spare (into safety stock)."""
+        taken: Free = {}
+        for i, loc, q in pieces:
+            for sku, units in self.kits[i].items():
+                taken[(sku, loc)] = taken.get((sku, loc), 0) + units * q
+        return list(
+            dict.fromkeys(loc for (sku, loc), n in taken.items() if n > self.spare[(sku, loc)])
+        )
 
     def transit(self, loc: str) -> int | None:
         return self.sites[loc].transit_days.get(self.zone)
@@ -518,40 +543,34 @@ def plan(
     late = False
     code: UnroutableCode | None = None
     reason: str | None = None
+    dipped: list[str] = []
 
     if not allowed:
         code, reason = "no_locations", f"channel '{policy.channel}' may ship from no location"
     elif unknown := _unknown_skus(p, stock):
         code, reason = "unknown_sku", "unknown SKU: " + ", ".join(repr(s) for s in unknown)
-    elif policy.strategy == "priority":
-        why.append("strategy 'priority': the first location in priority order that can ship it")
-        pieces = _priority_pieces(p, allowed)
-        exact = True
     else:
-        why.append("strategy 'sla_cost': SLA first, then fewest shipments, lowest cost, priority")
-        on_time = [loc for loc in allowed if p.meets_sla(loc)]
-        if on_time:
-            pieces, done = _search(p, on_time, late_first=False, exact=exact)
-            exact = exact and done
-        if pieces is None and policy.sla_days is not None:
-            if not on_time:
-                why.append(f"no allowed location reaches zone '{zone}' within the SLA")
-            else:
-                why.append("the locations within the SLA cannot ship the whole order")
-            if policy.fallback == "late":
-                pieces, done = _search(p, allowed, late_first=True, exact=exact)
-                exact = exact and done
-                late = pieces is not None
-                if late:
-                    why.append("fallback 'late': the assignment arriving soonest, flagged late")
-            elif _search(p, allowed, late_first=True, exact=exact)[0] is not None:
-                code = "sla"
-                reason = (
-                    f"no assignment meets the {policy.sla_days}-day SLA to zone '{zone}' "
-                    "(fallback 'unroutable')"
-                )
-    if pieces is None and code is None:
-        code, reason = "out_of_stock", _shortage(p, allowed)
+        if policy.strategy == "priority":
+            why.append("strategy 'priority': the first location in priority order that can ship it")
+        else:
+            why.append(
+                "strategy 'sla_cost': SLA first, then fewest shipments, lowest cost, priority"
+            )
+        spared = _Tier(p, policy, allowed, exact)
+        tier = spared
+        if spared.pieces is None and p.full != p.spare:
+            p.free = p.full
+            tier = _Tier(p, policy, allowed, exact)
+            why.append(
+                f"no assignment spares every location's safety stock ({spared.reason}): "
+                "safety stock counted as free, the last resort"
+            )
+        why.extend(tier.why)
+        pieces, late, exact = tier.pieces, tier.late, tier.exact
+        code, reason = tier.code, tier.reason
+        if pieces is not None and tier is not spared:
+            dipped = p.dips(pieces)
+            why.append("dips into the safety stock of " + ", ".join(dipped))
     if not exact and pieces is not None and policy.strategy != "priority":
         why.append(
             f"order too big for the exhaustive search ({len(lines)} lines, {len(allowed)} "
@@ -571,7 +590,7 @@ def plan(
         )
     elif reason is not None:
         why.append(f"unroutable: {reason}")
-    explanation = _explain(p, policy, pieces, exact, why)
+    explanation = _explain(p, policy, pieces, exact, why, dipped)
     return RouteDecision(
         assignment=assignment,
         late=late and pieces is not None,
@@ -579,6 +598,52 @@ def plan(
         explanation=explanation,
         unroutable_code=code if pieces is None else None,
     )
+
+
+class _Tier:
+    """One planning pass over `p.free` (spare units, or all free ones): the strategy's best
+    assignment, on time or (fallback 'late') late, else why none."""
+
+    def __init__(
+        self, p: _Problem, policy: RoutingPolicy, allowed: Sequence[str], exact: bool
+    ) -> None:
+        self.pieces: list[Piece] | None = None
+        self.late = False
+        self.exact = exact
+        self.code: UnroutableCode | None = None
+        self.reason: str | None = None
+        self.why: list[str] = []
+        if policy.strategy == "priority":
+            self.pieces, self.exact = _priority_pieces(p, allowed), True
+        else:
+            self._sla_cost(p, policy, allowed)
+        if self.pieces is None and self.code is None:
+            self.code, self.reason = "out_of_stock", _shortage(p, allowed)
+
+    def _sla_cost(self, p: _Problem, policy: RoutingPolicy, allowed: Sequence[str]) -> None:
+        on_time = [loc for loc in allowed if p.meets_sla(loc)]
+        if on_time:
+            self.pieces, done = _search(p, on_time, late_first=False, exact=self.exact)
+            self.exact = self.exact and done
+        if self.pieces is None and policy.sla_days is not None:
+            if not on_time:
+                self.why.append(f"no allowed location reaches zone '{p.zone}' within the SLA")
+            else:
+                self.why.append("the locations within the SLA cannot ship the whole order")
+            if policy.fallback == "late":
+                self.pieces, done = _search(p, allowed, late_first=True, exact=self.exact)
+                self.exact = self.exact and done
+                self.late = self.pieces is not None
+                if self.late:
+                    self.why.append(
+                        "fallback 'late': the assignment arriving soonest, flagged late"
+                    )
+            elif _search(p, allowed, late_first=True, exact=self.exact)[0] is not None:
+                self.code = "sla"
+                self.reason = (
+                    f"no assignment meets the {policy.sla_days}-day SLA to zone '{p.zone}' "
+                    "(fallback 'unroutable')"
+                )
 
 
 def _search(
@@ -605,7 +670,8 @@ def _shortage(p: _Problem, allowed: Sequence[str]) -> str:
     for sku, n in need.items():
         have = sum(p.free[(sku, loc)] for loc in allowed)
         if have < n:
-            return f"not enough '{sku}' at the allowed locations (need {n}, free {have})"
+            what = "free above safety stock" if p.free is p.spare else "free"
+            return f"not enough '{sku}' at the allowed locations (need {n}, {what} {have})"
     return "the allowed locations cannot ship the order (bundle components are not together)"
 
 
@@ -620,6 +686,7 @@ def _explain(
     pieces: list[Piece] | None,
     exact: bool,
     why: list[str],
+    dipped: list[str],
 ) -> Explanation:
     candidates = [
         Candidate(
@@ -666,6 +733,7 @@ def _explain(
         total_cost=total,
         priority_score=prio,
         why=why,
+        safety_stock_used=dipped,
     )
 
 

@@ -18,14 +18,20 @@ __all__ = [
     "DRIFT",
     "EVENTS",
     "EXCEPTIONS_OPEN",
+    "HOLDS",
     "INTAKE_LAG",
     "LATENCY_BUCKETS",
+    "LISTING_REVISION_HOLDS",
     "MAILBOX_DEPTH",
+    "ORDER_POLLS",
+    "ORDER_POLL_OUTCOMES",
     "OVERSELLS",
     "PUSH_OUTCOMES",
     "REDIS_UP",
     "REGISTRY",
     "RESERVATION_LATENCY",
+    "STORE_DOWN_SECONDS",
+    "STORE_RESTARTS",
     "SYNC_LATENCY",
     "forget_channel",
     "touch_channel",
@@ -56,6 +62,13 @@ EVENTS = Counter(
     "invsync_events_total",
     "Events taken in, by type and outcome (applied, duplicate, rejected, ...).",
     ["kind", "outcome"],
+    registry=REGISTRY,
+)
+HOLDS = Counter(
+    "invsync_holds_total",
+    "Holds (checkout reservations, quotes) by outcome: placed, converted (into an order), "
+    "released, expired (lapsed, released by the daemon), refused (not enough stock).",
+    ["channel", "outcome"],
     registry=REGISTRY,
 )
 CHANNEL_PUSHES = Counter(
@@ -118,9 +131,38 @@ INTAKE_LAG = Gauge(
     registry=REGISTRY,
 )
 
+ORDER_POLLS = Counter(
+    "invsync_order_polls_total",
+    "Polls of a channel's orders API (eBay getOrders), by outcome (ok, throttled, retryable, "
+    "unauthorized, failed).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+#: Every outcome of ``invsync_order_polls_total``.
+ORDER_POLL_OUTCOMES = ("ok", "throttled", "retryable", "unauthorized", "failed")
+LISTING_REVISION_HOLDS = Counter(
+    "invsync_listing_revision_holds_total",
+    "Quantity updates held back because a listing used up its revisions for the day (eBay: 250 "
+    "per listing per day); they are pushed again after midnight UTC.",
+    ["channel"],
+    registry=REGISTRY,
+)
+
 REDIS_UP = Gauge(
     "invsync_redis_up",
     "1 when the store (Redis/Valkey) answered the daemon's last ping, 0 when it did not.",
+    registry=REGISTRY,
+)
+
+STORE_RESTARTS = Counter(
+    "invsync_store_restarts_total",
+    "Times the daemon started its embedded Valkey again after it died.",
+    registry=REGISTRY,
+)
+
+STORE_DOWN_SECONDS = Gauge(
+    "invsync_store_down_seconds",
+    "How long the store has been unreachable (0 while it answers).",
     registry=REGISTRY,
 )
 

@@ -13,12 +13,18 @@ Served under the channel's url path (``{url}`` below), as the adapter calls it:
   answers 429 ``QuotaExceeded``. ``x-amzn-RateLimit-Limit`` is on every SP-API answer.
 - ``PATCH``/``GET {url}/listings/2021-08-01/items/{sellerId}/{sku}``: patchListingsItem validates
   the ``ListingsItemPatchRequest`` (400 ``InvalidInput`` for a bad op, a nested or
-  non-attribute path, a missing body part) and sets ``quantities`` from
-  ``/attributes/fulfillment_availability``; a SKU in ``unlisted`` (or starting with
-  ``options.unlisted_prefix``) answers ``INVALID`` with the ERROR issue Amazon gives a SKU without
-  a listing. getListingsItem answers 404 for SKUs never pushed.
+  non-attribute path, a missing body part) and applies it to the listing's
+  ``fulfillment_availability`` as Amazon does (``amazon_listings.py``: ``merge`` keeps the
+  seller's other fields, ``replace`` loses them); ``quantities`` is the quantity of the
+  configured channel code. Only SKUs the seller listed (``list_skus``, ``set_quantity``,
+  ``set_fulfillment``; not in ``unlisted`` nor under ``options.unlisted_prefix``) have a
+  listing: a patch of any other SKU answers ``INVALID`` with an ERROR issue (the model's
+  ``ListingsItemSubmissionResponse``; the model declares no 404 for patchListingsItem), a feed
+  message about it an ERROR issue with its ``messageId`` in the processing report, and
+  getListingsItem 404 ``NOT_FOUND``.
 - The feeds flow: createFeedDocument hands out a presigned-style upload URL on the simulator
   (``{url}/feeds-documents/{id}?X-Amz-Signature=...``), createFeed queues the JSON_LISTINGS_FEED,
+  JSON_LISTINGS_FEED's own limit (five per five minutes, ``feed_submissions``) answers 429 too;
   getFeed moves it IN_QUEUE -> IN_PROGRESS -> DONE over ``feed_delay_s`` (processed when polled:
   no background task), writes a processing report (gzip, like Amazon's) and getFeedDocument
   points at it.
@@ -37,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import msgspec
@@ -46,6 +52,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ..core.config import Channel, Faults
+from .amazon_listings import ATTRIBUTE, SELECTOR, Entry, apply_patch, invalid_issue
+from .amazon_requests import (
+    JSON_LISTINGS_FEED_PLAN,
+    USAGE_PLANS,
+    FeedMessage,
+    Patch,
+    decode_document_spec,
+    decode_feed,
+    decode_feed_spec,
+    decode_patch,
+)
 from .core import (
     SimChannel,
     SimOrder,
@@ -81,76 +98,6 @@ _INCLUDED_DATA = frozenset(
 _ORDER_STATUS = {"created": "Unshipped", "cancelled": "Canceled", "fulfilled": "Shipped"}
 _POSTAL = {"CA": "94105", "NY": "10001", "WA": "98101", "TX": "73301"}
 
-#: ``messages.maxItems`` of listings-feed-schema-v2.json (amzn/selling-partner-api-models
-#: ``schemas/feeds/``): 25,000 since commit c146214 (January 2026), 10,000 before.
-FEED_MAX_MESSAGES = 25_000
-
-#: operationId -> (requests per second, burst): the default usage plans the API models state in
-#: each operation's description (amzn/selling-partner-api-models ``models/``
-#: listingsItems_2021-08-01.json and feeds_2021-06-30.json, as of April 2026; the "Feeds API
-#: Rate Limits" page agrees). createFeedDocument has been 0.5/15 since February 2023 (0.0083
-#: before). Where the "Listings Items API Rate Limits" page differs (a getListingsItem burst of
-#: 5, not 10), the simulator follows the model.
-USAGE_PLANS: dict[str, tuple[float, int]] = {
-    "patchListingsItem": (5.0, 5),
-    "getListingsItem": (5.0, 10),
-    "createFeedDocument": (0.5, 15),
-    "createFeed": (0.0083, 15),
-    "getFeed": (2.0, 15),
-    "getFeedDocument": (0.0222, 10),
-}
-
-
-# --- what the real API accepts (decoded leniently where Amazon is lenient) ----------------------
-
-
-class _Patch(msgspec.Struct, kw_only=True):
-    op: Literal["add", "replace", "merge", "delete"]
-    path: str
-    value: list[dict[str, Any]] | None = None
-
-
-class _PatchRequest(msgspec.Struct, kw_only=True, rename="camel"):
-    product_type: Annotated[str, msgspec.Meta(min_length=1)]
-    patches: Annotated[list[_Patch], msgspec.Meta(min_length=1)]
-
-
-class _DocumentSpec(msgspec.Struct, kw_only=True, rename="camel"):
-    content_type: str
-
-
-class _FeedSpec(msgspec.Struct, kw_only=True, rename="camel"):
-    feed_type: str
-    marketplace_ids: Annotated[list[str], msgspec.Meta(min_length=1, max_length=25)]
-    input_feed_document_id: str
-    feed_options: dict[str, str] | None = None
-
-
-class _FeedHeader(msgspec.Struct, kw_only=True, rename="camel"):
-    seller_id: str
-    version: Literal["2.0"]
-
-
-class _FeedMessage(msgspec.Struct, kw_only=True, rename="camel"):
-    message_id: Annotated[int, msgspec.Meta(ge=1, le=2_147_483_647)]
-    sku: Annotated[str, msgspec.Meta(min_length=1)]
-    operation_type: Literal["UPDATE", "PARTIAL_UPDATE", "PATCH", "DELETE"]
-    product_type: str | None = None
-    patches: list[_Patch] | None = None
-
-
-class _ListingsFeed(msgspec.Struct, kw_only=True):
-    header: _FeedHeader
-    messages: Annotated[
-        list[_FeedMessage], msgspec.Meta(min_length=1, max_length=FEED_MAX_MESSAGES)
-    ]
-
-
-_decode_patch = msgspec.json.Decoder(_PatchRequest).decode
-_decode_document_spec = msgspec.json.Decoder(_DocumentSpec).decode
-_decode_feed_spec = msgspec.json.Decoder(_FeedSpec).decode
-_decode_feed = msgspec.json.Decoder(_ListingsFeed).decode
-
 
 @dataclass
 class _Document:
@@ -178,6 +125,8 @@ class _Listing:
     created_wall: float
     updated_wall: float
     issues: list[dict[str, Any]] = field(default_factory=list)
+    #: ``fulfillment_availability`` entries; the configured channel's quantity is ``quantities``
+    fulfillment: list[Entry] = field(default_factory=list)
 
 
 def create(channel: Channel, faults: Faults, rng: random.Random) -> AmazonSellingPartner:
@@ -233,7 +182,7 @@ class AmazonSellingPartner(SimChannel):
         self.channel_code = option_text(channel, "fulfillment_channel_code", "DEFAULT")
         prefix = channel.options.get("unlisted_prefix")
         self.unlisted_prefix = prefix if isinstance(prefix, str) and prefix else None
-        #: SKUs without a listing: patches are INVALID, reads are 404.
+        #: SKUs refused even when listed (a test knob): patches are INVALID, reads are 404.
         self.unlisted: set[str] = set()
         self.token_lifetime_s = 3600.0
         self.feed_delay_s = 0.2
@@ -251,6 +200,9 @@ class AmazonSellingPartner(SimChannel):
             op: TokenBucket(rate, burst, clock=self._now)
             for op, (rate, burst) in USAGE_PLANS.items()
         }
+        rate, burst = JSON_LISTINGS_FEED_PLAN
+        #: JSON_LISTINGS_FEED submissions, on top of createFeed's own plan
+        self.feed_submissions = TokenBucket(rate, burst, clock=self._now)
         self._feed_ids = iter(range(50_001, 10**9))
 
     def _now(self) -> float:
@@ -267,16 +219,63 @@ class AmazonSellingPartner(SimChannel):
         self.revoked.update([token] if token else list(self.tokens))
 
     def is_listed(self, sku: str) -> bool:
-        """Whether ``sku`` can have a listing here (not ``unlisted`` nor under the prefix)."""
-        if sku in self.unlisted:
+        """Whether the seller listed ``sku`` here (and it is not ``unlisted`` nor under the
+        prefix)."""
+        if not super().is_listed(sku) or sku in self.unlisted:
             return False
         return not (self.unlisted_prefix and sku.startswith(self.unlisted_prefix))
 
     def set_quantity(self, sku: str, quantity: int) -> None:
-        """A manual edit in Seller Central: the listing exists from then on."""
+        """A manual edit in Seller Central: the SKU is listed from then on (the entry's other
+        fields stay)."""
         super().set_quantity(sku, quantity)
+        self._listing(sku)
+
+    def set_fulfillment(self, sku: str, **fields: Any) -> None:
+        """The seller edits the listing's entry of the configured channel code in Seller Central
+        (``lead_time_to_ship_max_days=12``, ``restock_date=...``, ``quantity=...``); fields not
+        named stay. Lists the SKU; ValueError when Amazon would refuse the values."""
+        self.list_skus([sku])
+        given = [{SELECTOR: self.channel_code, **fields}]
+        entries = apply_patch(self._entries(sku), "merge", given, self.marketplace_id)
+        if isinstance(entries, str):
+            raise ValueError(entries)
+        self._store(sku, entries)
+
+    def fulfillment(self, sku: str) -> list[Entry]:
+        """The listing's ``fulfillment_availability`` as getListingsItem shows it."""
+        return self._entries(sku)
+
+    def _listing(self, sku: str) -> _Listing:
         now = self.wall()
-        self.listings.setdefault(sku, _Listing(created_wall=now, updated_wall=now))
+        return self.listings.setdefault(sku, _Listing(created_wall=now, updated_wall=now))
+
+    def _entries(self, sku: str) -> list[Entry]:
+        """The stored entries, with the configured channel's entry carrying ``quantities``
+        (orders and manual edits change that number only)."""
+        listing = self.listings.get(sku)
+        out: list[Entry] = []
+        mine = False
+        for stored in listing.fulfillment if listing else []:
+            entry = dict(stored)
+            if entry[SELECTOR] == self.channel_code:
+                mine = True
+                entry.pop("quantity", None)
+                if sku in self.quantities:
+                    entry["quantity"] = self.quantities[sku]
+            out.append(entry)
+        if not mine and sku in self.quantities:
+            out.append({SELECTOR: self.channel_code, "marketplace_id": self.marketplace_id,
+                        "quantity": self.quantities[sku]})
+        return out
+
+    def _store(self, sku: str, entries: list[Entry]) -> None:
+        self._listing(sku).fulfillment = entries
+        mine = next((e for e in entries if e[SELECTOR] == self.channel_code), None)
+        if mine is not None and "quantity" in mine:
+            self.quantities[sku] = mine["quantity"]
+        else:
+            self.quantities.pop(sku, None)
 
     # -- SimChannel ----------------------------------------------------------------------------
 
@@ -471,7 +470,7 @@ class AmazonSellingPartner(SimChannel):
 
     async def _patch(self, request: Request) -> Response:
         op = "patchListingsItem"
-        body = await self._accept(request, op, _decode_patch, item=True)
+        body = await self._accept(request, op, decode_patch, item=True)
         if isinstance(body, Response):
             return body
         sku = request.path_params["sku"]
@@ -487,7 +486,7 @@ class AmazonSellingPartner(SimChannel):
         })
 
     @staticmethod
-    def _bad_paths(patches: Sequence[_Patch]) -> str | None:
+    def _bad_paths(patches: Sequence[Patch]) -> str | None:
         """Why a patch cannot be parsed: only top-level attributes can be patched."""
         for n, patch in enumerate(patches):
             parts = patch.path.split("/")
@@ -498,8 +497,10 @@ class AmazonSellingPartner(SimChannel):
                 return f"patches[{n}].value is required for {patch.op!r}"
         return None
 
-    def _apply(self, sku: str, patches: Sequence[_Patch]) -> list[dict[str, Any]]:
-        """Apply validated patches to ``sku``; the submission's ERROR issues ([] = accepted)."""
+    def _apply(self, sku: str, patches: Sequence[Patch]) -> list[dict[str, Any]]:
+        """Apply validated patches to ``sku``; the submission's ERROR issues ([] = accepted).
+        A SKU the seller never listed is refused as a listing Amazon would have to create
+        from a quantity alone: its product facts are missing."""
         if not self.is_listed(sku):
             return [{
                 "code": "90220",
@@ -508,35 +509,16 @@ class AmazonSellingPartner(SimChannel):
                 "attributeNames": ["condition_type"],
                 "categories": ["MISSING_ATTRIBUTE"],
             }]
-        quantity: int | None = None
-        remove = False
+        entries = self._entries(sku)
         for patch in patches:
-            if patch.path != "/attributes/fulfillment_availability":
+            if patch.path != ATTRIBUTE:
                 continue  # other attributes are accepted and not modelled
-            if patch.op == "delete":
-                remove = True
-                continue
-            for entry in patch.value or []:
-                code = entry.get("fulfillment_channel_code")
-                qty = entry.get("quantity")
-                valid_qty = isinstance(qty, int) and not isinstance(qty, bool) and qty >= 0
-                if not isinstance(code, str) or (code == "DEFAULT" and not valid_qty):
-                    return [{
-                        "code": "4000001",
-                        "message": "The provided value for 'Fulfillment Availability' is invalid.",
-                        "severity": "ERROR",
-                        "attributeNames": ["fulfillment_availability"],
-                        "categories": ["INVALID_ATTRIBUTE"],
-                    }]
-                if code == self.channel_code and valid_qty:
-                    quantity = qty
-        now = self.wall()
-        listing = self.listings.setdefault(sku, _Listing(created_wall=now, updated_wall=now))
-        listing.updated_wall = now
-        if remove:
-            self.quantities.pop(sku, None)
-        if quantity is not None:
-            self.quantities[sku] = quantity
+            result = apply_patch(entries, patch.op, patch.value, self.marketplace_id)
+            if isinstance(result, str):
+                return [invalid_issue(result)]
+            entries = result
+        self._listing(sku).updated_wall = self.wall()
+        self._store(sku, entries)
         return []
 
     async def _get_item(self, request: Request) -> Response:
@@ -549,10 +531,11 @@ class AmazonSellingPartner(SimChannel):
         if unknown:
             return self._invalid(op, f"Invalid includedData: {','.join(unknown)}")
         sku = request.path_params["sku"]
-        listing = self.listings.get(sku)
-        if listing is None or not self.is_listed(sku):
+        if not self.is_listed(sku):
             return _errors(404, "NOT_FOUND", f"SKU '{sku}' not found in marketplace "
                            f"{self.marketplace_id}", headers=self._rate_headers(op))
+        listing = self._listing(sku)
+        entries = self._entries(sku)
         item: dict[str, Any] = {"sku": sku}
         if "summaries" in included:
             item["summaries"] = [{
@@ -563,11 +546,14 @@ class AmazonSellingPartner(SimChannel):
                 "createdDate": _iso(listing.created_wall),
                 "lastUpdatedDate": _iso(listing.updated_wall),
             }]
+        if "attributes" in included:
+            item["attributes"] = {"fulfillment_availability": entries} if entries else {}
         if "fulfillmentAvailability" in included:
-            availability: dict[str, Any] = {"fulfillmentChannelCode": self.channel_code}
-            if sku in self.quantities:
-                availability["quantity"] = self.quantities[sku]
-            item["fulfillmentAvailability"] = [availability]
+            item["fulfillmentAvailability"] = [
+                {"fulfillmentChannelCode": e[SELECTOR]}
+                | ({"quantity": e["quantity"]} if "quantity" in e else {})
+                for e in entries
+            ]
         if "issues" in included:
             item["issues"] = listing.issues
         return self._ok(op, item)
@@ -576,7 +562,7 @@ class AmazonSellingPartner(SimChannel):
 
     async def _create_document(self, request: Request) -> Response:
         op = "createFeedDocument"
-        spec = await self._accept(request, op, _decode_document_spec)
+        spec = await self._accept(request, op, decode_document_spec)
         if isinstance(spec, Response):
             return spec
         document_id = str(uuid.uuid4())
@@ -627,7 +613,7 @@ class AmazonSellingPartner(SimChannel):
 
     async def _create_feed(self, request: Request) -> Response:
         op = "createFeed"
-        feed_spec = await self._accept(request, op, _decode_feed_spec)
+        feed_spec = await self._accept(request, op, decode_feed_spec)
         if isinstance(feed_spec, Response):
             return feed_spec
         spec = feed_spec
@@ -638,6 +624,9 @@ class AmazonSellingPartner(SimChannel):
                                  f"{spec.feed_type}")
         if self.marketplace_id not in spec.marketplace_ids:
             return self._invalid(op, f"Invalid marketplaceIds: {','.join(spec.marketplace_ids)}")
+        if not self.feed_submissions.take():  # JSON_LISTINGS_FEED's own five per five minutes
+            return _errors(429, "QuotaExceeded", "You exceeded your quota for the requested "
+                           "resource.", headers=self._rate_headers(op))
         feed_id = str(next(self._feed_ids))
         self.feeds[feed_id] = _Feed(
             feed_id=feed_id,
@@ -709,7 +698,7 @@ class AmazonSellingPartner(SimChannel):
         try:
             if content is None:
                 raise ValueError("The feed document was never uploaded.")
-            document = _decode_feed(content)
+            document = decode_feed(content)
             if document.header.seller_id != self.seller_id:
                 raise ValueError(f"sellerId {document.header.seller_id} does not match the "
                                  "selling partner of this feed.")
@@ -751,7 +740,7 @@ class AmazonSellingPartner(SimChannel):
         feed.result_document_id = result_id
         feed.ended_wall = self.wall()
 
-    def _apply_message(self, message: _FeedMessage) -> list[dict[str, Any]]:
+    def _apply_message(self, message: FeedMessage) -> list[dict[str, Any]]:
         if message.operation_type != "PATCH":
             return [{"code": "4000004", "severity": "ERROR",
                      "message": f"operationType {message.operation_type} is not simulated."}]

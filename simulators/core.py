@@ -15,7 +15,7 @@ import itertools
 import random
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import msgspec
@@ -127,7 +127,14 @@ class SimOrder(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SimChannel:
-    """One simulated channel: the quantity it was told per SKU, its faults and its call log.
+    """One simulated channel: its catalogue, the quantity it was told per SKU, its faults and
+    its call log.
+
+    The catalogue (``listed``) is what the seller has listed on the marketplace: a real
+    marketplace refuses a quantity for a SKU the seller never listed there, each in its own way,
+    and each simulator answers so for a SKU that ``is_listed`` says is not. SKUs are listed by
+    ``list_skus`` (the ``/_sim/.../catalogue`` control route, ``invsync simulate --catalogue``)
+    or by setting their quantity behind the daemon's back (``set_quantity``).
 
     ``clock`` (monotonic) drives the rate limits, ``wall`` (epoch seconds) timestamps.
     """
@@ -149,6 +156,8 @@ class SimChannel:
         self.clock = clock
         self.wall = wall
         self.quantities: dict[str, int] = {}
+        #: The SKUs the seller has listed on this channel (its catalogue).
+        self.listed: set[str] = set()
         #: operation -> answers by outcome, e.g. calls["inventorySetQuantities:throttled"]
         self.calls: Counter[str] = Counter()
         self.log: deque[dict[str, Any]] = deque(maxlen=1000)
@@ -215,8 +224,19 @@ class SimChannel:
             return self.throttle_response()
         return None
 
+    def is_listed(self, sku: str) -> bool:
+        """Whether the seller has listed ``sku`` on this channel."""
+        return sku in self.listed
+
+    def list_skus(self, skus: Iterable[str]) -> None:
+        """The seller lists ``skus`` on this channel (nothing in stock until a quantity is set
+        or pushed); already listed SKUs stay as they are."""
+        self.listed.update(skus)
+
     def set_quantity(self, sku: str, quantity: int) -> None:
-        """Change a quantity behind the daemon's back (a manual edit on the marketplace)."""
+        """Change a quantity behind the daemon's back (a manual edit on the marketplace); a SKU
+        given a quantity is listed."""
+        self.listed.add(sku)
         self.quantities[sku] = quantity
 
     def place_order(
@@ -258,6 +278,7 @@ class SimChannel:
         return {
             "id": self.id,
             "kind": self.kind,
+            "listed": sorted(self.listed),
             "quantities": dict(sorted(self.quantities.items())),
             "calls": dict(sorted(self.calls.items())),
             "faults": msgspec.to_builtins(self.faults),

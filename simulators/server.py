@@ -5,8 +5,13 @@
 kind's module (``simulators/<kind>.py``, a ``create(channel, faults, rng)``). Control routes for
 operators and tests live under ``/_sim``:
 
-- ``GET /_sim/channels``: each channel's quantities, call counts and faults.
-- ``PUT /_sim/{channel}/quantities/{sku}`` ``{"quantity": N}``: change it behind our back.
+- ``GET /_sim/channels``: each channel's catalogue (``listed``), quantities, call counts and
+  faults.
+- ``PUT /_sim/{channel}/quantities/{sku}`` ``{"quantity": N}``: change it behind our back (the
+  SKU is listed on that channel from then on).
+- ``POST /_sim/{channel}/catalogue`` ``{"skus": [...]}``: the seller lists those SKUs on that
+  channel; ``POST /_sim/catalogue`` lists them on every channel. A simulator refuses a quantity
+  for a SKU that is not listed, as its marketplace does.
 - ``PUT /_sim/{channel}/faults``: replace the channel's faults (``[simulator] faults`` shape).
 - ``POST /_sim/{channel}/orders`` ``{"lines": [{"sku", "qty"}]}`` (optional): a buyer orders;
   its notification goes to the daemon at once. ``POST /_sim/{channel}/orders/{id}/{status}``
@@ -22,7 +27,7 @@ import asyncio
 import contextlib
 import importlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Self, cast
 from urllib.parse import urlsplit
@@ -36,8 +41,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..core.config import Channel, Config, Faults
+from ..core.config import Channel, Config, Faults, resolve_secret
+from ..core.fulfillment_config import WebhookFulfillment
 from .core import NO_FAULTS, SimChannel, SimLine, SimOrder, json_response
+from .warehouse import SimWarehouse
 
 __all__ = ["SIMULATOR_MODULES", "Simulator", "make_sim_channel"]
 
@@ -61,6 +68,10 @@ class _Lines(msgspec.Struct, kw_only=True):
 
 class _Quantity(msgspec.Struct, kw_only=True):
     quantity: int
+
+
+class _Catalogue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    skus: list[str]
 
 
 def make_sim_channel(
@@ -101,6 +112,9 @@ class Simulator:
         self.orders_per_minute = orders_per_minute
         self.rng = random.Random(seed)
         self.channels: dict[str, SimChannel] = {}
+        #: location id -> its simulated warehouse (webhook fulfillment locations)
+        self.warehouses: dict[str, SimWarehouse] = {}
+        self._shipping: list[asyncio.Task[None]] = []
         #: (channel id, HTTP status from the daemon or None, the order) of each notification
         self.sent: list[tuple[str, int | None, SimOrder]] = []
         self._app = Starlette(routes=self._control_routes())
@@ -131,7 +145,29 @@ class Simulator:
             faults = sim_cfg.channel_faults.get(channel.id, sim_cfg.faults)
             if sim.add(channel, faults) is None:
                 log.warning("channel_not_simulated", channel=channel.id, kind=channel.kind)
+        for location in config.locations:
+            fulfillment = location.fulfillment
+            if not isinstance(fulfillment, WebhookFulfillment):
+                continue
+            if not fulfillment.url.startswith(prefix):
+                continue
+            secret = resolve_secret(fulfillment.secret_env)
+            if not secret:
+                log.warning("warehouse_not_simulated", location=location.id,
+                            reason=f"{fulfillment.secret_env} is not set")
+                continue
+            sim.add_warehouse(location.id, urlsplit(fulfillment.url).path, secret)
         return sim
+
+    def add_warehouse(
+        self, location: str, path: str, secret: str, *, pick_s: float = 15.0
+    ) -> SimWarehouse:
+        """Mount a simulated warehouse for ``location`` at ``path``."""
+        warehouse = SimWarehouse(location, secret, pick_s=pick_s,
+                                 rng=random.Random(self.rng.random()))
+        self.warehouses[location] = warehouse
+        self._app.router.routes.append(warehouse.route(path.rstrip("/") or "/"))
+        return warehouse
 
     @property
     def url(self) -> str:
@@ -159,6 +195,17 @@ class Simulator:
         """The simulated channel with that id (KeyError when none)."""
         return self.channels[channel_id]
 
+    def list_skus(self, skus: Iterable[str], channel_id: str | None = None) -> int:
+        """List ``skus`` on one channel (KeyError when there is no such channel) or, with None,
+        on every channel; how many channels that was."""
+        wanted = list(skus)
+        targets = (
+            list(self.channels.values()) if channel_id is None else [self.channels[channel_id]]
+        )
+        for sim in targets:
+            sim.list_skus(wanted)
+        return len(targets)
+
     # -- lifecycle --------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
@@ -176,6 +223,12 @@ class Simulator:
         if self.port == 0:
             self.port = self._server.servers[0].sockets[0].getsockname()[1]
         self._session = aiohttp.ClientSession()
+        if self.daemon_url:
+            for warehouse in self.warehouses.values():
+                self._shipping.append(asyncio.create_task(
+                    warehouse.run(self._session, self.daemon_url),
+                    name=f"warehouse-{warehouse.location}",
+                ))
         if self.orders_per_minute > 0 and self.daemon_url:
             self._traffic = asyncio.create_task(self._generate_orders(), name="simulator-orders")
         log.info("simulator_started", url=self.url, channels=sorted(self.channels))
@@ -187,10 +240,10 @@ class Simulator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._traffic is not None:
-            self._traffic.cancel()
+        for task in [*self._shipping, *([self._traffic] if self._traffic else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._traffic
+                await task
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:
@@ -230,10 +283,15 @@ class Simulator:
         return status
 
     def _notifying(self) -> list[SimChannel]:
+        """Channels the order generator places orders on: those with stock that notify the
+        daemon, and those whose orders the daemon polls (eBay: ``orders_polled``)."""
         return [
             sim for sim in self.channels.values()
             if any(qty > 0 for qty in sim.quantities.values())
-            and sim.order_notification(SimOrder(order_id="probe", lines=())) is not None
+            and (
+                getattr(sim, "orders_polled", False)
+                or sim.order_notification(SimOrder(order_id="probe", lines=())) is not None
+            )
         ]
 
     async def _generate_orders(self) -> None:
@@ -261,6 +319,14 @@ class Simulator:
             body = msgspec.json.decode(await request.body(), type=_Quantity)
             _sim(request).set_quantity(request.path_params["sku"], body.quantity)
             return json_response({"ok": True})
+
+        async def list_skus(request: Request) -> Response:
+            body = msgspec.json.decode(await request.body(), type=_Catalogue)
+            if any(not sku.strip() for sku in body.skus):
+                return json_response({"error": "skus: a SKU must not be empty"}, 400)
+            channel_id = request.path_params.get("channel")
+            count = self.list_skus(body.skus, channel_id)
+            return json_response({"ok": True, "channels": count, "skus": len(set(body.skus))})
 
         async def set_faults(request: Request) -> Response:
             _sim(request).faults = msgspec.json.decode(await request.body(), type=Faults)
@@ -299,6 +365,8 @@ class Simulator:
         return [
             Route("/_sim/channels", guarded(channels), methods=["GET"]),
             Route("/_sim/{channel}/quantities/{sku:path}", guarded(set_quantity), methods=["PUT"]),
+            Route("/_sim/catalogue", guarded(list_skus), methods=["POST"]),
+            Route("/_sim/{channel}/catalogue", guarded(list_skus), methods=["POST"]),
             Route("/_sim/{channel}/faults", guarded(set_faults), methods=["PUT"]),
             Route("/_sim/{channel}/orders", guarded(place_order), methods=["POST"]),
             Route(

@@ -2,36 +2,46 @@
 
 One route, ``POST {url}/admin/api/{version}/graphql.json``, checks ``X-Shopify-Access-Token``
 against the channel's ``token_env`` (401 ``{"errors": "[API] Invalid API key or access token
-(unrecognized login or wrong password)"}`` like Shopify) and answers by the operation's top-level
-field: ``inventoryItems``, ``inventorySetQuantities``, ``orders``, ``order``, ``orderCancel``.
-There is no GraphQL parser: the field is the first name inside the operation's braces, the
-arguments are read from ``variables`` (the adapter passes every argument as a variable) and the
-answer always carries the fields the adapter selects. An unknown field answers Shopify's
-``undefinedField`` error.
+(unrecognized login or wrong password)"}`` like Shopify), then parses and validates the document
+with graphql-core against invsync's SDL of the Admin API 2026-04
+(``schemas/shopify_admin.graphql``; ``shopify_graphql.py``) and coerces its variables to the
+declared types: a misspelt field, a wrong argument, a variable of the wrong nullability or a
+value of the wrong type answers Shopify's top-level ``errors`` (``undefinedField``,
+``variableMismatch``, ``INVALID_VARIABLE``...), nothing charged or applied. A valid operation is
+answered by its root field (``inventoryItems``, ``inventorySetQuantities``, ``orders``,
+``order``, ``orderCancel``), read from the AST with its coerced arguments and directives, and
+the answer is cut to the document's selection.
 
 What it reproduces (shopify.dev pages listed in ``docs/channels/shopify.md``, "Sources"):
 
-- ``inventorySetQuantities`` validated like 2026-04: ``input`` and each quantity's non-null
-  fields (``INVALID_VARIABLE``), ``changeFromQuantity`` present on every quantity from 2026-04
-  (an ``INVALID_FIELD_ARGUMENTS`` error otherwise), the ``@idempotent(key:)`` directive from
-  2026-04 (``BAD_REQUEST`` otherwise); userErrors with the documented codes and ``field`` paths
+- ``inventorySetQuantities``: besides the SDL's types, ``changeFromQuantity`` present on every
+  quantity from 2026-04 (an ``INVALID_FIELD_ARGUMENTS`` error otherwise), the
+  ``@idempotent(key:)`` directive from 2026-04 (``BAD_REQUEST`` otherwise); userErrors with
+  the documented codes and ``field`` paths
   (``INVALID_NAME``, ``INVALID_REASON``, ``INVALID_REFERENCE_DOCUMENT``, ``INVALID_INVENTORY_ITEM``,
   ``INVALID_LOCATION``, ``ITEM_NOT_STOCKED_AT_LOCATION``, ``INVALID_QUANTITY_NEGATIVE``,
   ``INVALID_QUANTITY_TOO_HIGH``, ``NO_DUPLICATE_INVENTORY_ITEM_ID_GROUP_ID_PAIR``,
   ``CHANGE_FROM_QUANTITY_STALE``, ``IDEMPOTENCY_KEY_PARAMETER_MISMATCH``). Compare-and-set per
   quantity; a call with any userError applies nothing (``inventoryAdjustmentGroup: null``); a
   repeated idempotency key with the same variables answers the first answer again.
-- The catalog: a SKU gets an inventory item (stocked at the channel's ``options.location_id``,
-  ``available`` 0 unless ``set_quantity`` said otherwise) the first time ``inventoryItems`` is
-  asked for it, because tests push SKUs nobody created; SKUs in ``unlisted`` have no item, SKUs in
-  ``unstocked`` have one that is not stocked at the location, SKUs in ``duplicated`` have two.
+- The catalog: a SKU the seller listed (``SimChannel.listed``: the ``--catalogue`` of
+  ``invsync simulate``, the catalogue control route, ``set_quantity``) has an inventory item,
+  stocked at the channel's ``options.location_id`` with ``available`` 0 unless set otherwise;
+  SKUs in ``unstocked`` have one that is not stocked at the location, SKUs in ``duplicated`` have
+  two. A SKU not listed has none: ``inventoryItems(query: "sku:...")`` returns no node for it
+  (queries/inventoryItems: the search matches items by ``sku``), which is how the adapter learns
+  Shopify does not list it; an ``inventorySetQuantities`` naming an item id that does not exist
+  answers the userError ``INVALID_INVENTORY_ITEM`` ("The specified inventory item could not be
+  found.", ``field: ["input", "quantities", "<i>", "inventoryItemId"]``,
+  enums/InventorySetQuantitiesUserErrorCode) and applies nothing.
 - Cost-based throttling: a ``CostBucket`` of 2000 points restoring 100/s (a Standard plan, as
   Shopify's answers show it; tests may replace ``bucket``); costs follow Shopify's rule roughly
   (mutation 10, connection 2 + first x node, node = its objects); the requested cost is taken
   before running and the unused part refunded; a query over 1000 points is ``MAX_COST_EXCEEDED``;
   an empty bucket answers HTTP 200 ``errors: [{message: "Throttled", extensions: {code:
   "THROTTLED"}}]`` with ``extensions.cost``, and so does an injected throttle fault.
-- ``orders`` over ``self.orders`` (``sku:`` terms, ``created_at:>=``), ``order(id:)``,
+- ``orders`` over ``self.orders`` (``sku:`` terms and ``created_at:>=`` of Shopify's search
+  syntax, ``reverse``; the ``first`` of the ``lineItems`` selected), ``order(id:)``,
   ``orderCancel`` (NOT_FOUND / INVALID userErrors, restock or not).
 - Signed webhooks for orders in Shopify's REST JSON: orders/create, orders/cancelled,
   orders/fulfilled and refunds/create (every line returned, ``restock_type: "return"``) with
@@ -68,6 +78,7 @@ from .core import (
     required_secret,
 )
 from .limits import CostBucket
+from .shopify_graphql import DocumentError, Operation, prepare
 from .signing import SHOPIFY_HMAC, hmac_b64
 
 __all__ = ["ShopifyStore", "create"]
@@ -84,7 +95,6 @@ BUCKET_SIZE = 2000.0
 RESTORE_RATE = 100.0
 MAX_QUERY_COST = 1000.0
 MAX_QUANTITY = 1_000_000_000
-INT_MAX = 2**31 - 1
 MUTATION_COST = 10
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
 #: Reasons ``inventorySetQuantities`` accepts (the "possible reasons" of the quantities guide).
@@ -94,12 +104,8 @@ REASONS = frozenset({
     "received", "reservation_created", "reservation_deleted", "reservation_updated", "restock",
     "safety_stock", "shrinkage",
 })
-CANCEL_REASONS = frozenset({"CUSTOMER", "DECLINED", "FRAUD", "INVENTORY", "OTHER", "STAFF"})
 
 _VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
-_FIELD = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)")
-_OPERATION = re.compile(r"^\s*(query|mutation)\b")
-_IDEMPOTENT = re.compile(r"@idempotent\s*\(\s*key\s*:\s*(\$[A-Za-z_][A-Za-z0-9_]*|\"[^\"]*\")")
 _SKU_TERM = re.compile(r"""sku:(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|([^\s()"']+))""")
 _CREATED_SINCE = re.compile(r"""created_at:>=?['"]?([0-9T:\-.Z+]+)['"]?""")
 _GID = re.compile(r"^gid://shopify/([A-Za-z]+)/(\d+)$")
@@ -113,6 +119,10 @@ class _Body(msgspec.Struct, kw_only=True):
     query: str
     variables: dict[str, Any] | None = None
     operationName: str | None = None
+
+
+#: A root field's answer: (API version, operation, variables as sent) -> (data, actual cost).
+_Run = Callable[[str, Operation, dict[str, Any]], tuple[Any, int]]
 
 
 class _Refused(Exception):
@@ -172,13 +182,6 @@ def _skus(search: str) -> list[str]:
     return found
 
 
-def _is_int(value: object) -> bool:
-    """A GraphQL ``Int``: 32-bit, and not a JSON boolean."""
-    return (
-        isinstance(value, int) and not isinstance(value, bool) and -INT_MAX - 1 <= value <= INT_MAX
-    )
-
-
 class ShopifyStore(SimChannel):
     """A simulated Shopify store: one location (``options.location_id``) of one app's view."""
 
@@ -194,8 +197,7 @@ class ShopifyStore(SimChannel):
         self.api_version = str(channel.options.get("api_version", DEFAULT_API_VERSION))
         self.shop_domain = f"{channel.id}.myshopify.com"
         self.bucket = CostBucket(BUCKET_SIZE, RESTORE_RATE, self.clock)
-        #: SKUs without an inventory item, stocked elsewhere only, or on two items.
-        self.unlisted: set[str] = set()
+        #: Listed SKUs stocked elsewhere only, or on two items (unlisted ones have no item).
         self.unstocked: set[str] = set()
         self.duplicated: set[str] = set()
         #: SKU -> inventory item id (numeric part of the GID)
@@ -206,13 +208,13 @@ class ShopifyStore(SimChannel):
         self._item_ids = itertools.count(44_000_001)
         self._idempotency: dict[str, tuple[bytes, dict[str, Any]]] = {}
         self._cancelled_ms: dict[str, float] = {}
-        self._fields: dict[str, tuple[str, Callable[[str, str, dict[str, Any]], tuple[Any, int]],
-                                      Callable[[dict[str, Any]], int]]] = {
-            "inventoryItems": ("query", self._inventory_items, self._items_cost),
-            "orders": ("query", self._orders, self._orders_cost),
-            "order": ("query", self._order, self._order_cost),
-            "inventorySetQuantities": ("mutation", self._set_quantities, lambda v: MUTATION_COST),
-            "orderCancel": ("mutation", self._order_cancel, lambda v: MUTATION_COST),
+        #: Root field -> (its answer, its cost as requested).
+        self._fields: dict[str, tuple[_Run, Callable[[Operation], int]]] = {
+            "inventoryItems": (self._inventory_items, self._items_cost),
+            "orders": (self._orders, self._orders_cost),
+            "order": (self._order, self._order_cost),
+            "inventorySetQuantities": (self._set_quantities, lambda op: MUTATION_COST),
+            "orderCancel": (self._order_cancel, lambda op: MUTATION_COST),
         }
 
     def routes(self) -> Sequence[BaseRoute]:
@@ -276,19 +278,21 @@ class ShopifyStore(SimChannel):
             return json_response({"errors": {"query": "Required parameter missing or invalid"}},
                                  400)
         variables = body.variables or {}
-        kind = _OPERATION.match(body.query)
-        root = "Mutation" if kind and kind.group(1) == "mutation" else "QueryRoot"
-        match = _FIELD.search(body.query)
-        field = match.group(1) if match else ""
-        entry = self._fields.get(field)
-        if entry is None or entry[0] != ("mutation" if root == "Mutation" else "query"):
-            return json_response({"errors": [{
-                "message": f"Field '{field}' doesn't exist on type '{root}'",
-                "extensions": {"code": "undefinedField", "typeName": root, "fieldName": field},
-            }]})
-        _, run, cost_of = entry
         try:
-            requested = cost_of(variables)
+            op = prepare(body.query, variables, body.operationName)
+        except DocumentError as exc:
+            self.calls["document:refused"] += 1
+            return json_response({"errors": exc.errors})
+        field = op.field_name
+        entry = self._fields.get(field)
+        if entry is None:  # in the SDL, but this store does not simulate it
+            return json_response({"errors": [{
+                "message": f"The simulated store does not answer '{field}'",
+                "extensions": {"code": "BAD_REQUEST"},
+            }]})
+        run, cost_of = entry
+        try:
+            requested = cost_of(op)
         except _Refused as exc:
             return json_response({"errors": [exc.error]})
         if requested > MAX_QUERY_COST:
@@ -304,7 +308,7 @@ class ShopifyStore(SimChannel):
             self.calls[f"{field}:throttled"] += 1
             return self._throttled(requested)
         try:
-            data, actual = run(version, body.query, variables)
+            data, actual = run(version, op, variables)
         except _Refused as exc:
             self.bucket.refund(requested)
             self.calls[f"{field}:refused"] += 1
@@ -312,14 +316,15 @@ class ShopifyStore(SimChannel):
                                   "extensions": {"cost": self._cost(requested, 0)}})
         self.bucket.refund(max(0, requested - actual))
         self.calls[f"{field}:ok"] += 1
-        return json_response({"data": {field: data},
+        return json_response({"data": {op.response_key: op.shape(data)},
                               "extensions": {"cost": self._cost(requested, actual)}})
 
     # -- inventory ----------------------------------------------------------------------------
 
     def _item(self, sku: str) -> int | None:
-        """The SKU's inventory item id, created on first sight unless the SKU is unlisted."""
-        if sku in self.unlisted:
+        """The SKU's inventory item id (made the first time it is asked for); None when the seller
+        has not listed the SKU."""
+        if not self.is_listed(sku):
             return None
         if sku not in self.items:
             self.items[sku] = next(self._item_ids)
@@ -334,95 +339,62 @@ class ShopifyStore(SimChannel):
         return next((sku for sku, item in self.items.items() if item == number), None)
 
     @staticmethod
-    def _first(variables: dict[str, Any], name: str = "first") -> int:
-        value = variables.get(name)
-        if not isinstance(value, int) or not _is_int(value) or not 0 < value <= 250:
+    def _first(arguments: dict[str, Any] | None, connection: str) -> int:
+        """A connection's page size: ``first`` from 1 to 250 (Shopify's page limit)."""
+        value = (arguments or {}).get("first")
+        if not isinstance(value, int) or not 0 < value <= 250:
             raise _Refused(
-                f"Variable ${name} must be an Int between 1 and 250, got {value!r}",
-                "INVALID_VARIABLE",
+                f"{connection}: first must be given, from 1 to 250 (got {value!r})",
+                "BAD_REQUEST",
             )
-        return int(value)
+        return value
 
-    def _items_cost(self, variables: dict[str, Any]) -> int:
-        return 2 + 3 * self._first(variables)
+    def _items_cost(self, op: Operation) -> int:
+        return 2 + 3 * self._first(op.arguments, "inventoryItems")
 
     def _inventory_items(
-        self, version: str, query: str, variables: dict[str, Any]
+        self, version: str, op: Operation, variables: dict[str, Any]
     ) -> tuple[Any, int]:
-        first = self._first(variables)
+        arguments = op.arguments
+        first = self._first(arguments, "inventoryItems")
+        at = (op.nested_arguments("nodes", "inventoryLevel") or {}).get("locationId")
+        asked = op.nested_arguments("nodes", "inventoryLevel", "quantities") or {}
+        names = [n for n in asked.get("names", []) if n == "available"]  # the one kept here
         nodes: list[dict[str, Any]] = []
-        for sku in _skus(str(variables.get("query") or "")):
+        for sku in _skus(str(arguments.get("query") or "")):
             item = self._item(sku)
             if item is None:
                 continue
             level = None
-            if variables.get("locationId") == self.location and sku not in self.unstocked:
-                level = {"quantities": [{"name": "available",
-                                         "quantity": self.quantities.get(sku, 0)}]}
+            if at == self.location and sku not in self.unstocked:
+                level = {"quantities": [{"name": name, "quantity": self.quantities.get(sku, 0)}
+                                        for name in names]}
             nodes.append({"id": f"gid://shopify/InventoryItem/{item}", "sku": sku,
+                          "legacyResourceId": str(item), "tracked": True,
                           "inventoryLevel": level})
             if sku in self.duplicated:
-                nodes.append({"id": f"gid://shopify/InventoryItem/{item + 500_000_000}",
-                              "sku": sku, "inventoryLevel": level})
+                twin = item + 500_000_000
+                nodes.append({"id": f"gid://shopify/InventoryItem/{twin}", "sku": sku,
+                              "legacyResourceId": str(twin), "tracked": True,
+                              "inventoryLevel": level})
         nodes = nodes[:first]
         return {"nodes": nodes, "pageInfo": {"hasNextPage": False}}, 2 + 3 * len(nodes)
 
     def _set_quantities(
-        self, version: str, query: str, variables: dict[str, Any]
+        self, version: str, op: Operation, variables: dict[str, Any]
     ) -> tuple[Any, int]:
         strict = version >= CAS_REQUIRED_FROM  # "unstable" sorts after every dated version
-        raw_input = variables.get("input")
-        if not isinstance(raw_input, dict):
-            raise _Refused("Variable $input of type InventorySetQuantitiesInput! was provided "
-                           "invalid value", "INVALID_VARIABLE")
-        for name in ("name", "reason"):
-            if not isinstance(raw_input.get(name), str):
-                raise _Refused(
-                    f"Variable $input of type InventorySetQuantitiesInput! was provided invalid "
-                    f"value for {name} (Expected value to not be null)", "INVALID_VARIABLE",
-                    problems=[{"path": [name], "explanation": "Expected value to not be null"}],
-                )
-        quantities = raw_input.get("quantities")
-        if not isinstance(quantities, list):
-            raise _Refused("Variable $input of type InventorySetQuantitiesInput! was provided "
-                           "invalid value for quantities (Expected value to not be null)",
-                           "INVALID_VARIABLE")
-        if strict and ("ignoreCompareQuantity" in raw_input):
-            raise _Refused("InputObject 'InventorySetQuantitiesInput' doesn't accept argument "
-                           "'ignoreCompareQuantity'", "argumentNotAccepted")
-        for i, quantity in enumerate(quantities):
-            if not isinstance(quantity, dict):
-                raise _Refused(f"Variable $input was provided invalid value for quantities.{i}",
-                               "INVALID_VARIABLE")
-            for name in ("inventoryItemId", "locationId"):
-                if not isinstance(quantity.get(name), str):
-                    raise _Refused(
-                        f"Variable $input was provided invalid value for quantities.{i}.{name} "
-                        "(Expected value to not be null)", "INVALID_VARIABLE")
-            if not _is_int(quantity.get("quantity")):
-                raise _Refused(f"Variable $input was provided invalid value for "
-                               f"quantities.{i}.quantity (Could not coerce value to Int)",
-                               "INVALID_VARIABLE")
-            change_from = quantity.get("changeFromQuantity")
-            if change_from is not None and not _is_int(change_from):
-                raise _Refused(f"Variable $input was provided invalid value for "
-                               f"quantities.{i}.changeFromQuantity (Could not coerce value to "
-                               "Int)", "INVALID_VARIABLE")
-            if strict and "changeFromQuantity" not in quantity:
-                raise _Refused("InventoryQuantityInput must include the following argument: "
-                               "changeFromQuantity", "INVALID_FIELD_ARGUMENTS")
-            if strict and "compareQuantity" in quantity:
-                raise _Refused("InputObject 'InventoryQuantityInput' doesn't accept argument "
-                               "'compareQuantity'", "argumentNotAccepted")
-        directive = _IDEMPOTENT.search(query)
-        key: str | None = None
-        if directive is not None:
-            token = directive.group(1)
-            key = str(variables.get(token[1:])) if token.startswith("$") else token.strip('"')
+        raw_input: dict[str, Any] = op.arguments["input"]  # typed by the SDL already
+        quantities: list[dict[str, Any]] = raw_input["quantities"]
+        if strict and any("changeFromQuantity" not in q for q in quantities):
+            raise _Refused("InventoryQuantityInput must include the following argument: "
+                           "changeFromQuantity", "INVALID_FIELD_ARGUMENTS")
+        directive = op.directive("idempotent")
+        key: str | None = directive["key"] if directive else None
         if strict and not key:
             raise _Refused("The @idempotent directive is required for this mutation but was not "
                            "provided.", "BAD_REQUEST")
-        self.set_requests.append(msgspec.json.decode(msgspec.json.encode(variables)))
+        self.set_requests.append(msgspec.json.decode(msgspec.json.encode(variables)))  # as sent
         fingerprint = msgspec.json.encode(raw_input)
         if key is not None and key in self._idempotency:
             seen, answer = self._idempotency[key]
@@ -524,34 +496,46 @@ class ShopifyStore(SimChannel):
             self._cancelled_ms[order_id] = self.wall() * 1000
         return order
 
-    def _orders_cost(self, variables: dict[str, Any]) -> int:
-        return 2 + self._first(variables) * (4 + self._first(variables, "lines"))
+    def _lines(self, op: Operation, *path: str) -> int:
+        """The page size of the ``lineItems`` selected at ``path`` (0 when not selected)."""
+        arguments = op.nested_arguments(*path, "lineItems")
+        return 0 if arguments is None else self._first(arguments, "lineItems")
 
-    def _order_cost(self, variables: dict[str, Any]) -> int:
-        return 3 + self._first(variables, "lines")
+    def _orders_cost(self, op: Operation) -> int:
+        return 2 + self._first(op.arguments, "orders") * (4 + self._lines(op, "nodes"))
+
+    def _order_cost(self, op: Operation) -> int:
+        return 3 + self._lines(op)
 
     def _order_node(self, order: SimOrder, lines: int) -> dict[str, Any]:
         cancelled = order.order_id in self._cancelled_ms or order.status == "cancelled"
         return {
+            "id": f"gid://shopify/Order/{order.order_id}",
             "legacyResourceId": str(order.order_id),
+            "name": f"#{order.order_id}",
             "createdAt": _iso(order.created_ms),
             "cancelledAt": (_iso(self._cancelled_ms.get(order.order_id, order.created_ms))
                             if cancelled else None),
             "lineItems": {
                 "nodes": [
-                    {"sku": line.sku, "quantity": line.qty,
+                    {"id": f"gid://shopify/LineItem/{_stable_id(order.order_id, 'line', i)}",
+                     "sku": line.sku, "quantity": line.qty,
                      "currentQuantity": 0 if cancelled else line.qty}
-                    for line in order.lines[:lines]
+                    for i, line in enumerate(order.lines[:lines])
                 ],
-                "pageInfo": {"hasNextPage": len(order.lines) > lines},
+                "pageInfo": {"hasNextPage": len(order.lines) > lines,
+                             "hasPreviousPage": False},
             },
             "shippingAddress": {"countryCodeV2": order.country, "provinceCode": order.region},
         }
 
-    def _orders(self, version: str, query: str, variables: dict[str, Any]) -> tuple[Any, int]:
-        first = self._first(variables)
-        lines = self._first(variables, "lines")
-        search = str(variables.get("query") or "")
+    def _orders(
+        self, version: str, op: Operation, variables: dict[str, Any]
+    ) -> tuple[Any, int]:
+        arguments = op.arguments
+        first = self._first(arguments, "orders")
+        lines = self._lines(op, "nodes")
+        search = str(arguments.get("query") or "")
         skus = set(_skus(search))
         since = _CREATED_SINCE.search(search)
         cutoff = _epoch_ms(since.group(1)) if since else 0.0
@@ -560,9 +544,12 @@ class ShopifyStore(SimChannel):
             if order.created_ms >= cutoff
             and (not skus or any(line.sku in skus for line in order.lines))
         ]
-        matching.sort(key=lambda o: (o.created_ms, str(o.order_id)), reverse=True)
+        # Every sort key but ID follows creation here; ``reverse`` turns it round.
+        matching.sort(key=lambda o: (o.created_ms, str(o.order_id)),
+                      reverse=bool(arguments.get("reverse")))
         nodes = [self._order_node(order, lines) for order in matching[:first]]
-        return {"nodes": nodes}, 2 + len(nodes) * (4 + lines)
+        page = {"hasNextPage": len(matching) > first, "hasPreviousPage": False}
+        return {"nodes": nodes, "pageInfo": page}, 2 + len(nodes) * (4 + lines)
 
     def _order_by_gid(self, gid: object) -> SimOrder | None:
         match = _GID.match(gid) if isinstance(gid, str) else None
@@ -570,23 +557,19 @@ class ShopifyStore(SimChannel):
             return None
         return self.orders.get(match.group(2))
 
-    def _order(self, version: str, query: str, variables: dict[str, Any]) -> tuple[Any, int]:
-        lines = self._first(variables, "lines")
-        order = self._order_by_gid(variables.get("id"))
+    def _order(
+        self, version: str, op: Operation, variables: dict[str, Any]
+    ) -> tuple[Any, int]:
+        lines = self._lines(op)
+        order = self._order_by_gid(op.arguments["id"])
         return (None if order is None else self._order_node(order, lines)), 3 + lines
 
     def _order_cancel(
-        self, version: str, query: str, variables: dict[str, Any]
+        self, version: str, op: Operation, variables: dict[str, Any]
     ) -> tuple[Any, int]:
-        for name, kind in (("orderId", str), ("reason", str), ("restock", bool)):
-            if not isinstance(variables.get(name), kind):
-                raise _Refused(f"Variable ${name} of type {kind.__name__} was provided invalid "
-                               "value (Expected value to not be null)", "INVALID_VARIABLE")
-        if variables["reason"] not in CANCEL_REASONS:
-            raise _Refused(f"Variable $reason of type OrderCancelReason! was provided invalid "
-                           f"value ({variables['reason']!r})", "INVALID_VARIABLE")
+        arguments = op.arguments  # orderId, reason, refundMethod, restock: typed by the SDL
         self.cancel_requests.append(dict(variables))
-        order = self._order_by_gid(variables["orderId"])
+        order = self._order_by_gid(arguments["orderId"])
 
         def refused(code: str, message: str) -> tuple[Any, int]:
             return {"job": None, "orderCancelUserErrors": [
@@ -596,7 +579,7 @@ class ShopifyStore(SimChannel):
             return refused("NOT_FOUND", "Order does not exist")
         if order.status == "cancelled":
             return refused("INVALID", "Cannot cancel an order that has already been cancelled")
-        if variables["restock"]:
+        if arguments["restock"]:
             self.change_order(order.order_id, "cancelled")
         else:  # the committed units leave the store; available stays as it is
             self.orders[order.order_id] = msgspec.structs.replace(order, status="cancelled")

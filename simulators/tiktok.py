@@ -18,8 +18,11 @@ Routes (relative to the channel's url): ``POST /product/202309/products/search``
 ``GET /order/202309/orders?ids=``, and the auth host's ``GET /api/v2/token/refresh`` (point
 ``options.auth_url`` at the channel's url to use it).
 
-The catalogue holds every seller SKU it is asked about (a search, a quantity set behind our back,
-an order), except those in ``unlisted`` or starting with ``options.unlisted_prefix``; SKUs
+The catalogue holds the seller SKUs the seller listed (``SimChannel.list_skus``, the ``/_sim``
+catalogue route, a quantity set behind our back), except those in ``unlisted`` or starting with
+``options.unlisted_prefix``. A SKU not in it is what TikTok answers for a seller SKU the shop has
+no product for: Search Products finds nothing for it (``data.products`` empty, ``total_count``
+0), and an inventory update naming a SKU id the shop does not have is 12019022; SKUs
 ``A-B-C`` and ``A-B-D`` are two SKUs of one product ``A-B`` (the part before the last ``-``), so
 batches span several products. ``quantities`` is what it was told for ``options.warehouse_id``.
 Orders notify as TikTok does: an order status change webhook (type 1) signed in
@@ -152,8 +155,13 @@ class TikTokShopSim(SimChannel):
         refresh = secret_if_set(channel, "options.refresh_token_env")
         self.refresh_tokens: set[str] = {refresh} if refresh else set()
         self.refreshes = 0
-        self.rate = float(options.get("sim_rate_per_s", 10.0))
-        self.burst = int(options.get("sim_burst", max(1, int(self.rate))))
+        # Option values may be lists of strings (core.config.OptionValue); these are numbers.
+        rate = options.get("sim_rate_per_s", 10.0)
+        assert not isinstance(rate, list), "options.sim_rate_per_s is a number"
+        self.rate = float(rate)
+        burst = options.get("sim_burst", max(1, int(self.rate)))
+        assert not isinstance(burst, list), "options.sim_burst is a number"
+        self.burst = int(burst)
         self._buckets: dict[str, TokenBucket] = {}
         prefix = options.get("unlisted_prefix")
         self.unlisted_prefix = str(prefix) if prefix else None
@@ -199,8 +207,9 @@ class TikTokShopSim(SimChannel):
     # -- the catalogue -------------------------------------------------------------------------
 
     def listable(self, seller_sku: str) -> bool:
-        """Whether the shop has (or would have) a product with this seller SKU."""
-        if seller_sku in self.unlisted:
+        """Whether the shop has a product with this seller SKU: the seller listed it
+        (``is_listed``), and no test knob (``unlisted``, ``options.unlisted_prefix``) hides it."""
+        if not self.is_listed(seller_sku) or seller_sku in self.unlisted:
             return False
         return not (self.unlisted_prefix and seller_sku.startswith(self.unlisted_prefix))
 
@@ -223,8 +232,8 @@ class TikTokShopSim(SimChannel):
 
     def set_quantity(self, sku: str, quantity: int) -> None:
         """A manual edit in Seller Center (lists the SKU if it was not)."""
-        self.listing(sku)
         super().set_quantity(sku, quantity)
+        self.listing(sku)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires (the next call answers 105002)."""

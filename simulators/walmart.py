@@ -8,15 +8,19 @@ checks: ``WM_SVC.NAME`` and ``WM_QOS.CORRELATION_ID`` present (400 ``MISSING_REQ
 ``revoke_tokens()`` drops them), and the client credentials named by ``options.client_id_env`` /
 ``options.client_secret_env`` in the token call's Basic auth.
 
+- The catalogue: Walmart takes inventory only for items set up on it, so a SKU the seller has
+  not listed here (``SimChannel.list_skus``, the ``/_sim`` catalogue route, ``set_quantity``) is
+  "not set up": 404 ``CONTENT_NOT_FOUND`` for a PUT or GET, ``DATA_ERROR`` in a feed. Pushing a
+  quantity never lists a SKU; a listed SKU never given a quantity reads as 0.
 - ``PUT /v3/inventory?sku=``: JSON ``{"sku", "quantity": {"unit": "EACH", "amount"}}`` with a
-  whole ``amount`` >= 0 and the query's SKU, else 400; an unlisted SKU (in ``unlisted`` or
-  starting with ``options.unlisted_prefix``) is 404 ``CONTENT_NOT_FOUND``. A pushed SKU is
-  listed from then on; ``GET /v3/inventory?sku=`` answers 404 for SKUs never listed.
+  whole ``amount`` >= 0 and the query's SKU, else 400.
 - ``POST /v3/feeds?feedType=inventory``: the spec 1.4 feed in the multipart ``file`` part (or a
-  JSON body); answers ``{"feedId"}``. The feed is RECEIVED, processed ``feed_delay_s`` later
-  (INPROGRESS before), then PROCESSED with a per-item ``ingestionStatus``: DATA_ERROR for an
-  invalid item or unlisted SKU, whatever ``item_faults`` names for a SKU (SYSTEM_ERROR, ...),
-  else SUCCESS; a file that is not a 1.4 inventory feed makes the feed ERROR.
+  JSON body), at most 5 MB (else 413, "Max file size limits" of the rate-limiting page) and
+  50,000 items (else the feed is ERROR); answers ``{"feedId"}``. The feed is RECEIVED,
+  processed ``feed_delay_s`` later (INPROGRESS before), then PROCESSED with a per-item
+  ``ingestionStatus``: DATA_ERROR for an invalid item or a SKU not set up, whatever
+  ``item_faults`` names for a SKU (SYSTEM_ERROR, ...), else SUCCESS; a file that is not a 1.4
+  inventory feed makes the feed ERROR.
   ``GET /v3/feeds/{feedId}?includeDetails=true&offset=&limit=`` pages the items (limit <= 1000).
 - ``GET /v3/orders/{purchaseOrderId}`` and ``POST .../cancel`` for the orders placed here
   (``SimOrder`` line i is ``lineNumber`` str(i + 1)); SELLER_CANCEL_OUT_OF_STOCK marks the SKU
@@ -55,19 +59,27 @@ from .signing import INVSYNC_SIGNATURE, hmac_hex
 
 __all__ = ["DEFAULT_LIMITS", "WalmartSim", "create"]
 
-#: Operation -> (requests, per seconds). Feeds: 10 an hour (bulk inventory throttling table);
-#: token, inventory and orders: Walmart's synchronous API table (suppliers/docs/
-#: sync-api-throttling-limits), the closest published numbers; feed status: not published in
-#: the docs read, a generous 600 a minute.
+#: Operation -> (requests, per seconds), the marketplace's own figures where it publishes one.
+#: Inventory feeds: 10 an hour (Seller Center's feed limits table, marketplacelearn.walmart.com
+#: "Track item setup or maintenance activity"; developer.walmart.com/cl-marketplace/docs/
+#: bulk-inventory-update). The single-item inventory PUT: the marketplace's rate-limiting page
+#: calls it highly throttled and meant for exception scenarios, and publishes no figure in the
+#: pages read; this simulator allows 20 a minute, a deliberately tight assumption (the old 1500
+#: a minute was the 1P suppliers' table, another API). Token, inventory GET, orders: no
+#: marketplace figure read either; the suppliers' synchronous table's numbers stand in. Feed
+#: status: none published, a generous 600 a minute.
 DEFAULT_LIMITS: dict[str, tuple[int, float]] = {
     "token": (100, 3600.0),
-    "inventory_put": (1500, 60.0),
+    "inventory_put": (20, 60.0),
     "inventory_get": (2500, 60.0),
     "feed_submit": (10, 3600.0),
     "feed_status": (600, 60.0),
     "order_get": (60, 60.0),
     "order_cancel": (750, 60.0),
 }
+#: One inventory feed: 5 MB and 50,000 items at most (the same feed limits table).
+FEED_MAX_BYTES = 5 * 1024 * 1024
+FEED_MAX_ITEMS = 50_000
 CANCEL_REASONS = frozenset(
     {
         "CUSTOMER_REQUESTED_SELLER_TO_CANCEL",
@@ -236,9 +248,6 @@ class WalmartSim(SimChannel):
         #: access token -> monotonic expiry
         self.tokens: dict[str, float] = {}
         self.tokens_issued = 0
-        self.unlisted: set[str] = set()
-        prefix = channel.options.get("unlisted_prefix")
-        self.unlisted_prefix = str(prefix) if prefix else None
         #: seconds from a feed's upload to its processing
         self.feed_delay_s = 0.2
         #: SKU -> ingestion status a feed reports for it (SYSTEM_ERROR, TIMEOUT_ERROR, ...)
@@ -258,12 +267,6 @@ class WalmartSim(SimChannel):
     def revoke_tokens(self) -> None:
         """Every access token issued so far stops working (as a credential rotation would)."""
         self.tokens.clear()
-
-    def listed(self, sku: str) -> bool:
-        """Whether Walmart would take inventory for ``sku`` (the item is set up)."""
-        if sku in self.unlisted:
-            return False
-        return not (self.unlisted_prefix and sku.startswith(self.unlisted_prefix))
 
     def requests(self, operation: str | None = None) -> list[Seen]:
         """The requests seen (of one operation)."""
@@ -426,11 +429,11 @@ class WalmartSim(SimChannel):
         sku = request.query_params.get("sku")
         if not sku:
             return _error(400, "MISSING_REQUEST_PARAM", "sku is required", field="sku")
-        if not self.listed(sku) or sku not in self.quantities:
+        if not self.is_listed(sku):
             return _error(404, "CONTENT_NOT_FOUND", f"no inventory for SKU {sku}",
                           category="APPLICATION", severity="INFO")
         return json_response(
-            {"sku": sku, "quantity": {"unit": "EACH", "amount": self.quantities[sku]}}
+            {"sku": sku, "quantity": {"unit": "EACH", "amount": self.quantities.get(sku, 0)}}
         )
 
     async def _inventory_put(self, request: Request) -> Response:
@@ -454,7 +457,7 @@ class WalmartSim(SimChannel):
             return _error(400, "INVALID_REQUEST_CONTENT",
                           f"body sku {body.sku!r} does not match the sku parameter {sku!r}",
                           field="sku")
-        if not self.listed(sku):
+        if not self.is_listed(sku):
             return _error(404, "CONTENT_NOT_FOUND", f"item {sku} is not set up",
                           category="APPLICATION", severity="INFO")
         amount = _whole(body.quantity.amount)
@@ -487,6 +490,10 @@ class WalmartSim(SimChannel):
                           f"feedType {feed_type!r} is not simulated (only inventory)",
                           field="feedType")
         content_type = request.headers.get("Content-Type", "")
+        if len(raw) > FEED_MAX_BYTES:
+            return _error(413, "REQUEST_ENTITY_TOO_LARGE",
+                          f"an inventory feed may be {FEED_MAX_BYTES} bytes at most",
+                          category="REQUEST")
         if content_type.startswith("multipart/form-data"):
             file = _multipart_file(content_type, raw)
             if file is None:
@@ -524,6 +531,8 @@ class WalmartSim(SimChannel):
         items = doc.get("Inventory")
         if not isinstance(items, list) or not items:
             return fail("Inventory must be a non-empty array")
+        if len(items) > FEED_MAX_ITEMS:
+            return fail(f"an inventory feed may hold {FEED_MAX_ITEMS} items at most")
         for index, entry in enumerate(items):
             sku = entry.get("sku") if isinstance(entry, dict) else None
             item = _Item(index=index, sku=sku if isinstance(sku, str) else None)
@@ -561,7 +570,7 @@ class WalmartSim(SimChannel):
             for index, sku, amount in feed.pending:
                 item = feed.items[index]
                 fault = self.item_faults.get(sku)
-                if not self.listed(sku):
+                if not self.is_listed(sku):
                     item.status = "DATA_ERROR"
                     item.errors = [{"type": "DATA_ERROR", "code": "CONTENT_NOT_FOUND",
                                     "field": "sku", "description": f"item {sku} is not set up"}]

@@ -3,7 +3,9 @@
 It checks ``X-Invsync-Signature`` (HMAC-SHA256 hex of the body under the channel's
 ``secret_env``) like a careful receiver would, refuses a bad one with 401, keeps the quantities,
 and answers 200 ``{"results": [...]}``; its orders reach the daemon as the spec's generic events,
-signed the same way.
+signed the same way. A SKU the portal does not list (its catalogue, ``SimChannel.listed``) gets
+a per-SKU ``{"status": "error", "retryable": false}`` result, the protocol's permanent refusal
+(docs/api.md, "Webhooks of the generic webhook channel"); its quantity is not kept.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class WebhookReceiver(SimChannel):
             return json_response({"error": str(exc)}, 400)
         results = []
         for update in payload.updates:
+            if not self.is_listed(update.sku):
+                results.append({"sku": update.sku, "status": "error", "retryable": False,
+                                "error": "SKU not listed on this portal"})
+                continue
             if update.available < 0:
                 results.append({"sku": update.sku, "status": "error", "retryable": False,
                                 "error": "negative quantity"})

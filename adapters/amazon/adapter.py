@@ -1,7 +1,12 @@
 """The ``amazon`` channel adapter: options and credentials in, push / read-back / webhooks out.
 
 Batches of up to ``options.feed_threshold`` SKUs go one ``patchListingsItem`` each (``push.py``);
-larger batches go as one JSON_LISTINGS_FEED (``feeds.py``). There is no ``cancel_order``:
+larger batches go as one JSON_LISTINGS_FEED (``feeds.py``), at most 25 000 messages (``wire.py``
+cites the schema). Both merge the quantity into the listing's ``fulfillment_availability``
+(tutorial "Merge a listing", https://developer-docs.amazon.com/sp-api/docs/merge-a-listing), so
+the seller's handling time and restock date stay. A SKU without a listing is refused by Amazon
+with an ERROR issue and becomes a ``permanent`` result naming Amazon's issue, like the other
+adapters' "not listed" SKUs. There is no ``cancel_order``:
 seller-fulfilled cancellations go through order-acknowledgement feeds, not a JSON API of the
 Listings or Orders models.
 """
@@ -93,6 +98,7 @@ class AmazonAdapter(BaseAdapter):
             session,
             base_url(channel),
             self.options,
+            channel_id=channel.id,
             refresh_token=refresh_token,
             client_id=client_id,
             client_secret=client_secret,

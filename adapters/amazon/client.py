@@ -10,6 +10,17 @@
   model notes it is no longer sent with 429s), so a wait is derived from it, else from the
   documented rate of the operation.
   https://developer-docs.amazon.com/sp-api/docs/usage-plans-and-rate-limits-in-the-sp-api
+- Usage plans: the default rate and burst in each operation's description in
+  ``amzn/selling-partner-api-models`` (commit 34dc93fe45f37c9a0b2e56823c808f68b4f81754):
+  ``listingsItems_2021-08-01.json`` (patchListingsItem 5/5, getListingsItem 5/10) and
+  ``feeds_2021-06-30.json`` (createFeedDocument 0.5/15, createFeed 0.0083/15, getFeed 2/15,
+  getFeedDocument 0.0222/10). JSON_LISTINGS_FEED also has a limit of its own, five feed
+  submissions per five minutes per region (changelog of 2025-05-06, https://developer-docs.
+  amazon.com/sp-api/changelog/update-feed-size-and-rate-limit-changes-for-the-json_listings_feed),
+  which Amazon enforces as 429s of createFeed: they are waited out like any other.
+- Every throttle answer a push waits out instead of handing back counts once in
+  ``invsync_channel_pushes_total{outcome="throttled"}`` (``throttled()``): the channel actor only
+  sees the results a push returns, so a 429 absorbed inside the push would otherwise not show.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ import aiohttp
 import msgspec
 
 from ...core.clock import Clock
+from ...metrics.definitions import CHANNEL_PUSHES
 from ..base import Permanent, Retryable, Throttled
 from ..http import HttpReply, check, client_timeout, send
 from ..tokens import TokenSource, form_grant, with_token
@@ -71,7 +83,8 @@ class SpApiClient:
     """Calls one seller's SP-API endpoint with a self-refreshing LWA access token.
 
     ``options`` and ``clock`` (what waits sleep on) travel with it to the push, feed and
-    read-back code; ``monotonic`` drives token expiry, ``wall`` reads HTTP dates.
+    read-back code; ``monotonic`` drives token expiry, ``wall`` reads HTTP dates;
+    ``channel_id`` labels the throttle answers a push waits out.
     """
 
     def __init__(
@@ -80,6 +93,7 @@ class SpApiClient:
         url: str,
         options: Options,
         *,
+        channel_id: str,
         refresh_token: str,
         client_id: str,
         client_secret: str,
@@ -105,6 +119,11 @@ class SpApiClient:
             timeout=self.timeout,
         )
         self.tokens = TokenSource(grant, clock=monotonic)
+        self._throttled = CHANNEL_PUSHES.labels(channel=channel_id, outcome="throttled")
+
+    def throttled(self) -> None:
+        """Count one throttle answer that a push waited out rather than handed back."""
+        self._throttled.inc()
 
     async def call(
         self,

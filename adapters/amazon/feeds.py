@@ -2,12 +2,13 @@
 
 - JSON_LISTINGS_FEED (``schemas/feeds/listings-feed-schema-v2.json``): ``{"header": {"sellerId",
   "version": "2.0"}, "messages": [{"messageId", "sku", "operationType": "PATCH", "productType",
-  "patches"}]}``, at most 10 000 messages; its processing report
+  "patches"}]}``, at most 25 000 messages (``maxItems`` since 2026-01-22), each a ``merge`` of the
+  quantity (https://developer-docs.amazon.com/sp-api/docs/merge-a-listing); its processing report
   (``schemas/feeds/listings-feed-processing-report-schema-v2.json``) ``{"header", "issues":
   [{"messageId", "sku", "code", "severity", "message"}], "summary"}``.
 - Feeds API 2021-06-30 (``models/feeds-api-model/feeds_2021-06-30.json``): ``createFeedDocument``
   ``POST /feeds/2021-06-30/documents`` ``{"contentType"}`` -> 201 ``{"feedDocumentId", "url"}``
-  (0.0083 rps, burst 15), ``PUT`` the document to that presigned ``url`` with the same
+  (0.5 rps, burst 15), ``PUT`` the document to that presigned ``url`` with the same
   Content-Type, ``createFeed`` ``POST /feeds/2021-06-30/feeds`` ``{"feedType", "marketplaceIds",
   "inputFeedDocumentId"}`` -> 202 ``{"feedId"}`` (0.0083 rps, burst 15), ``getFeed`` ``GET
   /feeds/2021-06-30/feeds/{feedId}`` -> ``{"processingStatus": IN_QUEUE|IN_PROGRESS|DONE|FATAL|
@@ -17,6 +18,9 @@
 
 The feed is polled every ``options.feed_poll_s`` until processed or ``options.feed_timeout_s``
 ran out (then every SKU is retryable: quantities are absolute, so the feed is simply sent again).
+A throttled poll is waited out and counted as a throttled push; a throttle that ends the wait
+(the report's ``getFeedDocument``) makes every SKU ``throttled``. A SKU without a listing gets an
+ERROR issue with its ``messageId`` in the report: ``permanent`` for that SKU alone.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from ..base import ChannelError, PushResult, Retryable, Throttled, Update
+from ..base import ChannelError, Outcome, PushResult, Retryable, Throttled, Update
 from .client import SpApiClient, decode_or_retry
 from .wire import (
     FEED_CONTENT_TYPE,
@@ -92,8 +96,9 @@ async def push_feed(client: SpApiClient, updates: Sequence[Update]) -> list[Push
         return await _feed_results(client, feed_id, updates)
     except ChannelError as exc:
         error = f"feed {feed_id}: {exc.message}"
+        outcome: Outcome = "throttled" if isinstance(exc, Throttled) else "retryable"
         return [
-            PushResult(sku=u.sku, outcome="retryable", retry_after=exc.retry_after, error=error)
+            PushResult(sku=u.sku, outcome=outcome, retry_after=exc.retry_after, error=error)
             for u in updates
         ]
 
@@ -113,6 +118,7 @@ async def _feed_results(
             if feed.processing_status in _FINAL_FEED:
                 break
         except Throttled as exc:
+            client.throttled()
             wait = max(wait, exc.retry_after or 0.0)
         except Retryable:
             pass  # a lost poll: the feed goes on regardless

@@ -4,7 +4,10 @@ Listings Items API 2021-08-01 (``models/listings-items-api-model/listingsItems_2
 ``PATCH /listings/2021-08-01/items/{sellerId}/{sku}?marketplaceIds=`` with a
 ``ListingsItemPatchRequest`` answers ``ListingsItemSubmissionResponse`` ``{"sku", "status":
 ACCEPTED|INVALID|VALID, "submissionId", "issues": [{"code", "message", "severity"}]}`` (usage plan
-5 rps, burst 5). Short throttles are waited out on the clock within ``options.throttle_wait_s``.
+5 rps, burst 5). Short throttles are waited out on the clock within ``options.throttle_wait_s``
+(each counted as a throttled push, ``client.py``). A SKU without a listing answers ``INVALID``
+with an ERROR issue (``Issue`` of the model): ``permanent`` for that SKU alone.
+https://developer-docs.amazon.com/sp-api/docs/listings-items-api-v2021-08-01-reference
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ async def patch_each(client: SpApiClient, updates: Sequence[Update]) -> list[Pus
             wait = exc.retry_after
             if wait is not None and 0 < wait and waited + wait <= budget:
                 waited += wait
+                client.throttled()  # absorbed here, so the actor would never see it
                 await client.clock.sleep(wait)
                 continue  # the same SKU again once a slot is free
             if not results:

@@ -1,8 +1,24 @@
 """The SP-API's wire formats as msgspec Structs: Listings Items, JSON_LISTINGS_FEED and its
 processing report, the Feeds API, and ORDER_CHANGE notifications.
 
-Each type names its definition in ``amzn/selling-partner-api-models`` (the vendored copies and
-their commits are listed in ``tests/adapters/schemas/amazon/SOURCES.md``).
+Each type names its definition in ``amzn/selling-partner-api-models`` (read at commit
+34dc93fe45f37c9a0b2e56823c808f68b4f81754, August 2026): ``models/listings-items-api-model/
+listingsItems_2021-08-01.json``, ``models/feeds-api-model/feeds_2021-06-30.json``,
+``schemas/feeds/listings-feed-schema-v2.json`` (``messages.maxItems`` 25 000 since commit
+c146214, 2026-01-22, as announced in the changelog "Feed size and rate limit changes for the
+JSON_LISTINGS_FEED", 2025-05-06, https://developer-docs.amazon.com/sp-api/changelog/
+update-feed-size-and-rate-limit-changes-for-the-json_listings_feed),
+``schemas/feeds/listings-feed-processing-report-schema-v2.json`` and
+``schemas/notifications/OrderChangeNotification.json``.
+
+The quantity goes as a JSON Patch ``merge`` on ``/attributes/fulfillment_availability``: a
+``replace`` replaces the whole attribute entry, so it would clear what the seller set beside the
+quantity (``lead_time_to_ship_max_days``, ``restock_date``...). "Partially update a listing"
+(https://developer-docs.amazon.com/sp-api/docs/partially-update-a-listing: patches add, replace
+or delete entire attributes); ``merge`` since 2025-06-16 (changelog "Listings Items v2021-08-01
+API and JSON_LISTING_FEED now include a JSON patch merge operation", tutorial "Merge a listing",
+https://developer-docs.amazon.com/sp-api/docs/merge-a-listing: fields left out of a merge keep
+their values; the selector ``fulfillment_channel_code`` must be given).
 """
 
 from __future__ import annotations
@@ -29,8 +45,8 @@ LISTINGS_PATH = "/listings/2021-08-01/items"
 FEEDS_PATH = "/feeds/2021-06-30"
 FEED_TYPE = "JSON_LISTINGS_FEED"
 FEED_CONTENT_TYPE = "application/json; charset=UTF-8"
-#: ``messages.maxItems`` of listings-feed-schema-v2.
-FEED_MAX_MESSAGES = 10_000
+#: ``messages.maxItems`` of listings-feed-schema-v2 (25 000 since 2026-01-22; 10 000 before).
+FEED_MAX_MESSAGES = 25_000
 FULFILLMENT_AVAILABILITY = "/attributes/fulfillment_availability"
 
 # --- Listings Items ---------------------------------------------------------------------------
@@ -253,12 +269,13 @@ def item_path(seller_id: str, sku: str) -> str:
 
 
 def patches(channel_code: str, available: int) -> list[PatchOperation]:
-    """The JSON Patch setting ``fulfillment_availability`` to ``available`` (never below 0:
-    ``quantity`` has ``minimum: 0``)."""
+    """The JSON Patch merging ``available`` into the ``fulfillment_availability`` entry of
+    ``channel_code`` (never below 0: ``quantity`` has ``minimum: 0``); the entry's other fields
+    (handling time, restock date...) stay as the seller set them."""
     value = FulfillmentAvailabilityValue(
         fulfillment_channel_code=channel_code, quantity=max(0, available)
     )
-    return [PatchOperation(op="replace", path=FULFILLMENT_AVAILABILITY, value=[value])]
+    return [PatchOperation(op="merge", path=FULFILLMENT_AVAILABILITY, value=[value])]
 
 
 def issue_text(issues: Sequence[Issue | ReportIssue]) -> str:

@@ -5,10 +5,16 @@ Followed (shopify.dev admin-graphql 2026-04): ``mutations/inventorySetQuantities
 ``input-objects/InventorySetQuantitiesInput`` and ``InventoryQuantityInput``
 (``changeFromQuantity`` mandatory from 2026-04; ``null`` would opt out of the check),
 ``@idempotent(key:)`` (``/docs/api/usage/idempotent-requests``), ``queries/inventoryItems``,
-``queries/orders``, ``queries/order``, ``mutations/orderCancel``; every answer's
+``queries/orders``, ``queries/order``, ``mutations/orderCancel`` (``$refundMethod`` is declared
+``OrderCancelRefundMethodInput!`` as the page's own example declares it: the adapter always
+sends one, and a nullable variable in a non-null argument is a validation error); every answer's
 ``extensions.cost`` (``requestedQueryCost``, ``actualQueryCost``, ``throttleStatus
 {maximumAvailable, currentlyAvailable, restoreRate}``) from
 ``/docs/apps/build/apis/graphql-admin/rate-limits``.
+
+Every document here is validated, in the tests and by the simulated store on every request,
+against invsync's SDL of these types (``simulators/schemas/shopify_admin.graphql``) with
+graphql-core.
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ query InvsyncOrder($id: ID!, $lines: Int!) {
 
 CANCEL_MUTATION = """
 mutation InvsyncOrderCancel($orderId: ID!, $reason: OrderCancelReason!,
-    $refundMethod: OrderCancelRefundMethodInput, $restock: Boolean!, $notifyCustomer: Boolean,
+    $refundMethod: OrderCancelRefundMethodInput!, $restock: Boolean!, $notifyCustomer: Boolean,
     $staffNote: String) {
   orderCancel(orderId: $orderId, reason: $reason, refundMethod: $refundMethod, restock: $restock,
       notifyCustomer: $notifyCustomer, staffNote: $staffNote) {

@@ -1,8 +1,9 @@
 """Walmart Marketplace (US): inventory by SKU, read-back, order-line cancellation, PO notifications.
 
 One module per job: ``wire`` (Walmart's types), ``options`` (the channel's ``options`` table),
-``client`` (token, ``WM_*`` headers, error envelope), ``push`` (one ``PUT /v3/inventory`` per SKU),
-``feeds`` (the inventory feed for large batches), ``readback``, ``cancel`` (order lines),
+``client`` (token, ``WM_*`` headers, error envelope), ``lanes`` (which change goes which way),
+``push`` (one ``PUT /v3/inventory`` per urgent SKU), ``feeds`` (the inventory feed for every other
+change), ``pacing`` (the feeds-per-hour allowance), ``readback``, ``cancel`` (order lines),
 ``webhooks`` (relayed PO notifications into events) and ``adapter`` (``create`` and the adapter).
 Each module cites the documentation it follows.
 """

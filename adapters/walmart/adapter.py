@@ -1,8 +1,10 @@
 """The ``walmart`` channel adapter: options and credentials in, push / read-back / cancel /
 webhooks out.
 
-Batches of up to ``options.feed_threshold`` SKUs go one ``PUT`` per SKU (``push.py``, at most
-``options.max_concurrency`` at a time); larger batches go as one inventory feed (``feeds.py``).
+A change that cannot wait (a SKU selling out or falling below ``options.urgent_below``) goes as
+a single ``PUT`` (``push.py``, at most ``options.max_concurrency`` at a time); every other change
+of the batch goes in one inventory feed (``feeds.py``), at most ``options.feeds_per_hour`` an hour
+(``pacing.py``). ``lanes.py`` tells them apart and cites why.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from ..options import option_secret, parse_options, require_env
 from .cancel import cancel_order
 from .client import WalmartClient
 from .feeds import push_feed
+from .lanes import push_both, split
 from .options import Options
+from .pacing import FeedPacer
 from .push import put_each
 from .readback import read_back
 from .webhooks import parse_notification
@@ -100,14 +104,21 @@ class WalmartAdapter(BaseAdapter):
             wall=wall,
         )
         self.tokens = self._client.tokens
+        #: The inventory feed allowance (``options.feeds_per_hour``) on the adapter's clock.
+        self.feeds = FeedPacer(self.options.feeds_per_hour, self._client.clock)
 
     async def push(self, updates: Sequence[Update]) -> list[PushResult]:
-        """Set each SKU's quantity: one PUT per SKU up to ``feed_threshold``, else one feed."""
-        if not updates:
-            return []
-        if len(updates) <= self.options.feed_threshold:
-            return await put_each(self._client, updates)
-        return await push_feed(self._client, updates)
+        """Set each SKU's quantity: urgent changes (0, below ``urgent_below``) one PUT each,
+        the others in one inventory feed, both at once."""
+        urgent, routine = split(updates, self.options)
+
+        async def put(part: Sequence[Update]) -> list[PushResult]:
+            return await put_each(self._client, part)
+
+        async def feed(part: Sequence[Update]) -> list[PushResult]:
+            return await push_feed(self._client, part, self.feeds)
+
+        return await push_both(urgent, routine, put, feed)
 
     async def read_back(self, skus: Sequence[str]) -> dict[str, int]:
         """Each SKU's quantity at the default ship node; SKUs Walmart does not know (404) are

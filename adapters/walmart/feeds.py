@@ -11,6 +11,11 @@
   https://developer.walmart.com/us-marketplace/docs/feed-item-status-api-for-tracking-fitment-files,
   https://developer.walmart.com/cl-marketplace/docs/feeds-overview.
 
+- Limits: 10 inventory feeds an hour, 5 MB and 50,000 items a feed, up to 30 minutes to
+  process: https://marketplacelearn.walmart.com/guides/Item%20setup/Item%20setup/Track-item-setup-or-maintenance-activity-in-Seller-Center,
+  https://developer.walmart.com/suppliers/docs/async-api-throttling-limits (``inventory``
+  row). A feed waits for its slot (``pacing.FeedPacer``, ``options.feeds_per_hour``).
+
 The feed is polled every ``options.feed_poll_s`` until processed or ``options.feed_timeout_s``
 ran out (then every SKU is retryable: the feed is sent again, which is harmless as quantities are
 absolute).
@@ -18,7 +23,6 @@ absolute).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -27,6 +31,7 @@ import msgspec
 
 from ..base import Permanent, PushResult, Retryable, Throttled, Unauthorized, Update
 from .client import WalmartClient
+from .pacing import FeedPacer
 from .wire import (
     FeedStatus,
     IngestionError,
@@ -45,11 +50,15 @@ __all__ = ["FEED_PAGE_LIMIT", "push_feed"]
 #: Item details per feed-status page: the documented maximum of ``limit``.
 FEED_PAGE_LIMIT = 1000
 _FINAL_FEED = frozenset({"PROCESSED", "ERROR"})
+#: The first wait between two polls of a feed; it doubles up to ``options.feed_poll_s``.
+_FIRST_POLL_S = 0.5
 
 
-async def push_feed(client: WalmartClient, updates: Sequence[Update]) -> list[PushResult]:
-    """Send ``updates`` as one inventory feed and wait for it: per-SKU results, or the failure
-    of the upload (or of the whole feed) raised."""
+async def push_feed(
+    client: WalmartClient, updates: Sequence[Update], pacer: FeedPacer
+) -> list[PushResult]:
+    """Send ``updates`` as one inventory feed once ``pacer`` allows one, and wait for it:
+    per-SKU results, or the failure of the upload (or of the whole feed) raised."""
     latest: dict[str, int] = {}
     for update in updates:  # the last word on a SKU wins, as it would in sequence
         latest[update.sku] = max(0, update.available)
@@ -64,7 +73,14 @@ async def push_feed(client: WalmartClient, updates: Sequence[Update]) -> list[Pu
         data.add_field("file", raw, filename="inventory.json", content_type="application/json")
         return data
 
-    reply = await client.call("POST", "/v3/feeds", params={"feedType": "inventory"}, form=form)
+    await pacer.wait()
+    try:
+        reply = await client.call(
+            "POST", "/v3/feeds", params={"feedType": "inventory"}, form=form
+        )
+    except Throttled as exc:
+        pacer.refused(exc.retry_after)
+        raise
     try:
         feed_id = decode_feed_ack(reply.body).feed_id
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -95,21 +111,27 @@ async def _await_feed(
     client: WalmartClient, feed_id: str
 ) -> tuple[FeedStatus, list[ItemIngestionStatus]] | None:
     """Poll the feed until it is processed (or failed); None when ``feed_timeout_s`` ran out.
-    Throttled or failed polls wait and poll again; refused credentials end it."""
+    Polls come at once, then after 0.5 s, 1 s, 2 s ... and every ``feed_poll_s`` at most (a
+    small feed is often done in seconds; 0: a single poll). Throttled or failed polls wait and
+    poll again; refused credentials end it."""
     poll_s, timeout_s = client.options.feed_poll_s, client.options.feed_timeout_s
-    polls = 1 + (math.ceil(timeout_s / poll_s) if poll_s > 0 else 0)
-    for attempt in range(polls):
-        if attempt:
-            await client.clock.sleep(poll_s)
+    clock = client.clock
+    deadline = clock.now() + timeout_s
+    wait = min(poll_s, _FIRST_POLL_S)
+    while True:
         try:
             done = await _feed_status(client, feed_id)
         except Unauthorized:
             raise
         except (Throttled, Retryable):
-            continue
+            done = None
         if done is not None:
             return done
-    return None
+        remaining = deadline - clock.now()
+        if poll_s <= 0 or remaining <= 0:
+            return None
+        await clock.sleep(min(wait, remaining))
+        wait = min(poll_s, wait * 2)
 
 
 async def _feed_status(

@@ -37,17 +37,22 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
     token_url: HttpUrl | None = None
     #: Sent as ``WM_SVC.NAME``.
     service_name: NonEmpty = DEFAULT_SERVICE_NAME
-    #: Batches of up to this many SKUs go one PUT per SKU; larger ones as one feed.
-    feed_threshold: Annotated[int, msgspec.Meta(ge=0)] = 50
+    #: A SKU whose new quantity is 0 or below this goes at once as a single PUT; any other
+    #: change waits for the next inventory feed.
+    urgent_below: Annotated[int, msgspec.Meta(ge=0)] = 2
+    #: At most this many urgent SKUs of one push go as PUTs; the rest join the feed (a full sync
+    #: of a catalogue with many sold-out SKUs must not become thousands of PUTs).
+    urgent_max: Annotated[int, msgspec.Meta(ge=0)] = 50
+    #: Inventory feeds sent per hour at most (Walmart: 10 an hour, replenished gradually).
+    feeds_per_hour: Annotated[int, msgspec.Meta(ge=1, le=3600)] = 10
     #: Single PUTs / read-back GETs in flight at once.
     max_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 4
     #: Seconds between feed-status polls.
     feed_poll_s: SecondsOrZero = 5.0
-    #: How long one push waits for its feed before every SKU of it is retryable.
-    feed_timeout_s: SecondsOrZero = 120.0
+    #: How long one push waits for its feed to be processed before every SKU of it is
+    #: retryable (Walmart: up to 30 minutes for an inventory feed).
+    feed_timeout_s: SecondsOrZero = 1800.0
     #: Reason code of cancellations whose own reason is none of Walmart's.
     cancel_reason: CancelReason = "SELLER_CANCEL_OUT_OF_STOCK"
     #: Per-request timeout.
     timeout_s: Timeout = 10.0
-    #: Simulator only: SKUs starting with it are "not set up" (the adapter ignores it).
-    unlisted_prefix: str | None = None

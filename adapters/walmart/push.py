@@ -1,4 +1,5 @@
-"""Small batches: one ``PUT /v3/inventory?sku=`` per SKU, ``max_concurrency`` at a time.
+"""Changes that cannot wait: one ``PUT /v3/inventory?sku=`` per SKU, ``max_concurrency`` at a
+time (``lanes.py`` says which changes those are).
 
 Body and answer ``{"sku", "quantity": {"unit": "EACH", "amount"}}``
 (https://developer.walmart.com/us-marketplace/docs/update-single-item-inventory).

@@ -7,8 +7,8 @@ their changes flow to the channels like any other event; ``--direct`` (and ``sto
 Exit codes: 0 done; 1 the change was refused (conflict, unknown SKU) or the daemon or store is
 unavailable; 2 bad usage, bad config or a malformed input file (nothing applied).
 
-One module per command group: ``run`` (``run``, ``check-config``), ``stock``, ``exceptions``,
-``channels``, ``simulate`` and ``bench``; what they share is in ``common``.
+One module per command group: ``run`` (``run``, ``check-config``), ``stock``, ``holds``,
+``exceptions``, ``channels``, ``simulate`` and ``bench``; what they share is in ``common``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import click
 
 from .. import logs
-from . import bench, channels, exceptions, run, simulate, stock
+from . import bench, channels, exceptions, holds, run, simulate, stock
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +32,7 @@ for _command in (
     run.run,
     run.check_config,
     stock.stock,
+    holds.holds,
     exceptions.exceptions,
     channels.channels,
     simulate.simulate,

@@ -73,11 +73,12 @@ def with_engine(config: Config, work: Callable[[Engine], Awaitable[T]]) -> T:
 
 def with_daemon(config: Config, work: Callable[[DaemonClient], Awaitable[T]]) -> T:
     """Run ``work`` with a client of the daemon the config names; raises DaemonUnavailable
-    (a subclass of InvsyncError) when it does not answer, other InvsyncErrors as answered."""
+    (a subclass of InvsyncError) when it does not answer, other InvsyncErrors as answered.
+    The client sends the daemon's API token (``security.client_token``: no extra step)."""
     from ..client import DaemonClient
 
     async def main() -> T:
-        async with DaemonClient(config.server) as client:
+        async with DaemonClient.for_config(config) as client:
             return await work(client)
 
     return asyncio.run(main())

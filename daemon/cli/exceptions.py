@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -111,7 +110,12 @@ def exceptions_show(exception_id: str, as_json: bool, config_path: Path | None) 
 @exceptions.command("resolve")
 @click.argument("exception_id")
 @click.option("--action", "-a", required=True, help="One of the options `show` lists.")
-@click.option("--by", default=None, help="Who resolves it (default: $USER).")
+@click.option(
+    "--by",
+    default=None,
+    help="Who resolves it: recorded from the token (see docs/api.md); a different name is "
+    "refused.",
+)
 @click.option("--sku", help="The SKU to use instead (substitute).")
 @click.option("--note", help="A note kept with the resolution.")
 @click.option("--json", "as_json", is_flag=True, help="The record after the action, as JSON.")
@@ -127,10 +131,9 @@ def exceptions_resolve(
 ) -> None:
     """Run ACTION for an exception (for real: a re-route reserves, a cancel releases)."""
     config = load(config_path)
-    who = by or os.environ.get("USER") or "operator"
 
     async def work(client: DaemonClient) -> dict[str, Any]:
-        return await client.resolve_exception(exception_id, action, by=who, sku=sku, note=note)
+        return await client.resolve_exception(exception_id, action, by=by, sku=sku, note=note)
 
     record = through_daemon(config, work)
     if as_json:

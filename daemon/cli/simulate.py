@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import msgspec
 
-from .. import logs
+from .. import importer, logs
 from ..loop import run_loop
 from .common import config_option, load, log_level_option
 
@@ -21,19 +21,41 @@ from .common import config_option, load, log_level_option
 @click.option(
     "--orders-per-minute", type=float, help="Order traffic to the daemon ([simulator] default)."
 )
+@click.option(
+    "--catalogue",
+    "catalogue_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A stock CSV (sku,location,on_hand, as `stock import` reads): its SKUs, and the config's "
+    "bundle SKUs, are listed on every simulated channel at start.",
+)
 @log_level_option
 def simulate(
-    config_path: Path | None, port: int | None, orders_per_minute: float | None, log_level: str
+    config_path: Path | None,
+    port: int | None,
+    orders_per_minute: float | None,
+    catalogue_path: Path | None,
+    log_level: str,
 ) -> None:
     """Run the local marketplace simulators for the config's channels until SIGTERM/SIGINT.
 
     Every channel whose url starts with http://{[simulator] host}:{port}/ is served at the rest
-    of its url with its marketplace's API; orders go to the daemon as signed webhooks.
+    of its url with its marketplace's API; orders go to the daemon as signed webhooks. A
+    simulator refuses a quantity for a SKU the seller has not listed on it, as its marketplace
+    does: --catalogue lists the SKUs of a stock file (and the config's bundles, which the
+    seller lists too) on every channel.
     """
     from ...simulators.server import Simulator
 
     config = load(config_path)
     logs.configure(level=log_level)
+    catalogue: list[str] = []
+    if catalogue_path is not None:
+        try:
+            _, rows = importer.parse(catalogue_path, [loc.id for loc in config.locations])
+        except importer.ImportFileError as exc:
+            click.echo(f"invsync simulate: --catalogue: {exc}", err=True)
+            sys.exit(2)
+        catalogue = sorted({row.sku for row in rows} | {b.sku for b in config.bundles})
     if port is not None or orders_per_minute is not None:
         sim_cfg = msgspec.structs.replace(
             config.simulator,
@@ -52,6 +74,7 @@ def simulate(
         except ValueError as exc:
             click.echo(f"invsync simulate: {exc}", err=True)
             return 2
+        sim.list_skus(catalogue)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -39,6 +39,10 @@ CancelSupport = Callable[[str], tuple[bool, str]]
 CancelOnChannel = Callable[[str, str, list[tuple[str, int]] | None, str], Awaitable[None]]
 #: (channel, sku or None): re-send our value of one SKU, or every SKU (full sync).
 Repush = Callable[[str, str | None], Awaitable[None]]
+#: (channel, order id, location) -> outcome: send a location its part of an order again.
+ResendFulfillment = Callable[[str, str, str], Awaitable[dict[str, Any]]]
+#: (channel, order id): an action changed the order's reservations.
+OrderChanged = Callable[[str, str], Awaitable[object]]
 #: Tells SKU actors of a state changed by an action (the processor's notify).
 Notify = Callable[[SkuState, int], Awaitable[None]]
 
@@ -79,6 +83,10 @@ class ActionRunner:
         self._cancel_on_channel = cancel_on_channel
         self._repush: Repush = repush or _no_repush
         self._notify: Notify = notify or _no_notify
+        #: (channel, order id, location): queue a refused handoff again (daemon/fulfillment.py).
+        self.resend_fulfillment: ResendFulfillment | None = None
+        #: (channel, order id): an action changed the order (the fulfillment handoff hears it).
+        self.order_changed: OrderChanged | None = None
 
     async def run(self, record: ExceptionRecord, action: str, sku: str | None) -> dict[str, Any]:
         """Apply ``action`` (already checked to be offered by the record's kind)."""
@@ -103,6 +111,12 @@ class ActionRunner:
                 assert record.channel is not None and record.sku is not None
                 await self._repush(record.channel, record.sku)
                 return {"pushed": record.details.get("ours")}
+            case "resend":
+                if self.resend_fulfillment is None:
+                    raise ActionNotPossible("fulfillment handoff is not wired in this process")
+                location = str(record.details.get("location") or "")
+                assert record.channel is not None and record.order_id is not None
+                return await self.resend_fulfillment(record.channel, record.order_id, location)
             case "retry_push":
                 # Our value now, not the refused one: the SKU may have changed since.
                 assert record.channel is not None and record.sku is not None
@@ -211,6 +225,8 @@ class ActionRunner:
                 out["order_state"] = result.order.state if result.order else None
                 for state in result.skus.values():
                     await self._notify(state, 0)
+                if self.order_changed is not None:
+                    await self.order_changed(record.channel, order_id)
             else:
                 out["released"] = 0
             await self._update_rejection(record, state="cancelled")

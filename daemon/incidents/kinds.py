@@ -16,6 +16,7 @@ KINDS: dict[str, str] = {
     "unknown_sku": "SKU",
     "bad_event": "BAD",
     "push_refused": "PRF",
+    "fulfillment_refused": "FUL",
 }
 
 #: Kind -> action -> its downstream effect (what the operator is offered).
@@ -65,6 +66,11 @@ ACTIONS: dict[str, dict[str, str]] = {
             "availability changes and is pushed again"
         ),
     },
+}
+
+ACTIONS["fulfillment_refused"] = {
+    "resend": "send the location its part of the order again (once the cause is fixed there)",
+    "dismiss": "close the exception; the location keeps the refusal (handle the order by hand)",
 }
 
 #: The states of a record: open until an operator resolves it or a policy / the system closes it.

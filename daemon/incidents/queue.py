@@ -346,8 +346,13 @@ class ExceptionQueue:
         order_id: str | None = None,
         sku: str | None = None,
         event_type: str | None = None,
+        payload: str | None = None,
     ) -> ExceptionRecord:
-        """An event that was refused (undecodable at intake, or refused by the engine)."""
+        """An event that was refused (undecodable at intake, refused by the engine, or set
+        aside after failing every attempt; ``payload`` is then the recorded event as sent)."""
+        details = {"code": code, "message": message, "source": source, "type": event_type}
+        if payload is not None:
+            details["payload"] = payload
         record = self._new(
             "bad_event",
             (source, event_id, code),
@@ -356,7 +361,7 @@ class ExceptionQueue:
             order_id=order_id,
             sku=sku,
             event_id=event_id,
-            details={"code": code, "message": message, "source": source, "type": event_type},
+            details=details,
         )
         return await self._create(record)
 
@@ -407,6 +412,23 @@ class ExceptionQueue:
             channel=channel,
             sku=sku,
             details=details,
+        )
+        return await self._create(record)
+
+    async def raise_fulfillment_refused(
+        self, message: Mapping[str, Any], reason: str, *, status: int | None = None
+    ) -> ExceptionRecord:
+        """A location refused a handoff message for good (4xx): one record per message, with
+        the order's context (lines, ship-to, the location's answer)."""
+        channel, order_id, location = message["channel"], message["order_id"], message["location"]
+        record = self._new(
+            "fulfillment_refused",
+            (location, str(message["id"])),
+            f"{location} refused {message['type']} for {channel}/{order_id}: {reason}",
+            channel=channel,
+            order_id=order_id,
+            details={"location": location, "message": dict(message), "reason": reason,
+                     "status": status},
         )
         return await self._create(record)
 

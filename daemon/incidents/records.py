@@ -100,10 +100,11 @@ encode_record = msgspec.json.Encoder().encode
 
 
 class ResolveRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of ``POST /v1/exceptions/{id}/resolve``."""
+    """Body of ``POST /v1/exceptions/{id}/resolve``. ``by`` is the caller's credential's name
+    (daemon/security.py); given here, it must be that name (a check, not a choice)."""
 
     action: str
-    by: str = "operator"
+    by: str | None = None
     sku: str | None = None
     note: str | None = None
 

@@ -12,11 +12,18 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...core.errors import InvalidRequest
-from ..http import JsonResponse, _guarded
+from ..http import MAX_SMALL_BODY, JsonResponse, _guarded, read_body
+from ..security import Forbidden, principal_of
 from .queue import ExceptionQueue
 from .records import ResolveRequest
 
-__all__ = ["exception_routes"]
+__all__ = ["ByMismatch", "exception_routes"]
+
+
+class ByMismatch(Forbidden):
+    """A resolve request whose ``by`` is not the name of the credential it came with."""
+
+    code = "BY_MISMATCH"
 
 
 def exception_routes(queue: Callable[[], ExceptionQueue]) -> list[Route]:
@@ -49,15 +56,25 @@ def exception_routes(queue: Callable[[], ExceptionQueue]) -> list[Route]:
         return JsonResponse(msgspec.to_builtins(await queue().get(request.path_params["id"])))
 
     async def resolve_exception(request: Request) -> Response:
-        body = await request.body()
+        body = await read_body(request, MAX_SMALL_BODY)  # 413 past it, never read whole
         try:
             ask = msgspec.json.decode(body or b"{}", type=ResolveRequest)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"bad resolve request: {exc}") from exc
         except msgspec.DecodeError as exc:
             raise InvalidRequest(f"malformed JSON: {exc}") from exc
+        except RecursionError:
+            raise InvalidRequest("malformed JSON: nested too deeply") from None
+        # Who acted is who holds the credential: a name in the body could be anyone's.
+        by = principal_of(request)
+        if ask.by is not None and ask.by != by:
+            raise ByMismatch(
+                f"by is taken from your credential ({by!r}), not the body ({ask.by!r}): leave "
+                "it out, or use the token issued to that name ([server] tokens)",
+                field="by",
+            )
         record = await queue().resolve(
-            request.path_params["id"], ask.action, by=ask.by, sku=ask.sku, note=ask.note
+            request.path_params["id"], ask.action, by=by, sku=ask.sku, note=ask.note
         )
         return JsonResponse(msgspec.to_builtins(record))
 

@@ -18,7 +18,6 @@ const STALE_MS = 60_000; // nothing at all (not even a heartbeat) for this long:
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 const MAX_EXCEPTIONS_SHOWN = 200;
-const TOKEN_KEY = "invsync.token";
 
 const $ = (id) => document.getElementById(id);
 
@@ -449,22 +448,15 @@ function renderExceptions() {
   $("exceptions-none").hidden = state.exceptions.size > 0;
 }
 
-function authHeaders() {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  return token ? { Authorization: `Bearer ${token}` } : {};
-}
-
-function showAuth(status, code) {
+// The page signs in with a session cookie (HttpOnly: this script never sees a token). The
+// daemon sets it when the browser opens the sign-in link printed at start-up (/?token=...).
+function showAuth(status, error) {
   const panel = $("auth");
-  if (status === 401 || status === 403) {
-    $("auth-title").textContent =
-      status === 403
-        ? "The token given is not the daemon's: enter the right one."
-        : "This daemon requires a bearer token for /v1.";
+  if (status === 401) {
+    $("auth-title").textContent = "Not signed in: this page needs the daemon's API token.";
     panel.hidden = false;
-  } else if (code === "AUTH_MISCONFIGURED") {
-    $("auth-title").textContent =
-      "The daemon's [server] token_env names a variable that is not set: /v1 is refused.";
+  } else if (status === 403 || error?.code === "AUTH_MISCONFIGURED") {
+    $("auth-title").textContent = `Refused: ${error?.message ?? `HTTP ${status}`}`;
     panel.hidden = false;
   } else {
     panel.hidden = true;
@@ -475,14 +467,14 @@ function showAuth(status, code) {
 // doubles as the probe of whether /v1 needs a token.
 async function checkExceptions() {
   try {
-    const response = await fetch(EXCEPTIONS_PATH, { headers: authHeaders(), cache: "no-store" });
+    const response = await fetch(EXCEPTIONS_PATH, { cache: "no-store" });
     let body = null;
     try {
       body = await response.json();
     } catch {
       body = null;
     }
-    showAuth(response.status, body?.error?.code);
+    showAuth(response.status, body?.error);
     if (response.status !== 200 || body === null) return;
     const records = Array.isArray(body) ? body : (body.items ?? body.exceptions ?? body.open ?? []);
     state.exceptions = new Map();
@@ -511,13 +503,11 @@ function start() {
   $("auth-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const token = $("auth-token").value.trim();
-    if (token) sessionStorage.setItem(TOKEN_KEY, token);
-    $("auth-token").value = "";
-    checkExceptions();
-  });
-  $("auth-forget").addEventListener("click", () => {
-    sessionStorage.removeItem(TOKEN_KEY);
-    checkExceptions();
+    if (!token) return;
+    // The same exchange as the start-up link: the daemon sets the cookie and comes back here.
+    const url = new URL(".", location.href);
+    url.searchParams.set("token", token);
+    location.assign(url);
   });
   applyFilter();
   renderExceptions();

@@ -288,7 +288,8 @@ local function plan(doc, field, short_code)
     local remaining = want
     for j, l in ipairs(doc.lines) do
       if remaining == 0 then break end
-      if l.sku == req.sku then
+      -- A line that names its location (a warehouse's shipment report) takes only from there.
+      if l.sku == req.sku and (not present(req.location) or req.location == l.location) then
         local avail = left(l) - (used[j] or 0)
         local q = math.min(avail, remaining)
         if q > 0 then

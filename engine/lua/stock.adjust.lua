@@ -1,8 +1,9 @@
 -- stock.adjust: change on_hand of a SKU at a location by a delta, with a reason.
 -- KEYS: [1] event marker, [2] hist:{SKU}, [3] inv:{SKU}
 -- ARGV[1]: {"skus": [SKU], "sku", "location", "delta" (non-zero integer), "reason"}
--- Refuses INVALID_QUANTITY (delta 0 or not an integer), NEGATIVE_STOCK (on_hand would go below
--- 0), BELOW_RESERVED (on_hand would go below the units reserved by open orders).
+-- Refuses INVALID_QUANTITY (delta 0 or not an integer, or on_hand would pass the ceiling of
+-- is_int, so HINCRBY can never overflow), NEGATIVE_STOCK (on_hand would go below 0),
+-- BELOW_RESERVED (on_hand would go below the units reserved by open orders).
 return run(function()
   if applied() then return reply('dup') end
   local sku, location = ARGS.sku, id(ARGS.location, 'location')
@@ -13,6 +14,10 @@ return run(function()
   end
   local before = counter(sku, location, 'on_hand')
   local after = before + delta
+  if not is_int(after) then
+    fail('INVALID_QUANTITY', 'adjusting ' .. sku .. ' at ' .. location .. ' by ' .. delta ..
+      ' would pass the largest on_hand the store keeps', { field = 'delta', on_hand = before })
+  end
   if after < 0 then
     fail('NEGATIVE_STOCK', 'adjusting ' .. sku .. ' at ' .. location .. ' by ' .. delta ..
       ' would leave ' .. after .. ' on hand', { sku = sku, location = location, on_hand = before })

@@ -1,9 +1,10 @@
 """Amazon Selling Partner API: the adapter against the simulated SP-API over loopback HTTP.
 
-Every payload is validated against Amazon's own definitions, vendored verbatim in
-``schemas/amazon/`` (``SOURCES.md`` names the repository, path and commit of each): the
-``ListingsItemPatchRequest`` and answers of the Listings Items model, the JSON_LISTINGS_FEED
-schema and its processing report, the Feeds API model, and the ORDER_CHANGE notification.
+Every payload is checked against the facts of Amazon's definitions the tests need, in the
+project's own transcription (``amazon_contract.py`` names the repository, commit and file of
+each): the ``ListingsItemPatchRequest`` and answers of the Listings Items model, the
+JSON_LISTINGS_FEED schema and its processing report, the Feeds API model, and the ORDER_CHANGE
+notification.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jsonschema
 import msgspec
 import pytest
 
@@ -43,35 +43,19 @@ from invsync.core.events import (
     event_kind,
 )
 from invsync.daemon.config import load_config
+from invsync.metrics.definitions import REGISTRY
 from invsync.simulators.amazon import AmazonSellingPartner
 from invsync.simulators.core import SimLine, SimOrder
 from invsync.simulators.server import Simulator
+from tests.adapters import amazon_contract as contract
+from tests.adapters.amazon_contract import conforms
 
-SCHEMAS = Path(__file__).parent / "schemas" / "amazon"
 REFRESH_TOKEN = "Atzr|refresh-token"
 CLIENT_ID = "amzn1.application-oa2-client.invsync"
 CLIENT_SECRET = "lwa-client-secret"
 RELAY_SECRET = "relay-secret"
 SELLER = "A2SELLER0TEST"
 MARKETPLACE = "ATVPDKIKX0DER"
-
-
-def _load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
-    return loaded
-
-
-LISTINGS_MODEL = _load("listingsItems_2021-08-01.json")
-FEEDS_MODEL = _load("feeds_2021-06-30.json")
-FEED_SCHEMA = _load("listings-feed-schema-v2.json")
-REPORT_SCHEMA = _load("listings-feed-processing-report-schema-v2.json")
-ORDER_CHANGE_SCHEMA = _load("OrderChangeNotification.json")
-
-
-def conforms_to_model(document: Any, model: dict[str, Any], definition: str) -> None:
-    """Validate against one definition of a Swagger 2.0 model (its ``$ref``s resolved in it)."""
-    schema = {"$ref": f"#/definitions/{definition}", "definitions": model["definitions"]}
-    jsonschema.Draft4Validator(schema).validate(document)
 
 
 class FakeClock:
@@ -128,9 +112,17 @@ def mount(
     channel = amazon_channel(simulator.url, **options)
     sim = simulator.add(channel, faults or Faults())
     assert isinstance(sim, AmazonSellingPartner)
+    sim.list_skus(CATALOGUE)  # the seller's listings; any other SKU is refused
     sim.feed_delay_s = 0.05
     adapter = create(channel, ctx or AdapterContext(session=session))
     return sim, adapter
+
+
+#: The SKUs the simulated seller has listed (GHOST, NEVER-PUSHED, NEW-... are not).
+CATALOGUE = [
+    "A", "B", "C", "D", "TEE-BLK-M", "CAP/RED 1", "BAG-1", "OLD-1", "NEW-1",
+    *(f"SKU-{i:03d}" for i in range(30)),
+]  # fmt: skip
 
 
 def updates(*pairs: tuple[str, int]) -> list[Update]:
@@ -168,11 +160,11 @@ async def test_small_batch_patches_each_sku_with_a_valid_listings_item_patch_req
     patches = bodies(sim, "patchListingsItem")
     assert len(patches) == 2
     for body in patches:
-        conforms_to_model(body, LISTINGS_MODEL, "ListingsItemPatchRequest")
+        conforms(body, contract.ListingsItemPatchRequest)
     assert patches[0] == {
         "productType": "PRODUCT",
         "patches": [{
-            "op": "replace",
+            "op": "merge",
             "path": "/attributes/fulfillment_availability",
             "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 7}],
         }],
@@ -187,7 +179,7 @@ async def test_product_type_and_channel_code_come_from_the_options(
     sim, adapter = mount(simulator, session, product_type="LUGGAGE")
     await adapter.push(updates(("BAG-1", 4)))
     (body,) = bodies(sim, "patchListingsItem")
-    conforms_to_model(body, LISTINGS_MODEL, "ListingsItemPatchRequest")
+    conforms(body, contract.ListingsItemPatchRequest)
     assert body["productType"] == "LUGGAGE"
     assert body["patches"][0]["value"] == [{"fulfillment_channel_code": "DEFAULT", "quantity": 4}]
 
@@ -223,24 +215,24 @@ async def test_simulator_answers_conform_to_the_listings_items_model(
         assert resp.status == 200
         assert resp.headers["x-amzn-RateLimit-Limit"] == "5.0"
         accepted = await resp.json()
-    conforms_to_model(accepted, LISTINGS_MODEL, "ListingsItemSubmissionResponse")
+    conforms(accepted, contract.ListingsItemSubmissionResponse)
     assert accepted["status"] == "ACCEPTED"
 
     async with session.patch(f"{base}/GHOST", json=good, params=params, headers=headers) as resp:
         invalid = await resp.json()
-    conforms_to_model(invalid, LISTINGS_MODEL, "ListingsItemSubmissionResponse")
+    conforms(invalid, contract.ListingsItemSubmissionResponse)
     assert invalid["status"] == "INVALID" and invalid["issues"][0]["severity"] == "ERROR"
 
     got_params = {**params, "includedData": "summaries,fulfillmentAvailability"}
     async with session.get(f"{base}/A", params=got_params, headers=headers) as resp:
         assert resp.status == 200
         item = await resp.json()
-    conforms_to_model(item, LISTINGS_MODEL, "Item")
+    conforms(item, contract.Item)
     assert item["fulfillmentAvailability"] == [{"fulfillmentChannelCode": "DEFAULT", "quantity": 5}]
 
     async with session.get(f"{base}/NEVER", params=got_params, headers=headers) as resp:
         assert resp.status == 404
-        conforms_to_model(await resp.json(), LISTINGS_MODEL, "ErrorList")
+        conforms(await resp.json(), contract.ErrorList)
 
 
 @pytest.mark.parametrize(
@@ -268,9 +260,158 @@ async def test_a_bad_patch_is_refused_with_400_errors(
     ) as resp:
         assert resp.status == 400
         answer = await resp.json()
-    conforms_to_model(answer, LISTINGS_MODEL, "ErrorList")
+    conforms(answer, contract.ErrorList)
     assert answer["errors"][0]["code"] == "InvalidInput"
     assert sim.quantities == {}
+
+
+# --- merge: the seller's fulfillment fields survive a push -------------------------------------
+
+SELLER_FIELDS = {"lead_time_to_ship_max_days": 12, "restock_date": "2026-12-20"}
+
+
+async def get_item(session: aiohttp.ClientSession, sim: AmazonSellingPartner, sku: str) -> Any:
+    """getListingsItem over HTTP with attributes and fulfillmentAvailability, checked against the
+    model's ``Item``."""
+    async with session.get(
+        f"{sim.channel.url}/listings/2021-08-01/items/{SELLER}/{sku}",
+        params={"marketplaceIds": MARKETPLACE,
+                "includedData": "attributes,fulfillmentAvailability"},
+        headers={"x-amz-access-token": await raw_token(session, sim)},
+    ) as resp:
+        assert resp.status == 200
+        item = await resp.json()
+    conforms(item, contract.Item)
+    return item
+
+
+async def test_a_patch_merges_the_quantity_and_keeps_the_sellers_handling_time_and_restock_date(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.set_quantity("A", 3)
+    sim.set_fulfillment("A", **SELLER_FIELDS)  # set in Seller Central
+    results = await adapter.push(updates(("A", 8)))
+
+    assert [r.outcome for r in results] == ["ok"]
+    (body,) = bodies(sim, "patchListingsItem")
+    assert body["patches"][0]["op"] == "merge"
+    item = await get_item(session, sim, "A")
+    assert item["attributes"]["fulfillment_availability"] == [{
+        "fulfillment_channel_code": "DEFAULT", "marketplace_id": MARKETPLACE, "quantity": 8,
+        **SELLER_FIELDS,
+    }]
+    assert item["fulfillmentAvailability"] == [{"fulfillmentChannelCode": "DEFAULT",
+                                                "quantity": 8}]
+
+
+async def test_a_feed_merges_each_quantity_and_keeps_the_sellers_fields(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    batch = many(21)
+    for update in batch[:3]:
+        sim.set_quantity(update.sku, 50)
+        sim.set_fulfillment(update.sku, **SELLER_FIELDS)
+    results = await adapter.push(batch)
+
+    assert {r.outcome for r in results} == {"ok"}
+    (feed,) = bodies(sim, "uploadFeedDocument")
+    assert {p["op"] for m in feed["messages"] for p in m["patches"]} == {"merge"}
+    for update in batch[:3]:
+        assert sim.fulfillment(update.sku) == [{
+            "fulfillment_channel_code": "DEFAULT", "marketplace_id": MARKETPLACE,
+            "quantity": update.available, **SELLER_FIELDS,
+        }]
+
+
+async def test_a_replace_would_have_cleared_the_sellers_fields(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """What every push did before ``merge``: Amazon replaces the whole entry of the channel code,
+    so what the seller set beside the quantity is gone."""
+    sim, adapter = mount(simulator, session)
+    sim.set_quantity("A", 3)
+    sim.set_fulfillment("A", **SELLER_FIELDS)
+    await adapter.push(updates(("A", 4)))  # merged: the fields stay
+    assert sim.fulfillment("A")[0]["lead_time_to_ship_max_days"] == 12
+    replace = {"productType": "PRODUCT", "patches": [{
+        "op": "replace", "path": "/attributes/fulfillment_availability",
+        "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": 5}]}]}
+    async with session.patch(
+        f"{sim.channel.url}/listings/2021-08-01/items/{SELLER}/A",
+        json=replace,
+        params={"marketplaceIds": MARKETPLACE},
+        headers={"x-amz-access-token": await raw_token(session, sim)},
+    ) as resp:
+        assert (await resp.json())["status"] == "ACCEPTED"
+
+    item = await get_item(session, sim, "A")
+    assert item["attributes"]["fulfillment_availability"] == [
+        {"fulfillment_channel_code": "DEFAULT", "marketplace_id": MARKETPLACE, "quantity": 5}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patch", "left"),
+    [
+        ({"op": "merge", "value": [{"fulfillment_channel_code": "DEFAULT", "restock_date": None}]},
+         {"quantity": 3, "lead_time_to_ship_max_days": 12}),
+        ({"op": "merge", "value": [{"fulfillment_channel_code": "DEFAULT",
+                                    "lead_time_to_ship_max_days": 2}]},
+         {"quantity": 3, "lead_time_to_ship_max_days": 2, "restock_date": "2026-12-20"}),
+        ({"op": "merge", "value": [{"quantity": 9}]}, None),
+        ({"op": "merge", "value": [{"fulfillment_channel_code": "DEFAULT", "quantity": -1}]},
+         None),
+        ({"op": "replace", "value": [{"fulfillment_channel_code": "DEFAULT",
+                                      "lead_time_to_ship_max_days": 2}]}, None),
+    ],
+    ids=["null-removes-a-field", "merge-one-field", "no-selector", "negative", "replace-no-qty"],
+)
+async def test_the_simulator_applies_merge_as_amazon_documents_it(
+    simulator: Simulator,
+    session: aiohttp.ClientSession,
+    patch: dict[str, Any],
+    left: dict[str, Any] | None,
+) -> None:
+    sim, _ = mount(simulator, session)
+    sim.set_quantity("A", 3)
+    sim.set_fulfillment("A", **SELLER_FIELDS)
+    body = {"productType": "PRODUCT",
+            "patches": [{**patch, "path": "/attributes/fulfillment_availability"}]}
+    async with session.patch(
+        f"{sim.channel.url}/listings/2021-08-01/items/{SELLER}/A",
+        json=body,
+        params={"marketplaceIds": MARKETPLACE},
+        headers={"x-amz-access-token": await raw_token(session, sim)},
+    ) as resp:
+        answer = conforms(await resp.json(), contract.ListingsItemSubmissionResponse)
+    base = {"fulfillment_channel_code": "DEFAULT", "marketplace_id": MARKETPLACE}
+    if left is None:  # refused whole: nothing changed
+        assert answer.status == "INVALID" and answer.issues
+        assert answer.issues[0].severity == "ERROR"
+        assert sim.fulfillment("A") == [{**base, "quantity": 3, **SELLER_FIELDS}]
+    else:
+        assert answer.status == "ACCEPTED"
+        assert sim.fulfillment("A") == [{**base, **left}]
+
+
+async def test_a_sku_the_seller_never_listed_is_refused_alone_in_patches_and_feeds(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    results = await adapter.push(updates(("A", 1), ("NEVER-LISTED", 2), ("B", 3)))
+    assert [(r.sku, r.outcome) for r in results] == [
+        ("A", "ok"), ("NEVER-LISTED", "permanent"), ("B", "ok"),
+    ]
+    assert results[1].error is not None and "90220" in results[1].error
+
+    batch = [*many(20), Update(sku="NEVER-LISTED-2", available=4, version=1)]
+    results = await adapter.push(batch)
+    assert [r.sku for r in results if r.outcome != "ok"] == ["NEVER-LISTED-2"]
+    assert results[-1].outcome == "permanent"
+    assert "NEVER-LISTED" not in sim.quantities and "NEVER-LISTED-2" not in sim.quantities
+    assert await adapter.read_back(["A", "NEVER-LISTED"]) == {"A": 1}  # 404: no listing
 
 
 # --- bulk: JSON_LISTINGS_FEED -----------------------------------------------------------------
@@ -289,17 +430,17 @@ async def test_large_batch_goes_as_one_json_listings_feed(
     assert sim.quantities == {u.sku: u.available for u in batch}
     assert bodies(sim, "patchListingsItem") == []
     (spec,) = bodies(sim, "createFeedDocument")
-    conforms_to_model(spec, FEEDS_MODEL, "CreateFeedDocumentSpecification")
+    conforms(spec, contract.CreateFeedDocumentSpecification)
     assert spec == {"contentType": "application/json; charset=UTF-8"}
     (feed,) = bodies(sim, "uploadFeedDocument")
-    jsonschema.validate(feed, FEED_SCHEMA)
+    conforms(feed, contract.ListingsFeed)
     assert feed["header"] == {"sellerId": SELLER, "version": "2.0"}
     assert [m["messageId"] for m in feed["messages"]] == list(range(1, 26))
     assert feed["messages"][3]["patches"][0]["value"] == [
         {"fulfillment_channel_code": "DEFAULT", "quantity": 3}
     ]
     (created,) = bodies(sim, "createFeed")
-    conforms_to_model(created, FEEDS_MODEL, "CreateFeedSpecification")
+    conforms(created, contract.CreateFeedSpecification)
     assert created["feedType"] == "JSON_LISTINGS_FEED"
     assert created["marketplaceIds"] == [MARKETPLACE]
     assert sim.calls["getFeedDocument:ok"] == 1
@@ -322,7 +463,7 @@ async def test_feed_partial_failure_makes_only_the_unlisted_sku_permanent(
     report_doc = sim.documents[feed.result_document_id]
     assert report_doc.content is not None
     report = json.loads(gzip.decompress(report_doc.content))
-    jsonschema.validate(report, REPORT_SCHEMA)
+    conforms(report, contract.ProcessingReport)
     assert report["summary"]["messagesInvalid"] == 1
     assert report["issues"][0]["messageId"] == 8
 
@@ -342,7 +483,7 @@ async def test_a_fatal_feed_refuses_every_sku_with_its_feed_level_issue(
     assert feed.result_document_id is not None
     content = sim.documents[feed.result_document_id].content
     assert content is not None
-    jsonschema.validate(json.loads(gzip.decompress(content)), REPORT_SCHEMA)
+    conforms(json.loads(gzip.decompress(content)), contract.ProcessingReport)
 
 
 async def test_unlisted_prefix_option_marks_skus_without_a_listing(
@@ -365,7 +506,7 @@ async def test_feeds_simulator_answers_conform_to_the_feeds_model(
     async with session.post(f"{feeds}/documents", json=spec, headers=headers) as resp:
         assert resp.status == 201
         document = await resp.json()
-    conforms_to_model(document, FEEDS_MODEL, "CreateFeedDocumentResponse")
+    conforms(document, contract.CreateFeedDocumentResponse)
     feed_doc = {"header": {"sellerId": SELLER, "version": "2.0"}, "messages": [{
         "messageId": 1, "sku": "A", "operationType": "PATCH", "productType": "PRODUCT",
         "patches": [{"op": "replace", "path": "/attributes/fulfillment_availability",
@@ -381,20 +522,20 @@ async def test_feeds_simulator_answers_conform_to_the_feeds_model(
     async with session.post(f"{feeds}/feeds", json=create_spec, headers=headers) as resp:
         assert resp.status == 202
         created = await resp.json()
-    conforms_to_model(created, FEEDS_MODEL, "CreateFeedResponse")
+    conforms(created, contract.CreateFeedResponse)
     async with session.get(f"{feeds}/feeds/{created['feedId']}", headers=headers) as resp:
         feed = await resp.json()
-    conforms_to_model(feed, FEEDS_MODEL, "Feed")
+    conforms(feed, contract.Feed)
     assert feed["processingStatus"] == "DONE"
     async with session.get(
         f"{feeds}/documents/{feed['resultFeedDocumentId']}", headers=headers
     ) as resp:
         result = await resp.json()
-    conforms_to_model(result, FEEDS_MODEL, "FeedDocument")
+    conforms(result, contract.FeedDocument)
     assert result["compressionAlgorithm"] == "GZIP"
     async with session.get(result["url"]) as resp:
         report = json.loads(gzip.decompress(await resp.read()))
-    jsonschema.validate(report, REPORT_SCHEMA)
+    conforms(report, contract.ProcessingReport)
     assert report["summary"]["messagesAccepted"] == 1
     assert sim.quantities == {"A": 2}
 
@@ -576,6 +717,52 @@ async def test_a_throttled_token_endpoint_is_throttled_not_a_loop(
     assert sim.calls["lwaToken:throttled"] == 1
 
 
+def throttled_pushes() -> float:
+    """``invsync_channel_pushes_total{channel="amazon-us", outcome="throttled"}`` now."""
+    value = REGISTRY.get_sample_value(
+        "invsync_channel_pushes_total", {"channel": "amazon-us", "outcome": "throttled"}
+    )
+    return value or 0.0
+
+
+async def test_every_429_waited_out_inside_a_batch_counts_as_a_throttled_push(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.set_limit("patchListingsItem", 50.0, 1)
+    before = throttled_pushes()
+    results = await adapter.push(updates(("A", 1), ("B", 2), ("C", 3)))
+
+    assert [r.outcome for r in results] == ["ok", "ok", "ok"]  # nothing handed back...
+    answered = sim.calls["patchListingsItem:429"]
+    assert answered >= 1
+    assert throttled_pushes() - before == answered  # ...yet every 429 shows in the metric
+
+
+async def test_a_throttled_feed_poll_counts_and_a_throttled_report_makes_every_sku_throttled(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session)
+    sim.set_limit("getFeed", 0.001, 1)  # one poll, then 429s asking for 1000 s
+    before = throttled_pushes()
+    results = await adapter.push(many(21))
+    assert {r.outcome for r in results} == {"retryable"}  # the wait outlasts feed_timeout_s
+    assert sim.calls["getFeed:429"] == 1 and throttled_pushes() - before == 1
+
+    sim.set_limit("getFeed", 100.0, 100)
+    sim.set_limit("getFeedDocument", 0.0222, 0)  # the report cannot be fetched now
+    results = await adapter.push(many(21))
+    assert {r.outcome for r in results} == {"throttled"}
+    assert results[0].retry_after == pytest.approx(1 / 0.0222)
+
+
+def test_the_feed_limit_and_usage_plans_are_the_current_models() -> None:
+    assert AmazonAdapter.max_batch == 25_000  # listings-feed-schema-v2 since 2026-01-22
+    assert amazon_module.FEED_MAX_MESSAGES == 25_000
+    assert amazon_module.USAGE_PLANS["createFeedDocument"] == (0.5, 15)
+    assert amazon_module.USAGE_PLANS["createFeed"] == (0.0083, 15)
+
+
 # --- faults -----------------------------------------------------------------------------------
 
 
@@ -670,7 +857,7 @@ async def test_order_change_notification_is_valid_and_translates(
     made = sim.order_notification(_order(status))
     assert made is not None
     headers, body = made
-    jsonschema.validate(json.loads(body), ORDER_CHANGE_SCHEMA)
+    conforms(json.loads(body), contract.OrderChange)
 
     (event,) = adapter.parse_webhook(headers, body)
     assert isinstance(event, cls)
@@ -694,7 +881,7 @@ async def test_pending_then_unshipped_give_one_created_event_id(
     assert made is not None
     unshipped = made[1]
     pending = _change(unshipped, OrderStatus="Pending")
-    jsonschema.validate(json.loads(pending), ORDER_CHANGE_SCHEMA)
+    conforms(json.loads(pending), contract.OrderChange)
 
     (first,) = adapter.parse_webhook(_signed(pending), pending)
     (again,) = adapter.parse_webhook(_signed(unshipped), unshipped)

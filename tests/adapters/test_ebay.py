@@ -1,8 +1,9 @@
-"""The eBay adapter against the eBay simulator over real HTTP on loopback.
+"""The eBay adapter's pushes and read-back against the eBay simulator over real HTTP on loopback.
 
 The request and answer shapes are checked against ``fixtures/ebay/inventory.schema.json``, a
 transcription of eBay's Inventory API contract (sell_inventory_v1_oas3.json 1.18.5) whose
-``$comment`` names its sources.
+``$comment`` names its sources. Offers and the daily revision guard: ``test_ebay_offers.py``;
+the order poll: ``test_ebay_orders.py``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from invsync.adapters.base import (
     Retryable,
     Throttled,
     Unauthorized,
-    Update,
 )
-from invsync.adapters.ebay import MAX_BATCH, EbayAdapter, Options, create
+from invsync.adapters.ebay import DEFAULT_SCOPE, EbayAdapter, Options, create
 from invsync.adapters.registry import MissingSecret, make_adapter, options_type
 from invsync.core.config import Channel, Faults
 from invsync.simulators.core import SimOrder
@@ -32,85 +32,20 @@ from invsync.simulators.ebay import SCOPE_READONLY, EbaySimulator
 from invsync.simulators.limits import FixedWindow
 from invsync.simulators.server import Simulator
 from tests.adapters.channel_config import load_channel, refused
+from tests.adapters.ebay_helpers import (
+    Clock,
+    adapter,
+    clock,
+    conforms,
+    credentials,
+    ebay_channel,
+    make,
+    outcomes,
+    sim,
+    updates,
+)
 
-SCHEMA = json.loads((Path(__file__).parent / "fixtures/ebay/inventory.schema.json").read_text())
-REFRESH = "v^1.1#i^1#r^1#refresh-token-of-the-seller"
-CLIENT_ID = "invsync-app-PRD-0123456789"
-CLIENT_SECRET = "PRD-client-secret"
-
-
-def conforms(instance: Any, type_name: str) -> None:
-    """Raise unless ``instance`` is a valid eBay ``type_name`` (from the schema fixture)."""
-    jsonschema.validate(instance, {"$ref": f"#/$defs/{type_name}", "$defs": SCHEMA["$defs"]})
-
-
-class Clock:
-    """A monotonic clock the test moves by hand, shared by the adapter and the simulator."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def ebay_channel(base: str, **options: Any) -> Channel:
-    return Channel(
-        id="ebay",
-        kind="ebay",
-        url=f"{base}/ebay",
-        token_env="SIM_EBAY_REFRESH_TOKEN",
-        options={
-            "client_id_env": "SIM_EBAY_CLIENT_ID",
-            "client_secret_env": "SIM_EBAY_CLIENT_SECRET",
-            "timeout_s": 2.0,
-            **options,
-        },
-    )
-
-
-@pytest.fixture(autouse=True)
-def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIM_EBAY_REFRESH_TOKEN", REFRESH)
-    monkeypatch.setenv("SIM_EBAY_CLIENT_ID", CLIENT_ID)
-    monkeypatch.setenv("SIM_EBAY_CLIENT_SECRET", CLIENT_SECRET)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def sim(simulator: Simulator, clock: Clock) -> EbaySimulator:
-    ebay = simulator.add(ebay_channel(simulator.url))
-    assert isinstance(ebay, EbaySimulator)
-    ebay.clock = clock
-    return ebay
-
-
-def make(
-    simulator: Simulator, session: aiohttp.ClientSession, clock: Clock, **options: Any
-) -> EbayAdapter:
-    return create(
-        ebay_channel(simulator.url, **options), AdapterContext(session=session, monotonic=clock)
-    )
-
-
-@pytest.fixture
-def adapter(
-    simulator: Simulator, sim: EbaySimulator, session: aiohttp.ClientSession, clock: Clock
-) -> EbayAdapter:
-    return make(simulator, session, clock)
-
-
-def updates(*pairs: tuple[str, int]) -> list[Update]:
-    return [Update(sku=sku, available=qty, version=i + 1) for i, (sku, qty) in enumerate(pairs)]
-
-
-def outcomes(results: list[Any]) -> dict[str, str]:
-    return {r.sku: r.outcome for r in results}
-
+__all__ = ["adapter", "clock", "credentials", "sim"]  # fixtures of ebay_helpers used here
 
 # --- payload and round trip -------------------------------------------------------------------
 
@@ -121,15 +56,15 @@ async def test_push_sends_the_documented_bulk_price_quantity(
     results = await adapter.push(updates(("TEE-BLK-M", 7), ("TEE-BLK-L", 0)))
 
     assert outcomes(results) == {"TEE-BLK-M": "ok", "TEE-BLK-L": "ok"}
-    headers, body = sim.received[-1]
-    payload = json.loads(body)
-    conforms(payload, "BulkPriceQuantity")
-    assert payload == {
-        "requests": [
-            {"sku": "TEE-BLK-M", "shipToLocationAvailability": {"quantity": 7}},
-            {"sku": "TEE-BLK-L", "shipToLocationAvailability": {"quantity": 0}},
-        ]
-    }
+    payloads = [json.loads(body) for _, body in sim.received]
+    for payload in payloads:
+        conforms(payload, "BulkPriceQuantity")
+    # One SKU per call (the method page's stricter reading); no offers: the SKUs have none.
+    assert payloads == [
+        {"requests": [{"sku": "TEE-BLK-M", "shipToLocationAvailability": {"quantity": 7}}]},
+        {"requests": [{"sku": "TEE-BLK-L", "shipToLocationAvailability": {"quantity": 0}}]},
+    ]
+    headers = sim.received[-1][0]
     assert headers["content-type"] == "application/json"
     assert headers["content-language"] == "en-US"
     assert headers["authorization"].startswith("Bearer v^1.1#")
@@ -197,8 +132,11 @@ async def test_simulator_answers_in_the_documented_shapes(
     base = f"{simulator.url}/ebay/sell/inventory/v1"
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
-    body = {"requests": [{"sku": "A", "shipToLocationAvailability": {"quantity": 4}},
-                         {"sku": "GONE", "shipToLocationAvailability": {"quantity": 1}}]}
+    body = {"requests": [{"sku": "A", "shipToLocationAvailability": {"quantity": 4}}]}
+    async with session.post(f"{base}/bulk_update_price_quantity", json=body, headers=auth) as r:
+        assert r.status == 200
+        conforms(await r.json(), "BulkPriceQuantityResponse")
+    body = {"requests": [{"sku": "GONE", "shipToLocationAvailability": {"quantity": 1}}]}
     async with session.post(f"{base}/bulk_update_price_quantity", json=body, headers=auth) as r:
         assert r.status == 207
         conforms(await r.json(), "BulkPriceQuantityResponse")
@@ -231,7 +169,17 @@ async def test_an_unlisted_sku_is_permanent_and_only_it(
     gone = next(r for r in results if r.sku == "GONE")
     assert gone.error is not None and "25702" in gone.error
     assert sim.quantities == {"A": 1, "B": 2}
-    assert sim.log[-1]["status"] == 207
+    assert sim.calls["bulkUpdatePriceQuantity:ok"] == 3  # answered 200 or 207 per SKU
+
+
+async def test_a_sku_never_listed_on_ebay_is_refused_as_ebay_does(
+    adapter: EbayAdapter, sim: EbaySimulator
+) -> None:
+    results = await adapter.push(updates(("NEVER-LISTED", 3)))
+
+    assert outcomes(results) == {"NEVER-LISTED": "permanent"}
+    assert "25702" in (results[0].error or "")
+    assert "NEVER-LISTED" not in sim.quantities
 
 
 async def test_a_per_item_system_error_is_retryable_and_only_it(
@@ -266,49 +214,59 @@ async def test_a_repeated_sku_is_sent_once_with_its_last_value(
     ]
 
 
-# --- the 25-item limit ------------------------------------------------------------------------
+# --- SKUs per call -----------------------------------------------------------------------------
 
 
-async def test_twenty_six_updates_are_never_sent_in_one_call(
-    adapter: EbayAdapter, sim: EbaySimulator
+async def test_skus_go_one_per_call_unless_raised(
+    simulator: Simulator, sim: EbaySimulator, session: aiohttp.ClientSession, clock: Clock
 ) -> None:
-    assert EbayAdapter.max_batch == MAX_BATCH == 25
+    default = make(simulator, session, clock)
+    assert default.max_batch == 1  # the actor hands one SKU at a time
 
-    results = await adapter.push(updates(*((f"S{i:02}", i) for i in range(26))))
+    results = await default.push(updates(("A", 1), ("B", 2), ("S00", 3)))
+    assert [r.outcome for r in results] == ["ok"] * 3
+    assert [len(json.loads(body)["requests"]) for _, body in sim.received] == [1, 1, 1]
 
+    sim.received.clear()
+    sim.max_skus_per_call = 25  # an account eBay confirmed the type page's "up to 25" for
+    raised = make(simulator, session, clock, skus_per_call=25)
+    assert raised.max_batch == 25
+    results = await raised.push(updates(*((f"S{i:02}", i) for i in range(26))))
     assert [r.outcome for r in results] == ["ok"] * 26
-    sizes = [len(json.loads(body)["requests"]) for _, body in sim.received]
-    assert sizes == [25, 1]
-    assert len(sim.quantities) == 26
+    assert [len(json.loads(body)["requests"]) for _, body in sim.received] == [25, 1]
 
 
-async def test_the_simulator_refuses_twenty_six_items_like_ebay(
+async def test_the_simulator_refuses_more_skus_per_call_than_allowed(
     adapter: EbayAdapter, sim: EbaySimulator, session: aiohttp.ClientSession, simulator: Simulator
 ) -> None:
     token = await adapter.tokens.token()
-    body = {"requests": [{"sku": f"S{i}", "shipToLocationAvailability": {"quantity": 1}}
-                         for i in range(26)]}
-    async with session.post(
-        f"{simulator.url}/ebay/sell/inventory/v1/bulk_update_price_quantity",
-        json=body,
-        headers={"Authorization": f"Bearer {token}"},
-    ) as resp:
-        assert resp.status == 400
-        answer = await resp.json()
+    url = f"{simulator.url}/ebay/sell/inventory/v1/bulk_update_price_quantity"
+    two = {"requests": [{"sku": s, "shipToLocationAvailability": {"quantity": 1}}
+                        for s in ("A", "B")]}
+    async with session.post(url, json=two, headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 400
+        answer = await r.json()
     conforms(answer, "ErrorResponse")
     assert answer["errors"][0]["errorId"] == 25709
+
+    sim.max_skus_per_call = 25
+    many = {"requests": [{"sku": f"S{i:02}", "shipToLocationAvailability": {"quantity": 1}}
+                         for i in range(26)]}
+    async with session.post(url, json=many, headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 400
+        assert (await r.json())["errors"][0]["errorId"] == 25709
     assert sim.quantities == {}
 
 
 async def test_a_throttle_in_a_long_list_holds_back_the_rest(
     adapter: EbayAdapter, sim: EbaySimulator, clock: Clock
 ) -> None:
-    sim.call_limit = FixedWindow(1, 60.0, clock)
+    sim.call_limit = FixedWindow(6, 60.0, clock)  # getOffers and the update of 3 SKUs
 
-    results = await adapter.push(updates(*((f"S{i:02}", i) for i in range(30))))
+    results = await adapter.push(updates(*((f"S{i:02}", i) for i in range(6))))
 
-    assert [r.outcome for r in results] == ["ok"] * 25 + ["throttled"] * 5
-    assert len(sim.received) == 1
+    assert [r.outcome for r in results] == ["ok"] * 3 + ["throttled"] * 3
+    assert len(sim.received) == 3
 
 
 # --- OAuth ------------------------------------------------------------------------------------
@@ -392,7 +350,7 @@ async def test_a_scope_beyond_the_consent_is_refused(
     simulator: Simulator, sim: EbaySimulator, session: aiohttp.ClientSession, clock: Clock
 ) -> None:
     adapter = make(simulator, session, clock,
-                   scope="https://api.ebay.com/oauth/api_scope/sell.fulfillment")
+                   scope="https://api.ebay.com/oauth/api_scope/sell.account")
     with pytest.raises(Unauthorized, match="invalid_scope"):
         await adapter.push(updates(("A", 1)))
 
@@ -415,9 +373,9 @@ async def test_a_read_only_token_can_read_but_not_update(
 async def test_an_exhausted_call_limit_is_throttled_with_ebays_error(
     adapter: EbayAdapter, sim: EbaySimulator, clock: Clock
 ) -> None:
-    sim.call_limit = FixedWindow(2, 60.0, clock)
-    await adapter.push(updates(("A", 1)))
-    await adapter.push(updates(("A", 2)))
+    sim.call_limit = FixedWindow(3, 60.0, clock)
+    await adapter.push(updates(("A", 1)))  # getOffers, then the update
+    await adapter.push(updates(("A", 2)))  # the offers are known: the update alone
 
     with pytest.raises(Throttled, match="2001") as caught:
         await adapter.push(updates(("A", 3)))
@@ -432,7 +390,7 @@ async def test_throttled_push_reports_retry_after(
     adapter: EbayAdapter, sim: EbaySimulator, clock: Clock
 ) -> None:
     clock.now = 600.0  # the start of a window
-    sim.call_limit = FixedWindow(1, 60.0, clock)
+    sim.call_limit = FixedWindow(2, 60.0, clock)
     sim.announce_reset = True
     await adapter.push(updates(("A", 1)))
     clock.now += 15
@@ -498,7 +456,9 @@ async def test_missing_credentials_name_their_variable(
 @pytest.mark.parametrize(
     ("options", "key"),
     [({"content_language": "english"}, "content_language"),
-     ({"update_offers": True}, "update_offers"),
+     ({"skus_per_call": 26}, "skus_per_call"),
+     ({"revisions_per_day": 251}, "revisions_per_day"),
+     ({"order_poll_s": -1}, "order_poll_s"),
      ({"timeout_s": 0}, "timeout_s")],
 )
 async def test_bad_options_are_refused_by_name(
@@ -524,12 +484,20 @@ def test_the_registry_names_the_ebay_options() -> None:
 
 
 def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> None:
-    channel = load_channel(tmp_path, "ebay", EBAY_OPTIONS + ", update_offers = false")
+    channel = load_channel(tmp_path, "ebay", EBAY_OPTIONS)
     options = msgspec.convert(channel.options, Options)
     assert (options.client_id_env, options.client_secret_env) == ("EBAY_ID", "EBAY_SECRET")
     assert options.token_url is None  # {url}/identity/v1/oauth2/token
-    assert options.scope == "https://api.ebay.com/oauth/api_scope/sell.inventory"
+    assert options.scope == DEFAULT_SCOPE == (
+        "https://api.ebay.com/oauth/api_scope/sell.inventory "
+        "https://api.ebay.com/oauth/api_scope/sell.fulfillment.readonly"
+    )
     assert (options.content_language, options.timeout_s) == ("en-US", 10)
+    assert (options.skus_per_call, options.update_offers, options.offers_ttl_s) == (1, True, 3600)
+    assert options.revisions_per_day == 250
+    assert (options.order_poll_s, options.order_overlap_s) == (60, 120)
+    off = load_channel(tmp_path, "ebay", EBAY_OPTIONS + ", update_offers = false, order_poll_s = 0")
+    assert msgspec.convert(off.options, Options).order_poll_s == 0
 
 
 @pytest.mark.parametrize(
@@ -538,7 +506,10 @@ def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> Non
         ('client_secret_env = "EBAY_SECRET"', "client_id_env"),  # required and missing
         ('client_id_env = "my-app-id", client_secret_env = "S"', "client_id_env"),  # not a name
         (EBAY_OPTIONS + ', content_language = "english"', "content_language"),
-        (EBAY_OPTIONS + ", update_offers = true", "update_offers"),
+        (EBAY_OPTIONS + ', update_offers = "yes"', "update_offers"),
+        (EBAY_OPTIONS + ", skus_per_call = 0", "skus_per_call"),
+        (EBAY_OPTIONS + ", revisions_per_day = 300", "revisions_per_day"),
+        (EBAY_OPTIONS + ", order_poll_s = -5", "order_poll_s"),
         (EBAY_OPTIONS + ", timeout_s = 0", "timeout_s"),  # out of range
         (EBAY_OPTIONS + ', timeout_s = "10"', "timeout_s"),  # wrong type
         (EBAY_OPTIONS + ', token_url = "api.ebay.com/token"', "token_url"),

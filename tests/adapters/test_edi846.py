@@ -55,6 +55,8 @@ class Parsed:
     isa: list[str]
     segments: list[list[str]]  # every segment after ISA, split into elements
     items: list[tuple[str, int]]
+    #: the optional heading segments between BIA and the first LIN (DTM, REF, N1)
+    heading: list[list[str]]
     element: str
     component: str
     terminator: str
@@ -94,6 +96,14 @@ def parse_x12(text: str) -> Parsed:
     assert bia[0] == "BIA" and bia[1] == "00"
     items: list[tuple[str, int]] = []
     body = transaction[2:-2]
+    heading: list[list[str]] = []
+    while body and body[0][0] != "LIN":
+        heading.append(body.pop(0))
+    # The 846 heading order after BIA: DTM (050), REF (060), the N1 loop (080).
+    order = [_HEADING.index(segment[0]) for segment in heading]
+    assert order == sorted(order), f"heading segments out of order: {heading}"
+    for segment in heading:
+        assert len(segment) > 2 and segment[-1], f"no trailing empty element in {segment}"
     assert len(body) % 2 == 0
     for lin, qty in zip(body[::2], body[1::2], strict=True):
         assert lin[:3] == ["LIN", "", "SK"] and len(lin) == 4, lin
@@ -101,8 +111,11 @@ def parse_x12(text: str) -> Parsed:
         items.append((lin[3], int(qty[2])))
     ctt = transaction[-2]
     assert ctt[0] == "CTT" and int(ctt[1]) == len(items), "CTT01 counts the LIN segments"
-    return Parsed(isa=isa, segments=segments, items=items, element=element,
+    return Parsed(isa=isa, segments=segments, items=items, heading=heading, element=element,
                   component=component, terminator=terminator)
+
+
+_HEADING = ("DTM", "REF", "N1")
 
 
 def control_of(parsed: Parsed) -> int:
@@ -388,6 +401,85 @@ def test_bad_config_names_the_option(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         make(tmp_path, **options)
+
+
+# -- heading segments a partner's guide asks for ------------------------------------------------
+
+PARTNER = {
+    "dtm": True,
+    "dtm_qualifier": "405",
+    "ref": [{"qualifier": "IA", "value": "V-10042"}, {"qualifier": "DP", "value": "042"}],
+    "n1": [
+        {"code": "SF", "name": "Acme DC East", "id_qualifier": "92", "id": "DC01"},
+        {"code": "ST", "name": "Retail Partner"},
+        {"code": "BY", "id_qualifier": "1", "id": "0123456789"},
+    ],
+}
+
+
+async def test_ref_n1_and_dtm_are_written_after_bia_in_order_and_counted(
+    tmp_path: Path,
+) -> None:
+    adapter = make(tmp_path, **PARTNER)
+    assert [r.outcome for r in await adapter.push(UPDATES)] == ["ok"] * 3
+
+    (path,) = edi_files(tmp_path / "outbox")
+    parsed = parse_x12(path.read_text("ascii"))  # SE01 checked there, with the new segments
+    assert parsed.heading == [
+        ["DTM", "405", "20260314", "0926"],
+        ["REF", "IA", "V-10042"],
+        ["REF", "DP", "042"],
+        ["N1", "SF", "Acme DC East", "92", "DC01"],
+        ["N1", "ST", "Retail Partner"],
+        ["N1", "BY", "", "1", "0123456789"],
+    ]
+    assert parsed.items == [("TEE-BLK-M", 7), ("TEE-BLK-L", 0), ("MUG/11OZ", 120)]
+    transaction = parsed.segments[1:-2]
+    assert [s[0] for s in transaction[:2]] == ["ST", "BIA"]
+    assert int(transaction[-1][1]) == 2 + 6 + 2 * 3 + 2  # ST BIA, heading, LIN/QTY, CTT SE
+
+
+async def test_without_partner_options_the_heading_is_st_and_bia_only(tmp_path: Path) -> None:
+    adapter = make(tmp_path, dtm_qualifier="405")  # a qualifier alone writes no DTM
+    await adapter.push(UPDATES)
+    (path,) = edi_files(tmp_path / "outbox")
+    assert parse_x12(path.read_text("ascii")).heading == []
+
+
+def test_partner_options_load_from_toml(tmp_path: Path) -> None:
+    text = (
+        EDI + ', dtm = true, ref = [{ qualifier = "IA", value = "V-10042" }], '
+        'n1 = [{ code = "SF", name = "Acme DC", id_qualifier = "92", id = "DC01" }]'
+    )
+    options = msgspec.convert(load_channel(tmp_path, "edi846", text).options, Options)
+    envelope = options.envelope()
+    assert envelope.dtm_qualifier == "097"  # the default: transaction creation
+    assert envelope.refs == (("IA", "V-10042"),)
+    assert envelope.parties == (("SF", "Acme DC", "92", "DC01"),)
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        (', ref = [{ qualifier = "IA", value = "A*B" }]', "ref[0].value"),
+        (', ref = [{ qualifier = "IA", value = "' + "9" * 31 + '" }]', "ref[0].value"),
+        (', ref = [{ qualifier = "I", value = "1" }]', "ref[0].qualifier"),
+        (', ref = [{ qualifier = "IA" }]', "ref[0].value"),
+        (', ref = [' + ", ".join(['{ qualifier = "IA", value = "1" }'] * 13) + "]", "ref"),
+        (', n1 = [{ code = "ST", name = " Acme" }]', "n1[0].name"),
+        (', n1 = [{ code = "ST", name = "Acme", id = "DC01" }]', "n1[0]"),
+        (', n1 = [{ code = "ST" }]', "n1[0]"),
+        (', n1 = [{ code = "ST", name = "A", id_qualifier = "92", id = "D" }]', "n1[0].id"),
+        (', n1 = [{ code = "ST", name = "A", colour = "red" }]', "n1[0].colour"),
+        (', dtm_qualifier = "4050"', "dtm_qualifier"),
+        (', dtm = "yes"', "dtm"),
+    ],
+)
+def test_bad_partner_options_are_refused_at_load_naming_their_key(
+    tmp_path: Path, options: str, key: str
+) -> None:
+    error = refused(tmp_path, "edi846", EDI + options)
+    assert error.key == f"channels[0].options.{key}", error
 
 
 # -- options, checked when the config is loaded -------------------------------------------------

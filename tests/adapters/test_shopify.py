@@ -2,14 +2,18 @@
 
 The documented shape of the mutation's variables is encoded in
 ``fixtures/shopify/inventory_set_quantities_input.schema.json`` (its ``$comment`` cites the
-reference pages); every push the simulator receives is validated against it.
+reference pages); every push the simulator receives is validated against it. The simulated store
+also parses and validates every document against the project's SDL of the Admin API
+(graphql-core), and the ``rig`` fixture fails a test in which it refused one.
+
+The store lists ``CATALOGUE``: a SKU outside it has no inventory item on Shopify.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,8 @@ from tests.adapters.channel_config import load_channel, refused
 TOKEN = "shpat_0123456789abcdef"
 SECRET = "shopify-app-client-secret"
 LOCATION = 655441491
+#: The SKUs the simulated store lists (has inventory items for).
+CATALOGUE = ("A", "B", "TEE", "TEE-BLK-M", "TEE-BLK-L", "ELSEWHERE", "TWICE", "GIFT WRAP")
 SCHEMA = json.loads(
     (Path(__file__).parent / "fixtures/shopify/inventory_set_quantities_input.schema.json")
     .read_text()
@@ -117,6 +123,7 @@ class Rig:
         assert isinstance(store, ShopifyStore)
         store.clock = self.clock
         store.bucket = CostBucket(BUCKET_SIZE, RESTORE_RATE, self.clock)
+        store.list_skus(CATALOGUE)
         self.store = store
         ctx = AdapterContext(session=session, ingest=self.ingest, monotonic=self.clock)
         self.adapter = create(self.channel, ctx)
@@ -132,8 +139,11 @@ class Rig:
 
 
 @pytest.fixture
-def rig(simulator: Simulator, session: aiohttp.ClientSession) -> Rig:
-    return Rig(simulator, session)
+def rig(simulator: Simulator, session: aiohttp.ClientSession) -> Iterator[Rig]:
+    made = Rig(simulator, session)
+    yield made
+    # Every document the adapter sent passed the store's parse + validation against the SDL.
+    assert made.store.calls["document:refused"] == 0
 
 
 def outcomes(results: Sequence[Any]) -> dict[str, str]:
@@ -176,7 +186,7 @@ async def test_the_next_push_compares_with_the_quantity_last_set(rig: Rig) -> No
 
 
 async def test_read_back_sees_a_change_made_behind_our_back(rig: Rig) -> None:
-    rig.store.unlisted.add("GHOST")
+    assert not rig.store.is_listed("GHOST")
     await rig.adapter.push([Update(sku="A", available=5, version=1)])
     rig.store.set_quantity("A", 9)
 
@@ -211,7 +221,7 @@ async def test_a_read_back_during_a_push_does_not_replace_the_compare_and_set_va
 
 
 async def test_an_unknown_sku_is_permanent_and_the_others_are_set(rig: Rig) -> None:
-    rig.store.unlisted.add("GHOST")
+    assert not rig.store.is_listed("GHOST")  # not in the store's catalogue: no inventory item
     results = await rig.adapter.push([
         Update(sku="A", available=2, version=1),
         Update(sku="GHOST", available=3, version=1),
@@ -220,6 +230,23 @@ async def test_an_unknown_sku_is_permanent_and_the_others_are_set(rig: Rig) -> N
     assert outcomes(results) == {"A": "ok", "GHOST": "permanent"}
     assert "no inventory item" in (results[1].error or "")
     assert rig.store.quantities == {"A": 2}
+    sent = [q["inventoryItemId"] for r in rig.store.set_requests for q in r["input"]["quantities"]]
+    assert sent == [f"gid://shopify/InventoryItem/{rig.store.items['A']}"]  # GHOST never sent
+
+
+async def test_an_item_gone_from_shopify_is_permanent_and_looked_up_again(rig: Rig) -> None:
+    await rig.adapter.push([Update(sku="A", available=2, version=1)])
+    rig.store.listed.discard("A")  # the merchant deleted the variant: its item id is gone
+    del rig.store.items["A"]
+
+    (gone,) = await rig.adapter.push([Update(sku="A", available=3, version=2)])
+
+    assert gone.outcome == "permanent"
+    assert (gone.error or "").startswith("INVALID_INVENTORY_ITEM: ")
+    assert "A" not in rig.adapter.inventory.items  # forgotten: the next push looks it up again
+    rig.store.list_skus(["A"])  # listed anew, with a new inventory item
+    (back,) = await rig.adapter.push([Update(sku="A", available=3, version=3)])
+    assert back.outcome == "ok" and rig.store.quantities["A"] == 3
 
 
 async def test_unstocked_and_ambiguous_skus_are_permanent(rig: Rig) -> None:
@@ -274,7 +301,8 @@ async def test_the_store_refuses_quantities_without_change_from_quantity(
     assert refused["errors"][0]["extensions"]["code"] == "INVALID_FIELD_ARGUMENTS"
     assert "changeFromQuantity" in refused["errors"][0]["message"]
     quantity["changeFromQuantity"] = 1
-    no_key = await post("2026-04", document.replace(" @idempotent(key: $k)", ""))
+    without = document.replace(" @idempotent(key: $k)", "").replace(", $k: String!", "")
+    no_key = await post("2026-04", without)
     assert no_key["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert rig.store.quantities["A"] == 1
     del quantity["changeFromQuantity"]
@@ -429,10 +457,11 @@ async def test_a_wrong_token_is_unauthorized(
 
 
 async def test_a_top_level_graphql_error_is_retryable(rig: Rig) -> None:
-    with pytest.raises(Retryable, match="doesn't exist"):
+    with pytest.raises(Retryable, match="Field 'nope' doesn't exist on type 'QueryRoot'"):
         await rig.adapter.client.call(
             "nope", 0, "query { nope { id } }", {}, wire.items_decoder, 1.0
         )
+    assert rig.store.calls.pop("document:refused") == 1  # refused as a whole, as meant here
 
 
 # --- webhooks --------------------------------------------------------------------------------

@@ -138,7 +138,6 @@ def tiktok_channel(url: str, *, token_env: str | None = "TT_ACCESS_TOKEN",
         "auth_url": url,
         "shop_id": "7494049642642000000",
         "timeout_s": 2,
-        "unlisted_prefix": "GONE-",
         "sim_rate_per_s": 1000,
         "sim_burst": 1000,
     }
@@ -158,7 +157,12 @@ def mount(simulator: Simulator, faults: Faults | None = None, **options: Any) ->
     channel = tiktok_channel(f"{simulator.url}/tiktok", **options)
     shop = simulator.add(channel, faults or Faults())
     assert isinstance(shop, TikTokShopSim)
+    shop.list_skus(CATALOGUE)  # what the seller listed on TikTok Shop; GONE-* never was
     return shop
+
+
+#: The seller SKUs listed on the simulated shop.
+CATALOGUE = ["TEE-BLK-M", "TEE-BLK-L", "MUG-11OZ"]
 
 
 def connect(shop: TikTokShopSim, session: aiohttp.ClientSession) -> TikTokAdapter:
@@ -245,6 +249,36 @@ async def test_the_signature_follows_the_documented_algorithm(
     q = {"app_key": "k", "timestamp": "1", "sign": "x", "access_token": "t", "ids": "1,2"}
     assert sign_request("s", "/order/202309/orders", q) == reference_sign(
         "s", "/order/202309/orders", q, b"")
+
+
+#: TikTok Shop's own worked example (partner.tiktokshop.com/docv2/page/sign-your-api-request,
+#: "Get Authorized Shops"): its inputs and the sign its steps arrive at. The page's curl line
+#: shows another sign (bc721f0e...) that its own steps do not produce; the steps' result is the
+#: one every independent implementation checks against, and the one asserted here.
+DOC_SECRET = "e59af819cc"
+DOC_PATH = "/authorization/202309/shops"
+DOC_QUERY = {"app_key": "29a39d", "timestamp": "1623812664"}
+DOC_SIGN = "b596b73e0cc6de07ac26f036364178ab16b0a907af13d43f0a0cd2345f582dc8"
+
+
+def test_the_adapter_signs_tiktoks_published_example_to_its_published_sign() -> None:
+    # As sent: the doc's request also carries sign and an access token, which take no part.
+    query = {**DOC_QUERY, "sign": "bc721f0e", "access_token": "TTP_pwSm2AAAAABmmtFz1xlyKMnwg"}
+    assert sign_request(DOC_SECRET, DOC_PATH, query) == DOC_SIGN
+    assert sign_request(DOC_SECRET, DOC_PATH, dict(reversed(DOC_QUERY.items()))) == DOC_SIGN
+
+
+def test_the_adapter_signs_a_body_as_the_documented_steps_say() -> None:
+    # The doc's second example (Update Shop Webhook) gives the string to sign, not the sign:
+    # the sign is computed here from that documented string, by hand, with hashlib alone.
+    body = b'{"address":"https://partner.tiktokshop.com","event_type":"PACKAGE_UPDATE"}'
+    query = {"timestamp": "1696909648", "shop_cipher": "ROW_xkMbgAAAeVAQra0eZWebFQq5aIK",
+             "app_key": "68xu9ks5p4i8"}
+    documented = (b"/event/202309/webhooksapp_key68xu9ks5p4i8shop_cipher"
+                  b"ROW_xkMbgAAAeVAQra0eZWebFQq5aIKtimestamp1696909648" + body)
+    secret = DOC_SECRET.encode()
+    expected = hmac.new(secret, secret + documented + secret, hashlib.sha256).hexdigest()
+    assert sign_request(DOC_SECRET, "/event/202309/webhooks", query, body) == expected
 
 
 async def test_seller_skus_are_searched_once_then_cached(

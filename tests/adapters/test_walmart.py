@@ -42,6 +42,7 @@ from invsync.simulators.core import SimLine, SimOrder
 from invsync.simulators.limits import TokenBucket
 from invsync.simulators.server import Simulator
 from invsync.simulators.walmart import WalmartSim
+from tests.receiver import until
 
 FIXTURES = Path(__file__).parent / "fixtures" / "walmart"
 CLIENT_ID = "0f1e2d3c-client"
@@ -78,7 +79,9 @@ def walmart_channel(url: str, **options: Any) -> Channel:
             "feed_poll_s": 0.05,
             "feed_timeout_s": 3.0,
             "timeout_s": 2.0,
-            "feed_threshold": 5,  # small batches here exercise the feed path
+            # Quantities below 10 go as PUTs here, so small test values exercise the PUT path;
+            # FEED (urgent_max 0) sends everything in the feed.
+            "urgent_below": 10,
             **options,
         },
     )
@@ -95,6 +98,7 @@ def mount(
     sim = simulator.add(channel, faults or Faults())
     assert isinstance(sim, WalmartSim)
     sim.feed_delay_s = 0.1
+    sim.list_skus(CATALOGUE)  # the items set up on Walmart
     adapter = create(channel, ctx or AdapterContext(session=session))
     return sim, adapter
 
@@ -104,6 +108,9 @@ def updates(*pairs: tuple[str, int]) -> list[Update]:
 
 
 SEVEN = updates(*((f"SKU-{n}", n) for n in range(7)))
+CATALOGUE = ["A", "B", "C", "TEE-BLK-M", "CAP/RED 1", *(u.sku for u in SEVEN)]
+#: Options that send every change in the feed (no urgent PUTs).
+FEED: dict[str, Any] = {"urgent_max": 0}
 
 
 # --- single updates ---------------------------------------------------------------------------
@@ -131,7 +138,7 @@ async def test_small_batch_puts_each_sku_with_the_documented_body(
 async def test_every_request_carries_walmart_headers_and_a_fresh_correlation_id(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    sim, adapter = mount(simulator, session, service_name="Walmart Marketplace")
+    sim, adapter = mount(simulator, session, service_name="Walmart Marketplace", urgent_below=2)
     await adapter.push(updates(("A", 1)))
     await adapter.push(SEVEN)
     await adapter.read_back(["A", "SKU-3"])
@@ -164,22 +171,12 @@ async def test_service_name_option_is_sent(
 async def test_unlisted_sku_in_a_small_batch_is_permanent_for_that_sku_only(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    sim, adapter = mount(simulator, session)
-    sim.unlisted.add("GHOST")
+    sim, adapter = mount(simulator, session)  # GHOST is not in the catalogue
     results = await adapter.push(updates(("A", 4), ("GHOST", 2)))
 
     assert [(r.sku, r.outcome) for r in results] == [("A", "ok"), ("GHOST", "permanent")]
     assert "CONTENT_NOT_FOUND" in (results[1].error or "")
     assert sim.quantities == {"A": 4}
-
-
-async def test_unlisted_prefix_option_marks_skus_unknown(
-    simulator: Simulator, session: aiohttp.ClientSession
-) -> None:
-    sim, adapter = mount(simulator, session, unlisted_prefix="X-")
-    results = await adapter.push(updates(("X-1", 4)))
-    assert [r.outcome for r in results] == ["permanent"]
-    assert sim.quantities == {}
 
 
 # --- the bulk feed ---------------------------------------------------------------------------
@@ -188,7 +185,7 @@ async def test_unlisted_prefix_option_marks_skus_unknown(
 async def test_large_batch_uploads_one_1_4_feed_as_multipart_and_polls_it(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    sim, adapter = mount(simulator, session)
+    sim, adapter = mount(simulator, session, **FEED)
     results = await adapter.push(SEVEN)
 
     assert [r.outcome for r in results] == ["ok"] * 7
@@ -213,8 +210,8 @@ async def test_large_batch_uploads_one_1_4_feed_as_multipart_and_polls_it(
 async def test_feed_status_answers_match_the_documented_shape(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    sim, adapter = mount(simulator, session)
-    sim.unlisted.add("SKU-2")
+    sim, adapter = mount(simulator, session, **FEED)
+    sim.listed.discard("SKU-2")  # not set up on Walmart
     await adapter.push(SEVEN)
     (feed_id,) = sim.feeds
     token = next(iter(sim.tokens))
@@ -232,8 +229,8 @@ async def test_feed_status_answers_match_the_documented_shape(
 async def test_partial_feed_failure_fails_only_the_failed_skus(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    sim, adapter = mount(simulator, session)
-    sim.unlisted.add("SKU-1")
+    sim, adapter = mount(simulator, session, **FEED)
+    sim.listed.discard("SKU-1")
     sim.item_faults["SKU-4"] = "SYSTEM_ERROR"
     sim.item_faults["SKU-5"] = "TIMEOUT_ERROR"
     results = {r.sku: r for r in await adapter.push(SEVEN)}
@@ -251,8 +248,8 @@ async def test_feed_item_details_are_read_page_by_page(
     simulator: Simulator, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(walmart_feeds, "FEED_PAGE_LIMIT", 3)
-    sim, adapter = mount(simulator, session)
-    sim.unlisted.add("SKU-6")  # on the last page
+    sim, adapter = mount(simulator, session, **FEED)
+    sim.listed.discard("SKU-6")  # on the last page
     results = await adapter.push(SEVEN)
 
     assert [r.outcome for r in results] == ["ok"] * 6 + ["permanent"]
@@ -263,7 +260,7 @@ async def test_feed_item_details_are_read_page_by_page(
 async def test_feed_unfinished_in_time_is_retryable(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    sim, adapter = mount(simulator, session, feed_timeout_s=0.2)
+    sim, adapter = mount(simulator, session, feed_timeout_s=0.2, **FEED)
     sim.feed_delay_s = 30.0
     results = await adapter.push(SEVEN)
 
@@ -278,26 +275,28 @@ async def test_feed_status_polls_sleep_on_the_adapter_clock(
 ) -> None:
     clock = ManualClock()
     ctx = AdapterContext(session=session, clock=clock)
-    sim, adapter = mount(simulator, session, ctx=ctx, feed_poll_s=5, feed_timeout_s=20)
+    sim, adapter = mount(simulator, session, ctx=ctx, feed_poll_s=5, feed_timeout_s=20, **FEED)
     sim.feed_delay_s = 3600.0  # never processed while the test runs
     push = asyncio.create_task(adapter.push(SEVEN))
-    sleeps = 0
+    waits: list[float] = []
     while not push.done():
         await asyncio.sleep(0.001)
-        if clock.sleepers:  # parked between two polls: move the time, not the test
-            assert clock.next_deadline == pytest.approx(clock.now() + 5)
-            clock.advance(5)
-            sleeps += 1
+        deadline = clock.next_deadline
+        if deadline is not None:  # parked between two polls: move the time, not the test
+            waits.append(round(deadline - clock.now(), 6))
+            clock.advance(deadline - clock.now())
     results = push.result()
     assert {r.outcome for r in results} == {"retryable"}
     assert "not processed within 20 s" in (results[0].error or "")
-    assert sleeps == 4 and len(sim.requests("feed_status")) == 5
+    # At once, then after 0.5, 1, 2, 4 s and every feed_poll_s, the last wait cut at 20 s.
+    assert waits == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 2.5]
+    assert len(sim.requests("feed_status")) == len(waits) + 1
 
 
 async def test_throttled_feed_upload_raises_throttled_with_retry_after(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    sim, adapter = mount(simulator, session)
+    sim, adapter = mount(simulator, session, **FEED)
     sim.limits["feed_submit"] = TokenBucket(10 / 3600, 0, clock=sim.clock)  # none left this hour
     with pytest.raises(Throttled) as caught:
         await adapter.push(SEVEN)
@@ -308,10 +307,106 @@ async def test_throttled_feed_upload_raises_throttled_with_retry_after(
 async def test_feed_polls_ride_out_throttling(
     simulator: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    sim, adapter = mount(simulator, session)
+    sim, adapter = mount(simulator, session, **FEED)
     sim.limits["feed_status"] = TokenBucket(20.0, 1, clock=sim.clock)  # one poll per 50 ms
     results = await adapter.push(SEVEN)
     assert [r.outcome for r in results] == ["ok"] * 7
+
+
+# --- which way a change goes: PUT when it cannot wait, else the feed -------------------------
+
+
+async def test_sell_outs_go_as_puts_at_once_and_routine_changes_in_one_feed(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, urgent_below=2)  # the documented default
+    batch = updates(("A", 0), ("B", 1), ("C", 2), ("SKU-3", 30), ("SKU-4", 0))
+    results = await adapter.push(batch)
+
+    assert sorted((r.sku, r.outcome) for r in results) == sorted((u.sku, "ok") for u in batch)
+    assert sorted(p.query["sku"] for p in sim.requests("inventory_put")) == ["A", "B", "SKU-4"]
+    (upload,) = sim.requests("feed_submit")
+    file = json.loads(upload.body.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0])
+    assert [item["sku"] for item in file["Inventory"]] == ["C", "SKU-3"]
+    assert sim.quantities == {"A": 0, "B": 1, "C": 2, "SKU-3": 30, "SKU-4": 0}
+
+
+async def test_urgent_puts_are_capped_per_push_and_the_rest_join_the_feed(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, urgent_below=1, urgent_max=2)
+    batch = updates(*((f"SKU-{n}", 0) for n in range(5)))  # a sold-out catalogue, fully synced
+    results = await adapter.push(batch)
+
+    assert {r.outcome for r in results} == {"ok"}
+    assert [p.query["sku"] for p in sim.requests("inventory_put")] == ["SKU-0", "SKU-1"]
+    (upload,) = sim.requests("feed_submit")
+    assert b'"SKU-4"' in upload.body and b'"SKU-0"' not in upload.body
+    assert sim.quantities == {f"SKU-{n}": 0 for n in range(5)}
+
+
+async def test_feeds_are_paced_to_feeds_per_hour_on_the_adapter_clock(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()
+    ctx = AdapterContext(session=session, clock=clock)
+    sim, adapter = mount(simulator, session, ctx=ctx, feeds_per_hour=2, **FEED)
+    sim.feed_delay_s = 0.0  # processed by the first poll: only the allowance waits here
+    assert [r.outcome for r in await adapter.push(updates(("A", 5)))] == ["ok"]
+    assert [r.outcome for r in await adapter.push(updates(("A", 6)))] == ["ok"]
+    third = asyncio.create_task(adapter.push(updates(("A", 7))))
+    await until(lambda: clock.next_deadline is not None, timeout=5, step=0.001)
+    # Two an hour: the third feed waits half an hour, and no request is spent on a 429.
+    assert clock.next_deadline == pytest.approx(1800.0)
+    assert len(sim.requests("feed_submit")) == 2 and sim.quantities == {"A": 6}
+    clock.advance(1800.0)
+    assert [r.outcome for r in await third] == ["ok"]
+    assert len(sim.requests("feed_submit")) == 3 and sim.quantities == {"A": 7}
+    assert sim.calls["feed_submit:throttled"] == 0
+
+
+async def test_a_sell_out_is_not_held_back_by_a_feed_waiting_for_its_slot(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    clock = ManualClock()
+    ctx = AdapterContext(session=session, clock=clock)
+    sim, adapter = mount(simulator, session, ctx=ctx, feeds_per_hour=1, urgent_below=1)
+    sim.feed_delay_s = 0.0
+    await adapter.push(updates(("A", 5)))  # the hour's one feed
+    push = asyncio.create_task(adapter.push(updates(("B", 0), ("A", 4))))
+    await until(lambda: clock.next_deadline is not None and "B" in sim.quantities, timeout=5,
+                step=0.001)
+    # The feed with A waits for the next slot; B's sell-out is already on Walmart.
+    assert sim.quantities == {"A": 5, "B": 0}
+    assert not push.done()
+    clock.advance(3600.0)
+    assert sorted((r.sku, r.outcome) for r in await push) == [("A", "ok"), ("B", "ok")]
+    assert sim.quantities == {"A": 4, "B": 0}
+
+
+async def test_a_throttled_feed_fails_its_skus_alone_and_holds_the_allowance(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, urgent_below=1)
+    sim.limits["feed_submit"] = TokenBucket(10 / 3600, 0, clock=sim.clock)  # another tool used it
+    results = {r.sku: r for r in await adapter.push(updates(("A", 0), ("B", 5)))}
+
+    assert results["A"].outcome == "ok" and sim.quantities == {"A": 0}
+    assert results["B"].outcome == "throttled" and results["B"].retry_after == 360.0
+    # invsync's own count now waits out Walmart's Retry-After before the next feed.
+    assert adapter.feeds.wait_s() == pytest.approx(360.0, abs=1.0)
+
+
+async def test_refused_credentials_on_one_side_fail_the_whole_push(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, urgent_below=1)
+    await adapter.push(updates(("A", 0)))  # a token is issued
+    sim.revoke_tokens()
+    sim.client_secret = "rotated"  # the next grant is refused
+    with pytest.raises(Unauthorized):
+        await adapter.push(updates(("A", 0), ("B", 5)))
+    assert sim.feeds == {} and sim.calls["feed_submit:401"] == 1
 
 
 # --- tokens ----------------------------------------------------------------------------------
@@ -667,7 +762,7 @@ def test_configuration_errors_name_the_key(
                        options=good.options), ctx)
     with pytest.raises(ValueError, match="needs a url"):
         create(Channel(id="w", kind="walmart", options=good.options), ctx)
-    for key, bad in [("cancel_reason", "BECAUSE"), ("feed_threshold", -1),
+    for key, bad in [("cancel_reason", "BECAUSE"), ("urgent_below", -1),
                      ("feed_poll_s", "fast"), ("max_concurrency", 0), ("timeout_s", 0)]:
         channel = walmart_channel("http://127.0.0.1:9", **{key: bad})
         with pytest.raises(ValueError, match=rf"channel 'walmart': options\.{key}: "):
@@ -701,23 +796,31 @@ def test_good_options_load_with_their_documented_defaults(tmp_path: Path) -> Non
         client_secret_env="WM_CLIENT_SECRET",
         token_url=None,
         service_name="Walmart Marketplace",
-        feed_threshold=50,
+        urgent_below=2,
+        urgent_max=50,
+        feeds_per_hour=10,
         max_concurrency=4,
         feed_poll_s=5.0,
-        feed_timeout_s=120.0,
+        feed_timeout_s=1800.0,
         cancel_reason="SELLER_CANCEL_PRICING_ERROR",
         timeout_s=10.0,
-        unlisted_prefix=None,
     )
-    # 0 is allowed where the documentation says so: always a feed, poll without waiting.
-    load_config(write_walmart_config(tmp_path, feed_threshold="0", feed_poll_s="0"))
+    # 0 is allowed where the documentation says so: only sell-outs urgent, no PUTs at all,
+    # poll without waiting.
+    load_config(
+        write_walmart_config(tmp_path, urgent_below="0", urgent_max="0", feed_poll_s="0")
+    )
 
 
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         ("cancel_reason", '"BECAUSE"', "must be one of 'CUSTOMER_REQUESTED_SELLER_TO_CANCEL', "),
-        ("feed_threshold", "-1", "must be >= 0, got -1"),
+        ("urgent_below", "-1", "must be >= 0, got -1"),
+        ("urgent_max", "-1", "must be >= 0, got -1"),
+        ("feeds_per_hour", "0", "must be between 1 and 3600, got 0"),
+        ("feed_threshold", "50", "unknown key"),
+        ("unlisted_prefix", '"X-"', "unknown key"),
         ("max_concurrency", "0", "must be >= 1, got 0"),
         ("feed_poll_s", '"fast"', "expected a number, got a string ('fast')"),
         ("feed_poll_s", "-1", ">= 0, got -1"),
@@ -834,3 +937,55 @@ def test_fixture_schemas_accept_the_documented_samples() -> None:
         conforms({"InventoryHeader": {"version": "1.4"},
                   "Inventory": [{"sku": "A", "quantity": {"unit": "CASE", "amount": 1}}]},
                  "inventory_feed.schema.json")
+
+
+async def test_simulator_takes_inventory_only_for_items_set_up_on_it(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, urgent_below=1)
+    results = await adapter.push(updates(("NEW-1", 0), ("NEW-2", 4)))
+
+    assert {r.sku: r.outcome for r in results} == {"NEW-1": "permanent", "NEW-2": "permanent"}
+    assert "CONTENT_NOT_FOUND" in (results[0].error or "")  # the PUT's 404
+    assert "DATA_ERROR" in (results[1].error or "")  # the feed item's
+    assert await adapter.read_back(["NEW-1"]) == {}
+    # A push never sets an item up; the seller listing it does, and it reads 0 until pushed.
+    sim.list_skus(["NEW-1", "NEW-2"])
+    assert await adapter.read_back(["NEW-1"]) == {"NEW-1": 0}
+    results = await adapter.push(updates(("NEW-1", 0), ("NEW-2", 4)))
+    assert {r.outcome for r in results} == {"ok"}
+    assert sim.quantities == {"NEW-1": 0, "NEW-2": 4}
+
+
+async def test_simulator_holds_feeds_to_the_documented_size(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, _ = mount(simulator, session)
+    token = await _token(session, simulator.url)
+    url = f"{simulator.url}/walmart/v3/feeds"
+    item = {"sku": "A", "quantity": {"unit": "EACH", "amount": 1}}
+    too_many = {"InventoryHeader": {"version": "1.4"}, "Inventory": [item] * 50_001}
+    async with session.post(url, params={"feedType": "inventory"}, json=too_many,
+                            headers=_wm_headers(token)) as resp:
+        assert resp.status == 200
+        feed_id = (await resp.json())["feedId"]
+    sim.feed_delay_s = 0.0
+    async with session.get(f"{url}/{feed_id.replace('@', '%40')}",
+                           headers=_wm_headers(token)) as resp:
+        answer = await resp.json()
+    assert answer["feedStatus"] == "ERROR"
+    assert "50000 items" in answer["ingestionErrors"]["ingestionError"][0]["description"]
+    huge = b'{"InventoryHeader": {"version": "1.4"}, "Inventory": []}' + b" " * (5 << 20)
+    async with session.post(url, params={"feedType": "inventory"}, data=huge,
+                            headers=_wm_headers(token, **{"Content-Type": "application/json"})
+                            ) as resp:
+        assert resp.status == 413
+        conforms(await resp.json(), "error.schema.json")
+
+
+async def _token(session: aiohttp.ClientSession, base: str) -> str:
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    async with session.post(f"{base}/walmart/v3/token", data={"grant_type": "client_credentials"},
+                            headers=_wm_headers(Authorization=f"Basic {basic}")) as resp:
+        token: str = (await resp.json())["access_token"]
+    return token

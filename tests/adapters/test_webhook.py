@@ -16,6 +16,8 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+import structlog
+import structlog.testing
 
 from invsync.adapters.base import (
     AdapterContext,
@@ -234,7 +236,19 @@ def test_parse_webhook_accepts_one_signed_event_and_defaults_the_channel(
     ]
 
 
-def test_parse_webhook_accepts_a_list_and_any_header_case(adapter: WebhookAdapter) -> None:
+def stock_partner(
+    receiver: Receiver, session: aiohttp.ClientSession, **options: Any
+) -> WebhookAdapter:
+    """A webhook adapter whose options allow some stock events (``accept_stock`` ...)."""
+    return WebhookAdapter(webhook_channel(receiver.url, options=options), session, SECRET)
+
+
+def test_parse_webhook_accepts_a_list_and_any_header_case(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    adapter = stock_partner(
+        receiver, session, accept_stock=["stock.adjusted"], stock_locations=["wh-east"]
+    )
     body = (
         b'[{"id": "a", "type": "order.cancelled", "channel": "wholesale", "order_id": "1"},'
         b' {"id": "b", "type": "order.fulfilled", "order_id": "2"},'
@@ -287,6 +301,108 @@ def test_parse_webhook_refuses_an_event_for_another_channel(adapter: WebhookAdap
     body = b'{"id": "evt-1", "channel": "shopify"}'
     with pytest.raises(BadWebhook, match="shopify"):
         adapter.parse_webhook(_signed(body), body)
+    body = b'{"id": "evt-1", "type": "order.cancelled", "channel": "shopify", "order_id": "9"}'
+    with pytest.raises(BadWebhook, match="'shopify' is not this webhook's channel"):
+        adapter.parse_webhook(_signed(body), body)
+
+
+# --- partners report orders, not our stock (issue 12) -----------------------------------------
+
+ZERO_COUNT = (
+    b'{"id": "p-1", "type": "stock.counted", "location": "wh-east", "sku": "A", "on_hand": 0}'
+)
+HUGE_ADJUST = (
+    b'{"id": "p-2", "type": "stock.adjusted", "location": "wh-east", "sku": "A",'
+    b' "delta": -999999999}'
+)
+
+
+@pytest.mark.parametrize("body", [ZERO_COUNT, HUGE_ADJUST])
+def test_a_partner_cannot_send_stock_events_by_default(
+    adapter: WebhookAdapter, body: bytes
+) -> None:
+    """The measured hole: a signed ``stock.counted 0`` or ``stock.adjusted`` was applied."""
+    with (
+        structlog.testing.capture_logs() as logs,
+        pytest.raises(BadWebhook, match="not accepted from channel 'wholesale'") as caught,
+    ):
+        adapter.parse_webhook(_signed(body), body)
+    assert not caught.value.unauthorized
+    assert "accept_stock allows: none" in caught.value.message
+    (logged,) = [e for e in logs if e["event"] == "webhook_event_refused"]
+    assert logged["channel"] == "wholesale"
+    assert logged["event_type"].startswith("stock.")
+
+
+def test_one_refused_event_refuses_the_whole_batch(adapter: WebhookAdapter) -> None:
+    body = b'[{"id": "a", "type": "order.cancelled", "order_id": "1"}, ' + ZERO_COUNT + b"]"
+    with pytest.raises(BadWebhook, match=r"\[1\].*nothing of this webhook was recorded"):
+        adapter.parse_webhook(_signed(body), body)
+
+
+def test_a_hold_event_is_refused(adapter: WebhookAdapter) -> None:
+    body = b'{"id": "h", "type": "hold.released", "hold_id": "chk-1"}'
+    with pytest.raises(BadWebhook, match=r"hold\.released is not accepted"):
+        adapter.parse_webhook(_signed(body), body)
+
+
+def test_allowed_stock_events_only_at_allowed_locations(
+    receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    adapter = stock_partner(
+        receiver, session, accept_stock=["stock.adjusted"], stock_locations=["wh-east"]
+    )
+    allowed = (
+        b'{"id": "a", "type": "stock.adjusted", "location": "wh-east", "sku": "A", "delta": 4}'
+    )
+    assert adapter.parse_webhook(_signed(allowed), allowed) == [
+        StockAdjusted(id="a", location="wh-east", sku="A", delta=4)
+    ]
+    elsewhere = allowed.replace(b"wh-east", b"wh-west")
+    with pytest.raises(BadWebhook, match="location 'wh-west' is not accepted"):
+        adapter.parse_webhook(_signed(elsewhere), elsewhere)
+    with pytest.raises(BadWebhook, match=r"stock\.counted is not accepted"):
+        adapter.parse_webhook(_signed(ZERO_COUNT), ZERO_COUNT)
+
+
+def test_a_deeply_nested_body_is_a_bad_webhook_not_a_crash(adapter: WebhookAdapter) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(BadWebhook, match="nested too deeply") as caught:
+        adapter.parse_webhook(_signed(body), body)
+    assert not caught.value.unauthorized
+
+
+@pytest.mark.parametrize(
+    ("options", "key", "message"),
+    [
+        ('accept_stock = ["stock.adjusted"]', "", "needs stock_locations"),
+        ('stock_locations = ["wh-east"]', "", "allows nothing"),
+        ('accept_stock = ["stock.moved"], stock_locations = ["wh-east"]', ".accept_stock[0]", ""),
+        (
+            'accept_stock = ["stock.counted"], stock_locations = ["wh-north"]',
+            ".stock_locations[0]",
+            "unknown location 'wh-north'",
+        ),
+    ],
+)
+def test_stock_options_are_checked_at_load(
+    tmp_path: Path, options: str, key: str, message: str
+) -> None:
+    error = refused(tmp_path, "webhook", options, extra=WEBHOOK)
+    assert error.key == f"channels[0].options{key}"
+    assert message in error.message
+
+
+def test_stock_options_load(tmp_path: Path) -> None:
+    channel = load_channel(
+        tmp_path,
+        "webhook",
+        'accept_stock = ["stock.adjusted", "stock.counted"], stock_locations = ["store-1"]',
+        extra=WEBHOOK,
+    )
+    options = msgspec.convert(channel.options, Options)
+    assert options.accept_stock == ("stock.adjusted", "stock.counted")
+    assert options.stock_locations == ("store-1",)
 
 
 # --- signing and the registry -------------------------------------------------------------

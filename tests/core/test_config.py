@@ -280,7 +280,7 @@ SCHEMA_ERRORS = [
         MINIMAL + "[redis]\nzzz = 1\n",
         "redis.zzz",
         "unknown key (known: url, password_env, data_dir, idempotency_ttl_s, "
-        "connect_timeout_s, op_timeout_s)",
+        "connect_timeout_s, op_timeout_s, event_attempts, unreachable_exit_s)",
         id="unknown-key-lists-known",
     ),
     pytest.param(
@@ -337,8 +337,8 @@ SCHEMA_ERRORS = [
     ),
     pytest.param(
         MINIMAL + CHANNEL + "options = { shop = [1] }\n",
-        "channels[0].options.shop",
-        "expected a boolean, an integer, a number or a string, got an array",
+        "channels[0].options.shop[0]",
+        "expected a string or a table, got an integer (1)",
         id="option-value-type",
     ),
     pytest.param(

@@ -36,7 +36,9 @@ def _script() -> str:
 
 INVSYNC = _script()
 
-#: Three locations (the store keeps one unit back) and one channel per allocation rule.
+#: Three locations (the store keeps one unit back) and one channel per allocation rule. The
+#: marketplaces have no url or credentials here: marked optional, the daemon starts without them
+#: (``/readyz`` names them not ready) instead of refusing to start.
 CONFIG = """\
 [redis]
 data_dir = "data"
@@ -58,11 +60,13 @@ safety_stock = 1
 [[channels]]
 id = "web"
 kind = "shopify"
+optional = true
 options = { location_id = 1 }
 
 [[channels]]
 id = "amazon"
 kind = "amazon"
+optional = true
 buffer = 2
 
 [channels.options]
@@ -74,6 +78,7 @@ client_secret_env = "TEST_AMAZON_CLIENT_SECRET"
 [[channels]]
 id = "ebay"
 kind = "ebay"
+optional = true
 percent = 50
 cap = 20
 options = { client_id_env = "TEST_EBAY_CLIENT_ID", client_secret_env = "TEST_EBAY_CLIENT_SECRET" }
@@ -81,6 +86,7 @@ options = { client_id_env = "TEST_EBAY_CLIENT_ID", client_secret_env = "TEST_EBA
 [[channels]]
 id = "walmart"
 kind = "walmart"
+optional = true
 locations = ["wh-east", "wh-west"]
 floor = 5
 
@@ -128,10 +134,24 @@ def base_url(config: Path) -> str:
     return f"http://127.0.0.1:{server_port(config)}"
 
 
+def api_token(config: Path) -> str:
+    """The API token the daemon of ``config`` generated on its first start (as the CLI reads it:
+    ``<data_dir>/api-token``)."""
+    return (data_dir(config) / "api-token").read_text().strip()
+
+
+def api_headers(config: Path) -> dict[str, str]:
+    """What a real API client sends: the bearer token and, for bodies, the JSON content type."""
+    return {"Authorization": f"Bearer {api_token(config)}", "Content-Type": "application/json"}
+
+
 def http_get(config: Path, path: str, timeout: float = 5) -> tuple[int, bytes]:
-    """``GET path`` on the daemon of ``config`` (blocking): (status, body)."""
+    """``GET path`` on the daemon of ``config`` (blocking): (status, body); ``/v1`` paths carry
+    the daemon's token."""
+    headers = api_headers(config) if path.startswith("/v1") else {}
+    request = urllib.request.Request(base_url(config) + path, headers=headers)
     try:
-        with urllib.request.urlopen(base_url(config) + path, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -424,9 +444,14 @@ async def poll(check: Any, timeout: float, what: str, step: float = 0.05) -> Any
 
 
 class Api:
-    """The daemon's HTTP API over real loopback HTTP (aiohttp), as an async context manager."""
+    """The daemon's HTTP API over real loopback HTTP (aiohttp), as an async context manager.
+
+    ``/v1`` requests carry the token the daemon generated in its data directory (read when first
+    needed: the daemon writes it before it listens) and ``Content-Type: application/json``.
+    """
 
     def __init__(self, config: Path) -> None:
+        self.config = config
         self.base = base_url(config)
         self.session: Any = None
 
@@ -444,6 +469,8 @@ class Api:
     ) -> tuple[int, Any]:
         """(status, decoded JSON body or text); ``body`` bytes are sent as is, else as JSON."""
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+        if path.startswith("/v1"):
+            headers = {**api_headers(self.config), **(headers or {})}
         async with self.session.request(
             method, self.base + path, data=data, headers=headers
         ) as resp:

@@ -129,6 +129,7 @@ async def running(
     config = load_config(config_path)
     sim = Simulator.from_config(config)
     assert sorted(sim.channels) == sorted(MARKETPLACES)
+    sim.list_skus(["TEE", "MUG", "CAP"])  # the catalogue the marketplaces list
     async with sim:
         yield sim, config_path
 

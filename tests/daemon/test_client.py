@@ -28,6 +28,7 @@ from invsync.daemon.http import (
     build_app,
 )
 from invsync.daemon.intake import STREAM
+from invsync.daemon.security import client_token
 from invsync.daemon.server import HttpServer
 from tests.daemon import test_http
 from tests.daemon.helpers import INVSYNC
@@ -39,15 +40,34 @@ down_ctx = test_http.down_ctx
 token_ctx = test_http.token_ctx
 
 
+#: Port of a test server -> the API token its app generated (what the CLI reads from the file).
+_TOKENS: dict[int, str | None] = {}
+
+
+def serve(ctx: ApiContext) -> HttpServer:
+    """The API on ``ctx`` (default body limit), its token noted for ``client_for``."""
+    app = build_app(ctx)
+
+    class Server(HttpServer):
+        async def __aenter__(self) -> Server:
+            await super().__aenter__()
+            _TOKENS[self.port] = client_token(ctx.config)
+            return self
+
+    return Server(app, "127.0.0.1", 0)
+
+
 @pytest.fixture
 async def server(ctx: ApiContext) -> AsyncIterator[HttpServer]:
     """The API on the test context, with the default body limit (imports send 1,000 rows)."""
-    async with HttpServer(build_app(ctx), "127.0.0.1", 0) as srv:
+    async with serve(ctx) as srv:
         yield srv
 
 
 def client_for(srv: HttpServer, **server: object) -> DaemonClient:
-    return DaemonClient(ServerConfig(host="127.0.0.1", port=srv.port, **server))  # type: ignore[arg-type]
+    """A client of ``srv`` holding its token, unless ``server`` names a ``token_env``."""
+    token = None if "token_env" in server else _TOKENS.get(srv.port)
+    return DaemonClient(ServerConfig(host="127.0.0.1", port=srv.port, **server), token=token)  # type: ignore[arg-type]
 
 
 def count(event_id: str, qty: int, sku: str = "TEE") -> dict[str, object]:
@@ -114,7 +134,7 @@ async def test_errors_come_back_typed(server: HttpServer) -> None:
 
 
 async def test_a_store_outage_is_store_unavailable(down_ctx: ApiContext) -> None:
-    async with HttpServer(build_app(down_ctx), "127.0.0.1", 0) as srv:
+    async with serve(down_ctx) as srv:
         async with client_for(srv) as client:
             assert await client.alive()  # the daemon answers, its store does not
             with pytest.raises(StoreUnavailable):
@@ -159,7 +179,9 @@ async def test_the_token_comes_from_token_env(
 def write_config(folder: Path, redis_url: str, port: int) -> Path:
     path = folder / "config.toml"
     path.write_text(
-        f'[redis]\nurl = "{redis_url}"\n\n[server]\nhost = "127.0.0.1"\nport = {port}\n\n'
+        # data_dir: where the test server's app generated the API token the CLI reads.
+        f'[redis]\nurl = "{redis_url}"\ndata_dir = "."\n\n'
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n'
         '[[locations]]\nid = "wh-east"\npriority = 10\n\n'
         '[[locations]]\nid = "wh-west"\npriority = 20\n\n'
         '[[channels]]\nid = "web"\nkind = "shopify"\noptions = { location_id = 1 }\n'

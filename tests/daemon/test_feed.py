@@ -31,6 +31,14 @@ from invsync.engine.availability import Bundle, ChannelPolicy, availability_by_c
 from invsync.engine.engine import Engine
 
 TOKEN_ENV = "INVSYNC_TEST_FEED_TOKEN"
+#: The feed's clients hold the daemon's token, as real ones do (the API's default is protected).
+FEED_TOKEN = "feed-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {FEED_TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def _feed_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, FEED_TOKEN)
 WAIT_S = 10.0
 
 
@@ -67,13 +75,13 @@ class Stock:
 
 
 class FeedContext:
-    """As much of a ``DaemonContext`` as the feed's route uses: the config (bearer auth)."""
+    """As much of a ``DaemonContext`` as the feed's route uses: the config (credentials)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
 
 
-CONFIG = Config(server=ServerConfig(host="127.0.0.1", port=0))
+CONFIG = Config(server=ServerConfig(host="127.0.0.1", port=0, token_env=TOKEN_ENV))
 
 
 class Feed:
@@ -104,6 +112,8 @@ async def serve() -> AsyncIterator[Serve]:
 
 
 def client(url: str, **options: Any) -> Any:
+    """A websocket client of the feed, with the token unless ``additional_headers`` is given."""
+    options.setdefault("additional_headers", AUTH)
     return connect(url, proxy=None, ping_interval=None, open_timeout=WAIT_S, **options)
 
 
@@ -464,13 +474,13 @@ async def test_leaving_the_hub_closes_its_clients_with_going_away(serve: Serve) 
 async def test_the_feed_needs_the_bearer_token_when_one_is_configured(
     serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(TOKEN_ENV, "s3cret")
+    monkeypatch.setenv(TOKEN_ENV, "s3cret-0123456789")
     config = Config(server=ServerConfig(host="127.0.0.1", port=0, token_env=TOKEN_ENV))
     feed = await serve(config=config)
     stock, url = feed.stock, feed.url
     stock.set("TEE", "web", 5)
     with pytest.raises(websockets.InvalidStatus) as refused:
-        async with client(url):
+        async with client(url, additional_headers={}):
             pass
     assert refused.value.response.status_code == 401
     assert json.loads(refused.value.response.body)["error"]["code"] == "UNAUTHORIZED"
@@ -478,7 +488,7 @@ async def test_the_feed_needs_the_bearer_token_when_one_is_configured(
         async with client(url, additional_headers={"Authorization": "Bearer nope"}):
             pass
     assert wrong.value.response.status_code == 403
-    async with client(url, additional_headers={"Authorization": "Bearer s3cret"}) as ws:
+    async with client(url, additional_headers={"Authorization": "Bearer s3cret-0123456789"}) as ws:
         assert [i["available"] for i in (await subscribe(ws))["items"]] == [5]
 
 

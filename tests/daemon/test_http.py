@@ -11,6 +11,7 @@ import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from invsync.adapters.signing import SIGNATURE_HEADER, sign
 from invsync.adapters.webhook import WebhookAdapter
-from invsync.core.config import Channel, Config, Location, ServerConfig
+from invsync.core.config import Channel, Config, Location, RedisConfig, ServerConfig
 from invsync.core.errors import InvsyncError
 from invsync.core.events import (
     OrderCancelled,
@@ -34,6 +35,7 @@ from invsync.core.events import (
 )
 from invsync.daemon.http import build_app
 from invsync.daemon.intake import STREAM, Intake
+from invsync.daemon.security import AuthMisconfigured, client_token
 from invsync.daemon.server import HttpServer, ServerStartError
 from invsync.daemon.stockview import stock_view
 from invsync.engine.connection import open_redis
@@ -69,6 +71,11 @@ class ApiContext:
         self.adapters = {"portal": WebhookAdapter(portal, session, PORTAL_SECRET)}
         self.outcomes: dict[str, dict[str, Any]] = {}
         self._done: set[str] = set()
+        #: Optional channels held back (channel id -> why), as the daemon's channel manager.
+        self.unavailable: dict[str, str] = {}
+
+    def channel_unavailable(self, channel: str) -> str | None:
+        return self.unavailable.get(channel)
 
     async def readiness(self) -> dict[str, Any]:
         try:
@@ -92,7 +99,9 @@ class ApiContext:
 
     async def wait_processed(self, event_ids: list[str], timeout: float) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
-            for entry in self.intake._entries(await self.intake.redis.xrange(self.intake.stream)):
+            rows = await self.intake.redis.xrange(self.intake.stream)
+            entries, _ = self.intake._entries(rows)  # (decoded, undecodable)
+            for entry in entries:
                 if entry.id not in self._done:
                     self._done.add(entry.id)
                     self.outcomes[entry.event.id] = await self._apply(entry.event)
@@ -137,10 +146,15 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def config_in(folder: Path) -> Config:
+    """CONFIG with its data directory (where the daemon generates its API token) in ``folder``."""
+    return msgspec.structs.replace(CONFIG, redis=RedisConfig(data_dir=folder))
+
+
 @pytest.fixture
-async def ctx(engine: Engine, redis: aioredis.Redis) -> AsyncIterator[ApiContext]:
+async def ctx(engine: Engine, redis: aioredis.Redis, tmp_path: Path) -> AsyncIterator[ApiContext]:
     async with aiohttp.ClientSession() as session:  # the webhook adapter's (unused here)
-        yield ApiContext(CONFIG, engine, Intake(redis), session)
+        yield ApiContext(config_in(tmp_path), engine, Intake(redis), session)
 
 
 @pytest.fixture
@@ -149,19 +163,29 @@ async def server(ctx: ApiContext) -> AsyncIterator[HttpServer]:
         yield srv
 
 
+def client_headers(config: Config) -> dict[str, str]:
+    """What the CLI's client sends: the daemon's token (found as ``client_token`` finds it) and
+    the JSON content type."""
+    token = client_token(config)
+    assert token is not None
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
 @pytest.fixture
-async def http(server: HttpServer) -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(base_url=server.url) as session:
+async def http(ctx: ApiContext, server: HttpServer) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(
+        base_url=server.url, headers=client_headers(ctx.config)
+    ) as session:
         yield session
 
 
 @pytest.fixture
-async def down_ctx() -> AsyncIterator[ApiContext]:
+async def down_ctx(tmp_path: Path) -> AsyncIterator[ApiContext]:
     """A context whose Redis is a port nobody listens on."""
     dead = open_redis(f"redis://127.0.0.1:{closed_port()}", connect_timeout=0.5, op_timeout=0.5)
     try:
         async with aiohttp.ClientSession() as session:
-            yield ApiContext(CONFIG, Engine(dead), Intake(dead), session)
+            yield ApiContext(config_in(tmp_path), Engine(dead), Intake(dead), session)
     finally:
         await dead.aclose()
 
@@ -396,7 +420,7 @@ async def test_a_body_over_the_limit_is_413_and_records_nothing(
 async def test_the_default_limit_is_five_megabytes(ctx: ApiContext, redis: aioredis.Redis) -> None:
     async with (
         HttpServer(build_app(ctx), "127.0.0.1", 0) as srv,
-        aiohttp.ClientSession(base_url=srv.url) as http,
+        aiohttp.ClientSession(base_url=srv.url, headers=client_headers(ctx.config)) as http,
     ):
         padding = " " * (5 * 1024 * 1024)
         status, body, _ = await call(
@@ -464,7 +488,7 @@ async def test_an_unexpected_error_is_a_500_without_a_traceback(
     monkeypatch.setattr(ctx, "stock_view", broken)
     async with (
         HttpServer(build_app(ctx), "127.0.0.1", 0) as srv,
-        aiohttp.ClientSession(base_url=srv.url) as http,
+        aiohttp.ClientSession(base_url=srv.url, headers=client_headers(ctx.config)) as http,
     ):
         status, body, _ = await call(http, "GET", "/v1/stock/TEE")
     assert status == 500
@@ -552,16 +576,22 @@ async def test_webhook_errors(http: aiohttp.ClientSession, redis: aioredis.Redis
 
 @pytest.fixture
 def token_ctx(ctx: ApiContext, monkeypatch: pytest.MonkeyPatch) -> ApiContext:
-    monkeypatch.setenv(TOKEN_ENV, "s3cret-token")
+    monkeypatch.setenv(TOKEN_ENV, "s3cret-token-0123456789")
     ctx.config = msgspec.structs.replace(
-        CONFIG, server=ServerConfig(host="127.0.0.1", port=0, token_env=TOKEN_ENV)
+        ctx.config, server=ServerConfig(host="127.0.0.1", port=0, token_env=TOKEN_ENV)
     )
     return ctx
 
 
 async def test_v1_needs_the_bearer_token_when_configured(
-    token_ctx: ApiContext, http: aiohttp.ClientSession
+    token_ctx: ApiContext, server: HttpServer
 ) -> None:
+    http = aiohttp.ClientSession(base_url=server.url)  # no credential of its own
+    async with http:
+        await _v1_needs_the_bearer_token(http)
+
+
+async def _v1_needs_the_bearer_token(http: aiohttp.ClientSession) -> None:
     status, body, headers = await call(http, "GET", "/v1/stock/TEE")
     assert (status, error_of(body)[0]) == (401, "UNAUTHORIZED")
     assert headers["WWW-Authenticate"].startswith("Bearer")
@@ -575,7 +605,7 @@ async def test_v1_needs_the_bearer_token_when_configured(
     )
     assert (status, error_of(body)[0]) == (403, "FORBIDDEN")
     status, body, _ = await call(
-        http, "GET", "/v1/stock/TEE", headers={"Authorization": "Bearer s3cret-token"}
+        http, "GET", "/v1/stock/TEE", headers={"Authorization": "Bearer s3cret-token-0123456789"}
     )
     assert (status, error_of(body)[0]) == (404, "UNKNOWN_SKU")  # through the door
 
@@ -588,10 +618,11 @@ async def test_v1_needs_the_bearer_token_when_configured(
 
 
 async def test_the_feed_path_needs_the_token_too(
-    token_ctx: ApiContext, http: aiohttp.ClientSession
+    token_ctx: ApiContext, server: HttpServer
 ) -> None:
-    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await http.ws_connect("/v1/feed")
+    async with aiohttp.ClientSession(base_url=server.url) as http:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect("/v1/feed")
     assert refused.value.status == 401
 
 
@@ -612,7 +643,7 @@ async def test_a_token_variable_that_is_not_set_refuses_everything(
 async def test_redis_down_is_503_and_readyz_says_not_ready(down_ctx: ApiContext) -> None:
     async with (
         HttpServer(build_app(down_ctx), "127.0.0.1", 0) as srv,
-        aiohttp.ClientSession(base_url=srv.url) as http,
+        aiohttp.ClientSession(base_url=srv.url, headers=client_headers(down_ctx.config)) as http,
     ):
         status, body, _ = await call(http, "POST", "/v1/events", json=count(id="d", on_hand=1))
         assert (status, error_of(body)[0]) == (503, "STORE_UNAVAILABLE")
@@ -642,6 +673,18 @@ async def test_exit_stops_listening(ctx: ApiContext) -> None:
         await asyncio.open_connection("127.0.0.1", port)
 
 
+async def test_a_token_variable_that_is_not_set_stops_the_start(
+    ctx: ApiContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    ctx.config = msgspec.structs.replace(
+        ctx.config, server=ServerConfig(host="127.0.0.1", port=0, token_env=TOKEN_ENV)
+    )
+    with pytest.raises(AuthMisconfigured) as refused:
+        build_app(ctx)
+    assert f"server.token_env names ${TOKEN_ENV}" in refused.value.message
+
+
 async def test_an_in_flight_request_finishes_on_exit(ctx: ApiContext) -> None:
     release = asyncio.Event()
 
@@ -653,7 +696,9 @@ async def test_an_in_flight_request_finishes_on_exit(ctx: ApiContext) -> None:
     async with aiohttp.ClientSession() as http:
         srv = HttpServer(build_app(ctx), "127.0.0.1", 0)
         await srv.__aenter__()
-        request = asyncio.create_task(call(http, "GET", f"{srv.url}/v1/stock/TEE"))
+        request = asyncio.create_task(
+            call(http, "GET", f"{srv.url}/v1/stock/TEE", headers=client_headers(ctx.config))
+        )
         await asyncio.sleep(0.2)
         stopping = asyncio.create_task(srv.__aexit__(None, None, None))
         await asyncio.sleep(0.2)

@@ -5,10 +5,12 @@ Three layers:
 - the package serves the page's files (no browser: content types, ETag, unknown names, packaged);
 - the page against a feed scripted by the test, in this process: snapshot, deltas, stale
   versions ignored, new SKUs, exceptions, filter, latency from a known histogram, reconnect with
-  resubscribe, resync, and the bearer-token notice;
-- the page against the real ``invsync run`` with three webhook channels: after a stock change
-  through ``POST /v1/events`` the DOM shows the new availability for every channel (screenshot in
-  ``test-artifacts/live-page.png``). It skips while the daemon does not serve the page or feed.
+  resubscribe, resync, and signing in with the token (a session cookie the script cannot read);
+- the page against the real ``invsync run`` with three webhook channels, opened through the
+  sign-in link the daemon prints: after a stock change through ``POST /v1/events`` the DOM shows
+  the new availability for every channel (screenshot in ``test-artifacts/live-page.png``);
+- a hostile page on another site, in the same signed-in browser, can neither change nor read
+  stock, nor open the feed; nor can a DNS-rebound name reach the daemon.
 """
 
 from __future__ import annotations
@@ -38,17 +40,20 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from invsync.core.config import Config, ServerConfig
+from invsync.core.config import Config, ServerConfig, load_config
 from invsync.daemon.context import DaemonContext
 from invsync.daemon.http import build_app
 from invsync.daemon.page import STATIC, load_assets, page_routes
+from invsync.daemon.security import page_link
 from invsync.daemon.server import HttpServer
 from invsync.tests.daemon.helpers import (
     LOCATIONS,
     Api,
     Daemon,
+    api_token,
     base_url,
     counted,
+    server_port,
     webhook_channel,
     write_config,
 )
@@ -86,8 +91,9 @@ class Chromium:
     can check that the page ran clean.
     """
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, flags: tuple[str, ...] = ()) -> None:
         self.log_path = log_path
+        self.flags = flags
         self.profile = Path(tempfile.mkdtemp(prefix="invsync-chromium-"))
         self.proc: asyncio.subprocess.Process | None = None
         self.ws: ClientConnection | None = None
@@ -103,6 +109,7 @@ class Chromium:
             self.proc = await asyncio.create_subprocess_exec(
                 CHROMIUM,
                 *FLAGS,
+                *self.flags,
                 f"--user-data-dir={self.profile}",
                 "about:blank",
                 stdout=log,
@@ -297,10 +304,13 @@ def test_static_files_ship_in_the_package() -> None:
     assert set(load_assets()) == set(STATIC)
 
 
+PAGE_TOKEN = "t0ken-of-the-page-test"
+
+
 @pytest.fixture
 async def page_server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[HttpServer]:
     """``build_app`` with the page routes, with a bearer token configured for ``/v1``."""
-    monkeypatch.setenv("INVSYNC_TEST_PAGE_TOKEN", "t0ken")
+    monkeypatch.setenv("INVSYNC_TEST_PAGE_TOKEN", PAGE_TOKEN)
     ctx = SimpleNamespace(config=Config(server=ServerConfig(token_env="INVSYNC_TEST_PAGE_TOKEN")))
     app = build_app(cast(DaemonContext, ctx), routes=page_routes())
     async with HttpServer(app, "127.0.0.1", 0) as server:
@@ -531,24 +541,31 @@ async def test_page_follows_a_scripted_feed(tmp_path: Path, artifacts: Path) -> 
 
 
 @needs_chromium
-async def test_page_explains_when_v1_needs_a_token(page_server: HttpServer, tmp_path: Path) -> None:
+async def test_page_signs_in_with_the_token_and_keeps_only_a_cookie(
+    page_server: HttpServer, tmp_path: Path
+) -> None:
     async with Chromium(tmp_path / "chromium.log") as browser:
         await browser.open(page_server.url + "/")
         page = await browser.wait_for(
-            f"({STATE}).auth && ({STATE})", "the token notice (the feed is refused without it)"
+            f"({STATE}).auth && ({STATE})", "the sign-in notice (the feed is refused without it)"
         )
         assert page["status"] != "live"
         text = await browser.js("document.querySelector('#auth').textContent")
-        assert "bearer token" in text and "reverse proxy" in text
-        # The token is kept for the tab and sent on fetches (GET /v1/exceptions: now a 404).
+        assert "Not signed in" in text and "api-token" in text
+        # The form trades the token for the session cookie (GET /v1/exceptions is then a 404:
+        # this app has no exception routes, but the request got through the guard).
         await browser.js(
-            "(() => { document.querySelector('#auth-token').value = 't0ken';"
+            f"(() => {{ document.querySelector('#auth-token').value = '{PAGE_TOKEN}';"
             " document.querySelector('#auth-form').requestSubmit(); })()"
         )
         await browser.wait_for(
-            "document.querySelector('#auth').hidden", "the notice to go with the right token"
+            "location.search === '' && document.querySelector('#auth')?.hidden === true",
+            "the clean URL, signed in",
         )
-        assert (await browser.js("sessionStorage.getItem('invsync.token')")) == "t0ken"
+        # The cookie is HttpOnly (no script reads it) and nothing of the token stays in the page.
+        assert await browser.js("document.cookie") == ""
+        assert await browser.js("sessionStorage.length + localStorage.length") == 0
+        assert PAGE_TOKEN not in await browser.js("document.documentElement.outerHTML")
         assert browser.exceptions == []
 
 
@@ -558,13 +575,17 @@ SKU = "TEE-LIVE"
 SECRET_ENV = "INVSYNC_LIVE_PAGE_SECRET"
 
 
-async def _serves_page_and_feed(url: str) -> str | None:
+async def _serves_page_and_feed(url: str, token: str) -> str | None:
     """Why the daemon at ``url`` cannot be tested yet (None: it serves both)."""
     async with aiohttp.ClientSession() as http, http.get(url + "/") as resp:
         if resp.status == 404:
             return "daemon does not serve the live page yet"
     try:
-        async with connect(url.replace("http://", "ws://") + "/v1/feed", open_timeout=5):
+        async with connect(
+            url.replace("http://", "ws://") + "/v1/feed",
+            open_timeout=5,
+            additional_headers={"Authorization": f"Bearer {token}"},
+        ):
             pass
     except InvalidStatus as exc:
         if exc.response.status_code == 404:
@@ -584,7 +605,7 @@ async def test_page_shows_a_stock_change_on_every_channel(tmp_path: Path, artifa
         url = base_url(config)
         with Daemon(config, env={SECRET_ENV: SECRET}) as daemon:
             await daemon.await_event("started", timeout=30)
-            reason = await _serves_page_and_feed(url)
+            reason = await _serves_page_and_feed(url, api_token(config))
             if reason is not None:
                 pytest.skip(reason)
             async with Api(config) as api:
@@ -595,7 +616,8 @@ async def test_page_shows_a_stock_change_on_every_channel(tmp_path: Path, artifa
                 await until(lambda: all(SKU in r.latest for r in receivers), timeout=10)
 
                 async with Chromium(tmp_path / "chromium.log") as browser:
-                    await browser.open(url + "/")
+                    # The sign-in link, as `invsync run` prints it in a terminal.
+                    await browser.open(page_link(load_config(config), server_port(config)))
                     shown = {c: v["available"] for c, v in before["channels"].items()}
                     assert set(shown) == {"portal", "wholesale", "outlet"}
                     await browser.wait_for(
@@ -622,3 +644,80 @@ async def test_page_shows_a_stock_change_on_every_channel(tmp_path: Path, artifa
                     await browser.screenshot(artifacts / "live-page.png")
                     assert browser.exceptions == []
             assert await daemon.astop() == 0
+
+
+# --- a hostile page in the same browser ---------------------------------------------------------
+
+#: Served from another site (evil.example) while the browser is signed in to the daemon: it tries
+#: to zero the stock (a text/plain POST needs no CORS pre-flight), to read it, and to open the
+#: feed, and reports what happened in ``window.results``.
+HOSTILE = """<!doctype html><title>cat pictures</title><script>
+window.results = {};
+(async () => {
+  const daemon = "%(daemon)s";
+  const zero = JSON.stringify([{id: "evil-1", type: "stock.counted", sku: "%(sku)s",
+                                location: "wh-east", on_hand: 0}]);
+  try {
+    const r = await fetch(daemon + "/v1/events", {method: "POST", mode: "no-cors",
+      credentials: "include", headers: {"Content-Type": "text/plain"}, body: zero});
+    results.post = r.type;
+  } catch (e) { results.post = "error"; }
+  try {
+    const r = await fetch(daemon + "/v1/stock/%(sku)s", {credentials: "include"});
+    results.read = await r.text();
+  } catch (e) { results.read = "blocked"; }
+  await new Promise((done) => {
+    const ws = new WebSocket(daemon.replace("http", "ws") + "/v1/feed");
+    ws.onopen = () => ws.send(JSON.stringify({op: "subscribe"}));
+    ws.onmessage = (e) => { results.feed = String(e.data); };
+    ws.onclose = (e) => { results.feedClosed = e.code; done(); };
+  });
+  results.done = true;
+})();
+</script>"""
+
+
+@needs_chromium
+async def test_a_foreign_page_cannot_read_or_change_anything(tmp_path: Path) -> None:
+    config = write_config(tmp_path, LOCATIONS)
+    url = base_url(config)
+    port = server_port(config)
+    hostile = Starlette(
+        routes=[
+            Route(
+                "/",
+                lambda request: Response(
+                    HOSTILE % {"daemon": url, "sku": SKU}, media_type="text/html"
+                ),
+            )
+        ]
+    )
+    rules = "--host-resolver-rules=MAP evil.example 127.0.0.1"
+    with Daemon(config) as daemon:
+        await daemon.await_event("started", timeout=30)
+        async with (
+            Api(config) as api,
+            HttpServer(hostile, "127.0.0.1", 0) as evil,
+            Chromium(tmp_path / "chromium.log", flags=(rules,)) as browser,
+        ):
+            await api.post_events([counted("seed-1", SKU, "wh-east", 20)], wait=5)
+            # Signed in: the browser holds the daemon's session cookie.
+            await browser.open(page_link(load_config(config), port))
+            await browser.wait_for(live(), "the signed-in page's feed")
+
+            await browser.open(f"http://evil.example:{evil.port}/")
+            results = await browser.wait_for(
+                "window.results?.done && window.results", "the hostile page's attempts", 15
+            )
+            assert results["read"] == "blocked"  # no CORS answer: the script reads nothing
+            assert "feed" not in results  # the handshake was refused: no snapshot
+            # The intake is in order: had the POST been recorded, it would be applied by now.
+            await api.post_events([counted("after-1", "OTHER", "wh-east", 1)], wait=5)
+            view = await api.stock(SKU)
+            assert view is not None and view["locations"]["wh-east"]["on_hand"] == 20
+
+            # DNS rebinding: the hostile name now resolves to the daemon itself.
+            await browser.open(f"http://evil.example:{port}/v1/stock/{SKU}")
+            body = await browser.js("document.body.innerText")
+            assert "HOST_NOT_ALLOWED" in body and "20" not in body
+        assert await daemon.astop() == 0

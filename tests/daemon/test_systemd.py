@@ -175,3 +175,21 @@ def test_the_unit_file_verifies(tmp_path: Path) -> None:
         "DynamicUser=yes",
     ):
         assert any(line.startswith(needed) for line in text_lines), needed
+
+
+def test_notify_never_blocks_when_the_reader_does_not_keep_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A datagram queue that is full drops the notification instead of blocking the event loop
+    (a blocked loop would stall the whole daemon)."""
+    sock_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock_path))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
+    try:
+        sent = [systemd.notify("WATCHDOG=1") for _ in range(1000)]  # nobody reads them
+        assert sent[0] is True and sent[-1] is False  # the queue filled up; no call blocked
+        listener.recv(4096)
+        assert systemd.notify("WATCHDOG=1") is True  # room again
+    finally:
+        listener.close()

@@ -18,6 +18,7 @@ from invsync.core.errors import (
     BelowReserved,
     ExceedsFulfilled,
     ExceedsReserved,
+    HoldExists,
     InvalidQuantity,
     InvalidRequest,
     InvsyncError,
@@ -26,6 +27,7 @@ from invsync.core.errors import (
     NothingReserved,
     OrderExists,
     OutOfStock,
+    UnknownHold,
     UnknownOrder,
 )
 from invsync.engine import keys as k
@@ -800,7 +802,7 @@ async def test_place_hold_with_a_used_hold_id_is_refused(
     await stocked(engine, {"A": {"L1": 5}})
     await engine.place_hold("h1", "H1", [line("A", 1)], 60)
     await engine.release_hold("h2", "H1")
-    await refused(redis, OrderExists, lambda: engine.place_hold("h3", "H1", [line("A", 1)], 60))
+    await refused(redis, HoldExists, lambda: engine.place_hold("h3", "H1", [line("A", 1)], 60))
 
 
 async def test_place_hold_replayed_is_a_duplicate(engine: Engine, redis: aioredis.Redis) -> None:
@@ -864,7 +866,7 @@ async def test_release_hold_twice_is_refused_but_replaying_it_is_a_duplicate(
 
 
 async def test_release_of_an_unknown_hold_is_refused(engine: Engine, redis: aioredis.Redis) -> None:
-    await refused(redis, UnknownOrder, lambda: engine.release_hold("h1", "NOPE"))
+    await refused(redis, UnknownHold, lambda: engine.release_hold("h1", "NOPE"))
 
 
 async def test_order_converts_a_hold_when_stock_is_otherwise_exhausted(

@@ -92,6 +92,13 @@ def expand(lines: list[RawLine]) -> list[tuple[str, str | None, int]]:
     return [(sku, location, q) for (sku, location), q in merged.items()]
 
 
+def _per_sku(units: list[tuple[str, int]]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for sku, q in units:
+        totals[sku] = totals.get(sku, 0) + q
+    return totals
+
+
 def order_state(doc: MDoc) -> str:
     r = sum(x.reserved for x in doc.lines)
     f = sum(x.fulfilled for x in doc.lines)
@@ -167,7 +174,15 @@ class Model:
         if (scope, record_id, event) in self.markers:
             return "dup"
         if record_id in records:
-            raise Refused("ORDER_EXISTS")
+            if kind == "order":
+                raise Refused("ORDER_EXISTS")
+            held = records[record_id]
+            if held.state == "held" and _per_sku(
+                [(x.sku, x.qty) for x in held.lines]
+            ) == _per_sku([(sku, q) for sku, _, q in expand(lines)]):
+                self.markers.add((scope, record_id, event))
+                return "dup"  # the same hold placed again: idempotent by hold id
+            raise Refused("HOLD_EXISTS")
         need = expand(lines)
         credit: defaultdict[tuple[str, str], int] = defaultdict(int)
         hold = self.holds.get(hold_id) if hold_id is not None else None
@@ -268,7 +283,7 @@ class Model:
             return "dup"
         doc = self.holds.get(hold_id)
         if doc is None:
-            raise Refused("UNKNOWN_ORDER")
+            raise Refused("UNKNOWN_HOLD")
         if doc.state != "held":
             raise Refused("NOTHING_RESERVED")
         assert doc.expires_ms is not None

@@ -527,3 +527,84 @@ def test_routing_policy_is_the_channels_view_of_the_config(tmp_path: Path) -> No
     # An unknown channel: every location that serves all channels, no SLA.
     assert [s.id for s in unknown.sites if s.allowed] == ["wh-east", "wh-west"]
     assert unknown.sla_days is None
+
+
+# --- safety stock is the last resort ---------------------------------------------------------
+
+
+def _issue_policy(fallback: str = "late", strategy: str = "sla_cost") -> RoutingPolicy:
+    """The shipped config's shape: store-sf reaches California in a day and keeps one unit
+    back; wh-east takes five days there; Amazon's SLA is two days."""
+    return RoutingPolicy(
+        channel="amazon",
+        sites=(
+            Site(id="wh-east", priority=10, transit_days={"west": 5}, ship_cost={"west": 6.0}),
+            Site(id="store-sf", priority=30, transit_days={"west": 1}, ship_cost={"west": 4.0}),
+        ),
+        strategy=strategy,  # type: ignore[arg-type]
+        sla_days=2,
+        fallback=fallback,  # type: ignore[arg-type]
+        zones={"US-CA": "west"},
+    )
+
+
+def _floor_stock(store_free: int) -> dict[str, dict[str, LocationStock]]:
+    return {
+        "A": {
+            "wh-east": LocationStock(on_hand=10),
+            "store-sf": LocationStock(on_hand=3, reserved=3 - store_free, safety_stock=1),
+        }
+    }
+
+
+CA = ShipTo(country="US", region="CA")
+
+
+def test_an_order_that_would_take_the_stores_floor_unit_ships_late_from_the_warehouse() -> None:
+    # Two units at the store above its floor: the first order ships from there on time.
+    first = plan([Line(sku="A", qty=2)], _floor_stock(3), CA, _issue_policy())
+    assert first.assignment == [Line(sku="A", qty=2, location="store-sf")]
+    assert not first.late and first.explanation.safety_stock_used == []
+    # The next unit would be the store's floor: wh-east ships it, late, rather.
+    second = plan([Line(sku="A", qty=1)], _floor_stock(1), CA, _issue_policy())
+    assert second.assignment == [Line(sku="A", qty=1, location="wh-east")]
+    assert second.late
+    assert second.explanation.safety_stock_used == []
+
+
+def test_safety_stock_is_dipped_into_only_when_nothing_else_can_serve_and_it_says_so() -> None:
+    stock = _floor_stock(1)
+    stock["A"]["wh-east"] = LocationStock(on_hand=0)
+    decision = plan([Line(sku="A", qty=1)], stock, CA, _issue_policy())
+    assert decision.assignment == [Line(sku="A", qty=1, location="store-sf")]
+    assert decision.explanation.safety_stock_used == ["store-sf"]
+    why = " ".join(decision.explanation.why)
+    assert "no assignment spares every location's safety stock" in why
+    assert "dips into the safety stock of store-sf" in why
+
+
+def test_with_fallback_unroutable_an_on_time_dip_beats_refusing_the_order() -> None:
+    # A late assignment is not acceptable at all here: the floor unit is the only way.
+    decision = plan([Line(sku="A", qty=1)], _floor_stock(1), CA, _issue_policy("unroutable"))
+    assert decision.assignment == [Line(sku="A", qty=1, location="store-sf")]
+    assert decision.explanation.safety_stock_used == ["store-sf"]
+
+
+def test_the_priority_strategy_spares_safety_stock_too() -> None:
+    policy = _issue_policy(strategy="priority")
+    sites = tuple(reversed(policy.sites))  # store-sf first in priority order
+    policy = msgspec.structs.replace(policy, sites=sites)
+    decision = plan([Line(sku="A", qty=1)], _floor_stock(1), CA, policy)
+    assert decision.assignment == [Line(sku="A", qty=1, location="wh-east")]
+    decision = plan([Line(sku="A", qty=11)], _floor_stock(1), CA, policy)
+    assert decision.assignment is not None
+    assert decision.explanation.safety_stock_used != []
+
+
+def test_an_order_beyond_even_the_safety_stock_is_unroutable_with_the_full_count() -> None:
+    decision = plan([Line(sku="A", qty=12)], _floor_stock(1), CA, _issue_policy())
+    assert decision.assignment is None
+    assert decision.unroutable_code == "out_of_stock"
+    assert decision.unroutable_reason == (
+        "not enough 'A' at the allowed locations (need 12, free 11)"
+    )

@@ -1,10 +1,11 @@
 """The planner against brute force on small random orders: never more than is free anywhere, never
-more shipments than the best SLA-feasible assignment, and an assignment whenever one exists."""
+more shipments than the best SLA-feasible assignment, an assignment whenever one exists, and
+safety stock touched only when no acceptable assignment spares it."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from invsync.engine.routing import (
     Site,
     free_units,
     plan,
+    spare_units,
 )
 
 SHIP_TO = ShipTo(country="US", region="CA")
@@ -35,7 +37,7 @@ class Case:
 
 
 @st.composite
-def cases(draw: st.DrawFn, min_lines: int = 1, max_lines: int = 4) -> Case:
+def cases(draw: st.DrawFn, min_lines: int = 1, max_lines: int = 4, safety: bool = False) -> Case:
     n_locs = draw(st.integers(1, 5))
     sites = []
     for i in range(n_locs):
@@ -58,6 +60,7 @@ def cases(draw: st.DrawFn, min_lines: int = 1, max_lines: int = 4) -> Case:
             site.id: LocationStock(
                 on_hand=draw(st.sampled_from([0, 0, 0, 3, 9])),
                 reserved=draw(st.sampled_from([0, 0, 0, 1])),
+                safety_stock=draw(st.sampled_from([0, 0, 1, 3])) if safety else 0,
             )
             for site in sites
         }
@@ -93,12 +96,15 @@ def meets_sla(site: Site, sla: int | None) -> bool:
     return sla is None or (days is not None and days <= sla)
 
 
-def feasible(case: Case, assignment: Sequence[tuple[Line, str]]) -> bool:
+def feasible(
+    case: Case, assignment: Sequence[tuple[Line, str]], units: Callable[..., int] = free_units
+) -> bool:
+    """Whether the assignment takes no more than ``units`` (free, or spare) anywhere."""
     taken: dict[tuple[str, str], int] = {}
     for line, loc in assignment:
         for sku, qty in needs(line).items():
             taken[(sku, loc)] = taken.get((sku, loc), 0) + qty
-    return all(free_units(case.stock[sku][loc]) >= qty for (sku, loc), qty in taken.items())
+    return all(units(case.stock[sku][loc]) >= qty for (sku, loc), qty in taken.items())
 
 
 def cost_key(case: Case, locs: set[str]) -> tuple[int, float]:
@@ -107,11 +113,13 @@ def cost_key(case: Case, locs: set[str]) -> tuple[int, float]:
     return (sum(c is None for c in costs), sum(c or 0.0 for c in costs))
 
 
-def brute_force(case: Case, sites: list[str]) -> tuple[int, tuple[int, float]] | None:
+def brute_force(
+    case: Case, sites: list[str], units: Callable[..., int] = free_units
+) -> tuple[int, tuple[int, float]] | None:
     """(fewest shipments, lowest cost key among those) over every whole-line assignment."""
     best: tuple[int, tuple[int, float]] | None = None
     for locs in itertools.product(sites, repeat=len(case.lines)):
-        if feasible(case, list(zip(case.lines, locs, strict=True))):
+        if feasible(case, list(zip(case.lines, locs, strict=True)), units):
             score = (len(set(locs)), cost_key(case, set(locs)))
             best = score if best is None or score < best else best
     return best
@@ -179,3 +187,33 @@ def test_the_greedy_for_big_orders_never_assigns_more_than_is_free(case: Case) -
     decision = plan(case.lines, case.stock, SHIP_TO, case.policy)
     assert decision.explanation.exact is False
     check_assignment(case, decision)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(cases(safety=True))
+def test_safety_stock_is_the_last_resort_against_brute_force(case: Case) -> None:
+    policy = case.policy
+    decision = plan(case.lines, case.stock, SHIP_TO, policy)
+    check_assignment(case, decision)
+    allowed = [s.id for s in policy.sites if s.allowed]
+    on_time = [s.id for s in policy.sites if s.allowed and meets_sla(s, policy.sla_days)]
+    late_ok = policy.fallback == "late"
+
+    def acceptable(units: Callable[..., int]) -> bool:
+        """Some whole-line assignment within ``units`` is on time, or late where allowed."""
+        found = brute_force(case, on_time, units) is not None
+        return found or (late_ok and brute_force(case, allowed, units) is not None)
+
+    assigned = decision.assignment
+    dipped = assigned is not None and not feasible(
+        case, [(line, line.location or "") for line in assigned], spare_units
+    )
+    # The explanation names the dip exactly when there is one.
+    assert bool(decision.explanation.safety_stock_used) == dipped
+    if dipped:
+        assert any("safety stock" in why for why in decision.explanation.why)
+    if acceptable(spare_units):
+        # An assignment sparing every safety stock exists (maybe late): the planner takes one.
+        assert assigned is not None and not dipped
+    if acceptable(free_units):
+        assert assigned is not None

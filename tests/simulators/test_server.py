@@ -30,6 +30,7 @@ async def test_a_push_lands_in_the_simulated_receiver(
     channel = wholesale(simulator.url)
     receiver = simulator.add(channel)
     assert isinstance(receiver, WebhookReceiver)
+    receiver.list_skus(["A"])
     adapter = create(channel, AdapterContext(session=session))
     results = await adapter.push([Update(sku="A", available=3, version=2)])
     assert [r.outcome for r in results] == ["ok"]
@@ -110,3 +111,66 @@ async def test_an_order_takes_units_off_the_listing_and_is_notified(
     from invsync.adapters.signing import SIGNATURE_HEADER, verify
 
     assert verify(SECRET, body, headers[SIGNATURE_HEADER])
+
+
+async def test_the_receiver_refuses_a_sku_it_does_not_list_and_keeps_the_others(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    channel = wholesale(simulator.url)
+    receiver = simulator.add(channel)
+    assert receiver is not None
+    receiver.list_skus(["LISTED"])
+    adapter = create(channel, AdapterContext(session=session))
+    results = await adapter.push(
+        [Update(sku="LISTED", available=2, version=1), Update(sku="GHOST", available=7, version=1)]
+    )
+    assert [(r.sku, r.outcome) for r in results] == [("LISTED", "ok"), ("GHOST", "permanent")]
+    assert "not listed" in (results[1].error or "")
+    assert receiver.quantities == {"LISTED": 2}
+
+
+async def test_the_catalogue_route_lists_skus_on_one_channel_or_on_all(
+    simulator: Simulator, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIM_OTHER_SECRET", SECRET)
+    one = simulator.add(wholesale(simulator.url))
+    other = simulator.add(
+        Channel(id="other", kind="webhook", url=f"{simulator.url}/webhooks/other",
+                secret_env="SIM_OTHER_SECRET")
+    )
+    assert one is not None and other is not None
+    async with session.post(
+        f"{simulator.url}/_sim/wholesale/catalogue", json={"skus": ["A", "B", "A"]}
+    ) as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"ok": True, "channels": 1, "skus": 2}
+    assert one.listed == {"A", "B"} and other.listed == set()
+    assert one.is_listed("A") and not other.is_listed("A")
+    async with session.post(f"{simulator.url}/_sim/catalogue", json={"skus": ["C"]}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["channels"] == 2
+    assert one.listed == {"A", "B", "C"} and other.listed == {"C"}
+    async with session.get(f"{simulator.url}/_sim/channels") as resp:
+        shown = {c["id"]: c["listed"] for c in (await resp.json())["channels"]}
+    assert shown == {"wholesale": ["A", "B", "C"], "other": ["C"]}
+    # Bad requests change nothing and say why.
+    async with session.post(f"{simulator.url}/_sim/nope/catalogue", json={"skus": ["X"]}) as r:
+        assert r.status == 404
+    for bad in ({"skus": "A"}, {"sku": ["A"]}, {"skus": ["ok", " "]}):
+        async with session.post(f"{simulator.url}/_sim/catalogue", json=bad) as r:
+            assert r.status == 400, bad
+            assert (await r.json())["error"]
+    assert one.listed == {"A", "B", "C"} and other.listed == {"C"}
+
+
+async def test_setting_a_quantity_lists_the_sku(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    receiver = simulator.add(wholesale(simulator.url))
+    assert receiver is not None
+    assert not receiver.is_listed("NEW")
+    async with session.put(
+        f"{simulator.url}/_sim/wholesale/quantities/NEW", json={"quantity": 4}
+    ) as resp:
+        assert resp.status == 200
+    assert receiver.is_listed("NEW") and receiver.quantities["NEW"] == 4

@@ -14,6 +14,7 @@ import pytest
 
 from invsync.core.config import Channel
 from invsync.simulators.server import Simulator
+from invsync.simulators.signing import tiktok_request_sign
 from invsync.simulators.tiktok import TikTokShopSim
 
 APP_KEY = "sim-app-key"
@@ -124,3 +125,33 @@ async def test_a_non_ascii_signature_is_refused_not_a_server_error(
 ) -> None:
     status, answer = await _search(simulator, session, {**_query(), "sign": "é" * 64})
     assert (status, answer["code"]) == (401, 106001)
+
+
+def test_the_simulator_checks_against_tiktoks_published_example() -> None:
+    """TikTok's worked example (partner.tiktokshop.com/docv2/page/sign-your-api-request, "Get
+    Authorized Shops"): app secret e59af819cc, app_key 29a39d, timestamp 1623812664; the sign
+    the page's steps arrive at. The simulator's own signing (simulators/signing.py) must give
+    it, whatever the adapter does."""
+    query = {"timestamp": "1623812664", "app_key": "29a39d", "sign": "x", "access_token": "t"}
+    assert tiktok_request_sign("e59af819cc", "/authorization/202309/shops", query, b"") == (
+        "b596b73e0cc6de07ac26f036364178ab16b0a907af13d43f0a0cd2345f582dc8"
+    )
+
+
+async def test_a_seller_sku_not_listed_on_the_shop_is_not_found(
+    simulator: Simulator, session: aiohttp.ClientSession, shop: TikTokShopSim
+) -> None:
+    """Search Products answers an empty list for a seller SKU the shop has no product for,
+    until the seller lists it."""
+    query = _query()
+    status, answer = await _search(simulator, session, {**query, "sign": _documented(query)})
+    data = answer["data"]
+    assert isinstance(data, dict)
+    assert (status, data["products"], data["total_count"]) == (200, [], 0)
+    shop.list_skus(["TEE-BLK-M"])
+    query = _query()
+    status, answer = await _search(simulator, session, {**query, "sign": _documented(query)})
+    data = answer["data"]
+    assert isinstance(data, dict)
+    assert data["total_count"] == 1
+    assert [s["seller_sku"] for s in data["products"][0]["skus"]] == ["TEE-BLK-M"]

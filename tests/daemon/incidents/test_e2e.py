@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.daemon.helpers import (
+    INVSYNC,
     LOCATIONS,
     Api,
     Daemon,
@@ -28,7 +31,12 @@ from tests.daemon.helpers import (
 from tests.receiver import Receiver
 
 SECRETS = {"wholesale": "wholesale-s3cret", "portal": "portal-s3cret"}
-ENV = {f"EXC_{c.upper()}_SECRET": s for c, s in SECRETS.items()} | {"EXC_DOWN_SECRET": "x"}
+#: Ana's own API token ([server] tokens): what she resolves is recorded under her name.
+ANA_TOKEN = "ana-s-api-token-0123456789"
+ENV = {f"EXC_{c.upper()}_SECRET": s for c, s in SECRETS.items()} | {
+    "EXC_DOWN_SECRET": "x",
+    "EXC_ANA_TOKEN": ANA_TOKEN,
+}
 
 
 @pytest.fixture
@@ -52,7 +60,10 @@ def config_for(tmp_path: Path, receivers: dict[str, Receiver], *, down: bool = F
     if down:  # nobody listens there: every push fails, the breaker opens
         url = f"http://127.0.0.1:{free_port()}/push"
         text += webhook_channel("down", url, "EXC_DOWN_SECRET")
-    return write_config(tmp_path, text)
+    path = write_config(tmp_path, text)
+    with path.open("a") as out:  # into the [server] table write_config appended last
+        out.write('tokens = { ana = "EXC_ANA_TOKEN" }\n')
+    return path
 
 
 def order(event_id: str, order_id: str, sku: str, qty: int = 1) -> dict[str, Any]:
@@ -82,8 +93,22 @@ async def one(api: Api, kind: str) -> dict[str, Any]:
     return record
 
 
-async def cli(config: Path, *args: str) -> tuple[int, str, str]:
-    done = await asyncio.to_thread(invsync, config, *args)
+async def cli(config: Path, *args: str, token: str | None = None) -> tuple[int, str, str]:
+    """``invsync ARGS``; with ``token``, as its holder (``$INVSYNC_TOKEN``), else with the token
+    the daemon generated (the operator's)."""
+    if token is None:
+        done = await asyncio.to_thread(invsync, config, *args)
+    else:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [INVSYNC, *args, "-c", str(config)],
+            cwd=config.parent,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={**os.environ, "INVSYNC_TOKEN": token},
+        )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -171,16 +196,15 @@ async def test_every_kind_is_produced_by_its_cause_and_resolved_for_real(
             assert code == 1 and "attempt" in out, (out, err)
             # ... stock arrives at wh-west: the reroute reserves there, the channel hears of it.
             await api.post_events([counted("c-3", "TEE", "wh-west", 3)], wait=5)
-            code, out, err = await cli(
-                config,
-                "exceptions",
-                "resolve",
-                oversold["id"],
-                "--action",
-                "reroute",
-                "--by",
-                "ana",
-            )
+            resolve_as_ana = ("exceptions", "resolve", oversold["id"], "--action", "reroute",
+                              "--by", "ana")
+            # The operator's token cannot act in Ana's name: refused, nothing done.
+            code, out, err = await cli(config, *resolve_as_ana)
+            assert code == 1 and "BY_MISMATCH" in err, (out, err)
+            view = await api.order("wholesale", "1002")
+            assert view is not None and view["outcome"] != "reserved"
+            # Ana's own token can.
+            code, out, err = await cli(config, *resolve_as_ana, token=ANA_TOKEN)
             assert code == 0, (out, err)
             view = await api.order("wholesale", "1002")
             assert view is not None and view["outcome"] == "reserved"
@@ -200,10 +224,9 @@ async def test_every_kind_is_produced_by_its_cause_and_resolved_for_real(
             )
 
             # unknown_sku -> substitute with a stocked SKU.
-            status, record = await resolve(
-                api, unknown["id"], action="substitute", sku="CAP", by="bo"
-            )
+            status, record = await resolve(api, unknown["id"], action="substitute", sku="CAP")
             assert status == 200 and record["state"] == "resolved", record
+            assert record["resolved_by"] == "operator"  # the name of the token that acted
             view = await api.order("wholesale", "1003")
             assert view is not None and [x["sku"] for x in view["lines"]] == ["CAP"]
             stock = await api.stock("CAP")

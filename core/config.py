@@ -43,6 +43,8 @@ __all__ = [
     "Fraction",
     "Location",
     "LocationKind",
+    "LogFormat",
+    "LoggingConfig",
     "MetricsConfig",
     "MqttConfig",
     "NonEmpty",
@@ -186,6 +188,17 @@ class MqttConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     client_id: NonEmpty = "invsync"
     username: str | None = None
     password_env: EnvName | None = None
+
+
+#: How log lines are written: "console" (readable lines for a person), "json" (one object a
+#: line, for journald and log shippers) or "auto" (console on a terminal, JSON elsewhere).
+LogFormat = Literal["auto", "console", "json"]
+
+
+class LoggingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """`[logging]`: the daemon's log lines on stdout (daemon/logs.py); `--log-format` wins."""
+
+    format: LogFormat = "auto"
 
 
 class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -375,6 +388,30 @@ class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, 
         dict[str, Faults],
         msgspec.Meta(description="Per channel id, replacing `faults` for that channel."),
     ] = {}
+    # The living demo (simulators/demo.py): what happens to orders and stock after a sale.
+    ship_after_s: Annotated[float, msgspec.Meta(
+        ge=0, le=86_400, description="Mean seconds from a sale to its shipment (0 = never)."
+    )] = 90.0
+    cancel_rate: Fraction = 0.05
+    cancel_after_s: Annotated[float, msgspec.Meta(
+        gt=0, le=86_400, description="Mean seconds from a sale to a buyer's cancellation."
+    )] = 5.0
+    pick_s: Annotated[float, msgspec.Meta(
+        gt=0, le=86_400, description="Mean seconds a simulated warehouse takes to pick."
+    )] = 15.0
+    store_sales_per_minute: Annotated[float, msgspec.Meta(
+        ge=0, le=60_000, description="Walk-in sales per minute at each store location."
+    )] = 0.0
+    store_return_rate: Fraction = 0.1
+    restock_every_s: Annotated[float, msgspec.Meta(
+        ge=0, le=86_400, description="Seconds between receiving rounds (0 = never)."
+    )] = 0.0
+    restock_lead_s: Annotated[float, msgspec.Meta(
+        ge=0, le=86_400, description="Seconds from announcing incoming units to receiving them."
+    )] = 60.0
+    surprise_every_s: Annotated[float, msgspec.Meta(
+        ge=0, le=86_400, description="Mean seconds between a drift or an oversell (0 = never)."
+    )] = 0.0
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -384,6 +421,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     server: ServerConfig = ServerConfig()
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
     locations: tuple[Location, ...] = ()
     channels: tuple[Channel, ...] = ()
     bundles: tuple[BundleConfig, ...] = ()

@@ -8,17 +8,23 @@ and never waits.
 
 The protocol (JSON text frames)::
 
-    client  {"op": "subscribe", "skus": [...], "channels": [...], "batch": false}
+    client  {"op": "subscribe", "skus": [...], "channels": [...], "batch": false, "events": false}
             lists empty or left out mean all; a new subscribe replaces the last one
     server  {"type": "snapshot", "items": [{"sku", "channel", "available", "version"}], "ts"}
             {"type": "availability", "sku", "channel", "available", "version", "ts"}
             {"type": "exception", ...record}
+            {"type": "event", "source", "count", "events": [{"id", "event_type", "skus",
+             "channel", "order_id"}], "ts"}    only for ``"events": true`` (below)
             {"type": "heartbeat", "ts"}                   after ``heartbeat_s`` of silence
             {"type": "resync", "reason": "slow consumer"}  then a fresh snapshot
             {"type": "error", "error": {"code", "message"}} a bad client message; stays open
             {"type": "batch", "messages": [...]}            only for ``"batch": true``
 
-``ts`` is when the hub took the change (ms since the epoch). Per (sku, channel) a client sees
+``ts`` is when the hub took the change (ms since the epoch). A client that subscribes with
+``"events": true`` (the live console) also hears of the events the daemon accepts: one ``event``
+message per accepted request (``count`` events, the first ``EVENTS_LISTED`` of them listed, each
+with at most ``SKUS_LISTED`` SKUs), whatever its SKU and channel filters; a bulk import thus
+stays a few messages, not a flood. Per (sku, channel) a client sees
 versions only increase: deltas published while its snapshot is built are held back and those not
 newer than the snapshot's item dropped. Without ``"batch"`` every message is its own frame, as the
 spec has it. With ``"batch": true`` (for a client watching many changes, such as a dashboard) a
@@ -40,7 +46,7 @@ import asyncio
 import contextlib
 import itertools
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -53,6 +59,7 @@ from ..actors.messages import AvailabilityChanged
 from ..actors.sku import Topology, bundle_inputs
 from ..core.clock import Clock, SystemClock
 from ..core.errors import InvalidRequest, InvsyncError
+from ..core.events import Event, event_kind, event_skus
 from ..engine import keys
 from ..engine.availability import availability_by_channel, bundle_available
 from ..engine.engine import Engine
@@ -75,6 +82,10 @@ SLOW_CONSUMER = "slow consumer"
 #: How often at most a batching client is written to (a change waits at most this long for it).
 BATCH_WINDOW_S = 0.025
 _GOLDEN = 0.6180339887498949
+#: At most this many events of one accepted request are listed in its ``event`` message...
+EVENTS_LISTED = 10
+#: ... each with at most this many of its SKUs.
+SKUS_LISTED = 5
 #: How long leaving the hub waits for its clients' connections to close.
 CLOSE_WAIT_S = 5.0
 
@@ -95,6 +106,7 @@ class Subscribe(
     skus: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
     batch: bool = False
+    events: bool = False
 
 
 class _Availability(
@@ -109,6 +121,13 @@ class _Availability(
 
 class _Snapshot(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="snapshot"):
     items: list[dict[str, Any]]
+    ts: int
+
+
+class _Accepted(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="event"):
+    source: str
+    count: int
+    events: list[dict[str, Any]]
     ts: int
 
 
@@ -146,14 +165,23 @@ _encode = msgspec.json.Encoder().encode
 
 
 class _Msg:
-    """One encoded message, shared by every queue it is in; deltas carry their key and version."""
+    """One encoded message, shared by every queue it is in; deltas carry their key and version,
+    ``event`` marks the accepted-events messages (only for clients that asked for them)."""
 
-    __slots__ = ("data", "key", "version")
+    __slots__ = ("data", "event", "key", "version")
 
-    def __init__(self, data: bytes, key: tuple[str, str] | None = None, version: int = 0) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        key: tuple[str, str] | None = None,
+        version: int = 0,
+        *,
+        event: bool = False,
+    ) -> None:
         self.data = data
         self.key = key
         self.version = version
+        self.event = event
 
 
 def parse_client_message(raw: str | bytes) -> Subscribe:
@@ -192,6 +220,7 @@ class _Client:
         "batch",
         "channels",
         "cursor",
+        "events",
         "everything",
         "generation",
         "id",
@@ -213,6 +242,7 @@ class _Client:
         self.skus: frozenset[str] = frozenset()
         self.channels: frozenset[str] = frozenset()
         self.everything = False  # subscribed without a filter
+        self.events = False  # takes the accepted-events messages
         self.batch = False
         self.subscribed = False
         self.cursor = 0  # the next log position it reads (while subscribed)
@@ -227,12 +257,19 @@ class _Client:
         self.wake = asyncio.Event()
 
     def wants(self, message: _Msg) -> bool:
-        """Whether ``message`` from the log matches the subscription (exceptions always do)."""
+        """Whether ``message`` from the log matches the subscription (exceptions always do,
+        accepted events when it asked for them)."""
         key = message.key
-        return key is None or (
-            (not self.skus or key[0] in self.skus)
-            and (not self.channels or key[1] in self.channels)
+        if key is None:
+            return self.events or not message.event
+        return (not self.skus or key[0] in self.skus) and (
+            not self.channels or key[1] in self.channels
         )
+
+    @property
+    def takes_all(self) -> bool:
+        """Whether every message of the log is for it (no filter to apply)."""
+        return self.everything and self.events
 
 
 # --- the hub -----------------------------------------------------------------------------------
@@ -276,6 +313,7 @@ class FeedHub:
         self._parked_all: set[_Client] = set()
         self._by_channel: dict[str, set[_Client]] = {}  # channel filter only
         self._by_sku: dict[str, set[_Client]] = {}  # SKU filter (channel filter checked)
+        self._event_clients: set[_Client] = set()  # subscribed with "events": true
         self._open = False
         self._closing = False
         self._empty = asyncio.Event()
@@ -364,6 +402,32 @@ class FeedHub:
             if client.parked:
                 self._wake(client)
 
+    def publish_events(self, events: Sequence[Event], *, source: str) -> None:
+        """Tell the clients that asked for accepted events (``"events": true``) of one accepted
+        request: one message, listing at most ``EVENTS_LISTED`` of them; never waits."""
+        if not self._event_clients or not self._open or not events:
+            return
+        listed = []
+        for event in events[:EVENTS_LISTED]:
+            skus = event_skus(event)
+            listed.append(
+                {
+                    "id": event.id,
+                    "event_type": event_kind(event),
+                    "skus": skus[:SKUS_LISTED],
+                    "more_skus": max(0, len(skus) - SKUS_LISTED),
+                    "channel": getattr(event, "channel", None),
+                    "order_id": getattr(event, "order_id", None),
+                }
+            )
+        message = _Accepted(
+            source=source, count=len(events), events=listed, ts=self._clock.wall_ms()
+        )
+        self._append(_Msg(_encode(message), event=True))
+        for client in self._event_clients:
+            if client.parked:
+                self._wake(client)
+
     # -- observation ------------------------------------------------------------------------
 
     @property
@@ -411,14 +475,16 @@ class FeedHub:
         its snapshot is due or built, keep only what the snapshot will not cover)."""
         entries = self._read(client)
         if client.snapshot_due:
-            client.queue.extend(m for m in entries if m.key is None)
+            client.queue.extend(m for m in entries if m.key is None and client.wants(m))
         elif client.pending is not None:
             for m in entries:
+                if not client.wants(m):
+                    continue
                 if m.key is None:
                     client.queue.append(m)
-                elif client.wants(m):
+                else:
                     client.pending[m.key] = m  # the newest per key: bounded by the snapshot
-        elif client.everything:
+        elif client.takes_all:
             client.queue.extend(entries)
         else:
             client.queue.extend(m for m in entries if client.wants(m))
@@ -472,6 +538,11 @@ class FeedHub:
         client.skus = frozenset(sub.skus)
         client.channels = frozenset(sub.channels)
         client.everything = not (client.skus or client.channels)
+        if client.events:
+            self._event_clients.discard(client)
+        client.events = sub.events
+        if client.events:
+            self._event_clients.add(client)
         client.batch = sub.batch
         client.subscribed = True
         client.generation += 1
@@ -485,8 +556,10 @@ class FeedHub:
             self._index(client, add=False)
             self._readers.pop(client, None)
         self._parked_all.discard(client)
+        self._event_clients.discard(client)
         client.subscribed = False
         client.everything = False
+        client.events = False
         client.snapshot_due = False
         client.generation += 1
 
@@ -564,7 +637,7 @@ class FeedHub:
             client.queue.clear()
             if client.subscribed and client.cursor < self._base + len(self._log):
                 entries = self._read(client)
-                messages += entries if client.everything else filter(client.wants, entries)
+                messages += entries if client.takes_all else filter(client.wants, entries)
             if messages:
                 await self._send(websocket, client, messages)
                 continue
@@ -587,7 +660,7 @@ class FeedHub:
         client.snapshot_due = False
         # Deltas published until now are in what the snapshot reads; later ones are held.
         backlog = [*client.queue, *self._read(client)]
-        client.queue = deque(m for m in backlog if m.key is None)
+        client.queue = deque(m for m in backlog if m.key is None and client.wants(m))
         client.pending = {}
         try:
             items = await snapshot(sorted(client.skus), sorted(client.channels))

@@ -11,7 +11,8 @@ import asyncio
 import csv
 import hashlib
 import io
-from collections.abc import Iterable
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,22 @@ class ImportResult:
     applied: int = 0
     duplicates: int = 0
     refused: list[str] = field(default_factory=list)
+
+
+#: The SKUs of ``sample`` files: SAMPLE-000001, SAMPLE-000002, ...
+SAMPLE_SKU = "SAMPLE-{:06d}"
+
+
+def sample(rows: int, locations: Sequence[str], *, seed: int = 0) -> Iterator[tuple[str, str, int]]:
+    """``rows`` rows of a sample import file, always the same for the same arguments.
+
+    SKU after SKU, each at every location in turn (so the first N rows of a longer sample are
+    the N rows of a shorter one), with on_hand from 0 to 200 drawn from ``seed``.
+    """
+    rng = random.Random(seed)
+    for index in range(rows):
+        sku = SAMPLE_SKU.format(index // len(locations) + 1)
+        yield sku, locations[index % len(locations)], rng.randint(0, 200)
 
 
 def parse(path: Path, locations: Iterable[str]) -> tuple[str, list[Row]]:
@@ -109,9 +126,15 @@ def parse(path: Path, locations: Iterable[str]) -> tuple[str, list[Row]]:
 
 
 async def apply(
-    engine: Engine, digest: str, rows: list[Row], *, window: int = 4096
+    engine: Engine,
+    digest: str,
+    rows: list[Row],
+    *,
+    window: int = 4096,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Count every row's on_hand; at most ``window`` rows in flight (bounded memory)."""
+    """Count every row's on_hand; at most ``window`` rows in flight (bounded memory).
+    ``on_progress(n)`` is told of every ``n`` rows done (a progress bar)."""
     result = ImportResult()
 
     async def one(row: Row) -> None:
@@ -137,4 +160,6 @@ async def apply(
         except* InvsyncError as errors:
             # The store went away: the caller reports that one error, not an exception group.
             raise errors.exceptions[0] from None
+        if on_progress is not None:
+            on_progress(len(rows[start : start + window]))
     return result

@@ -43,6 +43,9 @@ GROUP = "invsync"
 ATTEMPTS = "intake:{events}:attempts"
 #: Attempts an event gets before it is set aside as a ``bad_event`` (``[redis] event_attempts``).
 MAX_ATTEMPTS = 5
+#: Entries one ``XTRIM`` may drop, and calls per ``trim`` (``Intake.trim``).
+TRIM_LIMIT = 10_000
+TRIM_ROUNDS = 1_000
 
 #: The pause before reading again after the store failed: 0.1 s doubling to 5 s, no jitter (one
 #: consumer per daemon: there is no herd to spread).
@@ -374,8 +377,15 @@ class Intake:
         rows: list[tuple[object, dict[object, object]]] = reply[1] if reply else []
         return rows
 
-    async def trim(self) -> None:
-        """Drop entries every consumer has acknowledged (keeps the stream bounded)."""
+    async def trim(self) -> int:
+        """Drop entries every consumer has acknowledged (keeps the stream bounded): everything
+        below the oldest pending entry, or below the first entry not yet delivered. Returns how
+        many were dropped.
+
+        ``XTRIM ... MINID ~`` removes whole stream nodes, and at most ``TRIM_LIMIT`` entries per
+        call (the server's default limit for ``~`` is 100 nodes, 10,000 entries); it is called
+        again until nothing is left to drop, so a backlog of a million acknowledged entries goes
+        in one round, in short steps that never block the store for long."""
         summary: Any = await self.redis.xpending(self.stream, GROUP)
         oldest = summary.get("min") if summary else None
         if oldest is None:
@@ -385,7 +395,17 @@ class Intake:
                 None,
             )
             if delivered is None or delivered == "0-0":
-                return
+                return 0
             ms, seq = delivered.split("-")
             oldest = f"{ms}-{int(seq) + 1}"
-        await self.redis.xtrim(self.stream, minid=_text(oldest), approximate=True)
+        dropped = 0
+        for _ in range(TRIM_ROUNDS):
+            n = int(
+                await self.redis.xtrim(
+                    self.stream, minid=_text(oldest), approximate=True, limit=TRIM_LIMIT
+                )
+            )
+            dropped += n
+            if n == 0:
+                break
+        return dropped

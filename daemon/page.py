@@ -1,12 +1,14 @@
-"""The live stock page (``GET /``): static files shipped in the package, served as they are.
+"""The live console (``GET /``): static files shipped in the package, served as they are.
 
 No build step and no CDN: ``daemon/static/`` holds the page, its script and its style sheet, read
 through importlib.resources so an installed wheel serves the same bytes as a checkout. The files
 are read once, when ``page_routes()`` is called (a missing file is a start-up error, not a 404 at
 run time), and only the names in ``STATIC`` are served, so no request path reaches outside the
-folder. The page talks to ``WS /v1/feed``, ``GET /metrics`` and ``GET /v1/exceptions`` itself,
-with the session cookie its sign-in link set (``daemon/security.py``: the page's files hold no
-data and need no credential; what they fetch does).
+folder. The page talks to ``WS /v1/feed``, ``GET /metrics``, ``GET /v1/stock/{sku}``,
+``GET /v1/channels`` (and ``.../latency``), ``GET /v1/orders/...`` and ``/v1/exceptions`` (listing
+and ``POST .../resolve``) itself, with the session cookie its sign-in link set
+(``daemon/security.py``: the page's files hold no data and need no credential; what they fetch
+does). Its script is split into ES modules (``app.js`` imports the others), loaded as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ __all__ = ["STATIC", "Asset", "load_assets", "page_routes"]
 STATIC: Mapping[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "detail.js": "text/javascript; charset=utf-8",
+    "events.js": "text/javascript; charset=utf-8",
+    "health.js": "text/javascript; charset=utf-8",
+    "incidents.js": "text/javascript; charset=utf-8",
+    "util.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 

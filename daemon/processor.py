@@ -367,6 +367,16 @@ class Processor:
             parts = bundles[line.sku].components if line.sku in bundles else {line.sku: 1}
             needed.extend(s for s in parts if s not in needed)
         shortages: list[dict[str, Any]] = []
+        existing = await self._engine.order(event.channel, event.order_id)
+        if existing is not None and existing.kind == "order":
+            # Already reserved (a batch replayed after a crash, or the same order id again):
+            # the script answers "duplicate" for this event id, ORDER_EXISTS for another one.
+            # Routing first would see the order's own units as taken and call it oversold.
+            done = [Line(sku=x.sku, qty=x.qty, location=x.location) for x in existing.lines]
+            outcome = await self._engine.reserve(
+                event.id, event.channel, event.order_id, done, hold_id=event.hold_id
+            )
+            return outcome, [], None
         hold = await self.holds.held(event)  # converted: its units are the order's to take
         pinned = None if hold is None else self.holds.pinned(hold, lines, bundles)
         for _ in range(ROUTE_ATTEMPTS):

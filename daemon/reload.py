@@ -26,7 +26,7 @@ __all__ = ["RESTART_ONLY", "ReloadResult", "apply_channels", "reload_config"]
 log = structlog.get_logger("invsync.reload")
 
 #: Sections a reload leaves as they are (their changes take effect at the next start).
-RESTART_ONLY = ("redis", "server", "mqtt", "metrics")
+RESTART_ONLY = ("redis", "server", "mqtt", "metrics", "logging")
 
 
 class ReloadResult(msgspec.Struct, frozen=True, kw_only=True):

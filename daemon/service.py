@@ -42,6 +42,7 @@ from ..engine.engine import Engine
 from ..engine.handoff import read_parts
 from ..engine.models import SkuState
 from . import systemd
+from .channel_health import ChannelHealth, channel_health_routes
 from .channels import ChannelManager, ChannelNotStarted, ChannelsMissing
 from .drift import DriftWatch, drift_routes
 from .feed import FeedHub
@@ -145,12 +146,15 @@ class _Intake(Intake):
     re-sent id is waited for afresh, not answered with the outcome of its first send)."""
 
     processor: Processor | None = None
+    feed: FeedHub | None = None  # tells the live console of what was accepted
 
     async def append(self, events: Sequence[Event], *, source: str) -> list[str]:
         """Record ``events`` atomically (see ``Intake.append``)."""
         ids = await super().append(events, source=source)
         if self.processor is not None:
             self.processor.expect([event.id for event in events], ids)
+        if self.feed is not None:
+            self.feed.publish_events(events, source=source)
         return ids
 
 
@@ -511,6 +515,7 @@ class Daemon:
                 max_attempts=config.redis.event_attempts,
             )
             await intake.ensure_group()
+            intake.feed = feed
             watch = self._store_watch = StoreWatch(
                 store, clock=clock, unreachable_exit_s=lambda: self._config.redis.unreachable_exit_s
             )
@@ -556,6 +561,7 @@ class Daemon:
                 report=exceptions.report_drift,
                 clock=clock,
             )
+            health = ChannelHealth(channels.status, clock=clock)  # the console's view
             group = await stack.enter_async_context(asyncio.TaskGroup())
 
             def supervised(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
@@ -585,6 +591,7 @@ class Daemon:
                 supervised("intake_trim", lambda: trim_intake(intake, clock=clock)),
                 supervised("incident_tick", lambda: tick_incidents(exceptions, clock=clock)),
                 supervised("drift_watch", drift.run),
+                supervised("channel_health", health.run),
             ]
             if config.mqtt.url is not None:
                 from .mqtt_intake import run_mqtt_intake
@@ -605,6 +612,7 @@ class Daemon:
                 *hold_routes(lambda: engine, clock=clock),
                 *exception_routes(lambda: self.exceptions),
                 *drift_routes(drift.check),
+                *channel_health_routes(lambda: health),
                 *fulfillment_routes(lambda: self._fulfillment, lambda: self._config),
                 feed.route(store_snapshot(engine, lambda: channels.topology)),
                 *page_routes(),

@@ -58,21 +58,3 @@ def stock_view(
     }
     return view
 
-
-def render_text(view: Mapping[str, Any]) -> str:
-    """A terminal table of a stock view."""
-    out = [f"{view['sku']}  (version {view['version']})"]
-    if "bundle" in view:
-        parts = ", ".join(f"{c} x{n}" for c, n in view["bundle"]["components"].items())
-        out.append(f"  bundle of: {parts}")
-    cols = ("on_hand", "reserved", "available", "safety_stock", "damaged", "incoming")
-    if view["locations"]:
-        width = max(len("location"), *(len(loc) for loc in view["locations"]))
-        out.append("  " + "location".ljust(width) + "".join(f"{c:>14}" for c in cols))
-        for loc, s in view["locations"].items():
-            out.append("  " + loc.ljust(width) + "".join(f"{s[c]:>14}" for c in cols))
-    out.append("  channel availability:")
-    for ch, c in view["channels"].items():
-        pushed = "not pushed yet" if c["pushed"] is None else f"pushed {c['pushed']}"
-        out.append(f"    {ch:<16}{c['available']:>8}   ({pushed})")
-    return "\n".join(out)

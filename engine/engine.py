@@ -14,9 +14,11 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..core.errors import InvalidQuantity, InvalidRequest, InvsyncError, StoreUnavailable, from_code
+from . import history as hist
 from . import keys as k
 from .availability import Bundle, LocationStock, expand_bundles, location_available
 from .availability import OrderLine as PlanLine
@@ -132,6 +134,7 @@ class Engine:
             "state": state,
             "reason": reason,
             "event_id": event_id,
+            "history_cap": hist.CAP,
         }
         return await self._run(
             "stock.count", [k.sku_event(sku, event_id), k.history(sku), k.inventory(sku)], args
@@ -156,6 +159,7 @@ class Engine:
             "delta": delta,
             "reason": reason,
             "event_id": event_id,
+            "history_cap": hist.CAP,
         }
         return await self._run(
             "stock.adjust", [k.sku_event(sku, event_id), k.history(sku), k.inventory(sku)], args
@@ -390,15 +394,26 @@ class Engine:
         return await self._doc(k.hold(hold_id))
 
     async def history(self, sku: str, *, count: int = 20) -> list[dict[str, str]]:
-        """The latest operator movements (counts, adjustments) of ``sku``, newest first."""
+        """The latest operator movements (counts, adjustments) of ``sku``, newest first, at
+        most ``history.CAP``: each ``{"id", "event", "op", "location", "state", "from",
+        "to", "reason", "ts"}`` (strings). Reads the capped list the scripts keep
+        (``record_history`` in engine/lua/_lib.lua), or the stream an older version left
+        (converted by the SKU's next count or adjustment)."""
+        key = k.history(sku)
         try:
-            rows = await self.redis.xrevrange(k.history(sku), count=count)
+            try:
+                raw = await self.redis.lrange(key, 0, count - 1)
+            except ResponseError as exc:
+                if "WRONGTYPE" not in str(exc):
+                    raise
+                rows = await self.redis.xrevrange(key, count=count)
+                return [
+                    {"id": _text(rid), **{_text(a): _text(b) for a, b in (fields or {}).items()}}
+                    for rid, fields in rows or []
+                ]
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
-        return [
-            {"id": _text(rid), **{_text(a): _text(b) for a, b in (fields or {}).items()}}
-            for rid, fields in rows or []
-        ]
+        return [hist.decode(item) for item in raw]
 
     async def skus(self, *, batch: int = 1000) -> AsyncIterator[str]:
         """Every stocked SKU (SCAN; works on a live server without blocking it)."""

@@ -3,7 +3,7 @@
 Layout (see docs/keys.md):
 
 - ``inv:{SKU}``            hash  ``v`` (per-SKU version) and ``<location>:<state>`` counters
-- ``hist:{SKU}``           stream  operator stock movements (count/adjust), capped
+- ``hist:{SKU}``           list  operator stock movements (count/adjust), newest first, capped
 - ``evt:{SKU}:<event id>`` string  an applied stock event id, expires after the idempotency TTL
 - ``ord:{<channel>/<order id>}``        hash  an order record (lines, locations, state)
 - ``evt:{<channel>/<order id>}:<id>``   string  an applied order event id
@@ -39,7 +39,7 @@ def inventory(sku: str) -> str:
 
 
 def history(sku: str) -> str:
-    """The capped stream of operator stock movements of ``sku``."""
+    """The capped list of operator stock movements of ``sku`` (engine/history.py)."""
     return f"hist:{{{sku}}}"
 
 

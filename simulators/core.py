@@ -263,6 +263,12 @@ class SimChannel:
         self.orders[order.order_id] = order
         return order
 
+    def number_orders_from(self, first: int) -> None:
+        """Number the next orders placed here from ``first`` (``invsync simulate`` starts each
+        run where no earlier run's orders are, so a daemon that kept its store does not take a
+        new sale for the redelivery of an old one)."""
+        self._order_ids = itertools.count(first)
+
     def change_order(self, order_id: str, status: str) -> SimOrder:
         """Cancel, fulfil or refund an order placed here; KeyError when there is none."""
         order = msgspec.structs.replace(self.orders[order_id], status=status)

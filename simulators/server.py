@@ -7,6 +7,8 @@ operators and tests live under ``/_sim``:
 
 - ``GET /_sim/channels``: each channel's catalogue (``listed``), quantities, call counts and
   faults.
+- ``GET /_sim/demo``: what the living demo did (orders shipped and cancelled, store sales,
+  receipts, incoming units, surprises staged); 404 when it does not run.
 - ``PUT /_sim/{channel}/quantities/{sku}`` ``{"quantity": N}``: change it behind our back (the
   SKU is listed on that channel from then on).
 - ``POST /_sim/{channel}/catalogue`` ``{"skus": [...]}``: the seller lists those SKUs on that
@@ -18,7 +20,10 @@ operators and tests live under ``/_sim``:
   (cancelled, fulfilled, refunded) changes it and notifies.
 
 With ``[simulator] orders_per_minute`` > 0 a generator places random orders on the channels
-that notify, against listed stock, so the daemon sees realistic traffic.
+that notify, against listed stock, so the daemon sees realistic traffic. Given the daemon's API
+token (``token``), the living demo (``demo.py``) runs too: orders are cancelled or shipped,
+stores sell, locations receive stock, and now and then an oversell or a drift is staged;
+``GET /_sim/demo`` shows what it did.
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ..core.config import Channel, Config, Faults, resolve_secret
+from ..core.config import Channel, Config, Faults, SimulatorConfig, resolve_secret
 from ..core.fulfillment_config import WebhookFulfillment
 from .core import NO_FAULTS, SimChannel, SimLine, SimOrder, json_response
+from .daemon_api import DaemonApi
+from .demo import Demo
 from .warehouse import SimWarehouse
 
 __all__ = ["SIMULATOR_MODULES", "Simulator", "make_sim_channel"]
@@ -105,12 +112,24 @@ class Simulator:
         daemon_url: str | None = None,
         orders_per_minute: float = 0.0,
         seed: int | None = None,
+        settings: SimulatorConfig | None = None,
+        token: Callable[[], str | None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.daemon_url = daemon_url.rstrip("/") if daemon_url else None
         self.orders_per_minute = orders_per_minute
         self.rng = random.Random(seed)
+        #: The demo's settings ([simulator]) and the daemon's API token, read when needed: the
+        #: demo runs with both (and a daemon_url).
+        self.settings = settings or SimulatorConfig(orders_per_minute=orders_per_minute)
+        self.token = token
+        #: SKUs listed by list_skus, bundle SKUs (not received, not sold in stores), and the
+        #: store locations whose tills sell
+        self.catalogue: set[str] = set()
+        self.bundles: set[str] = set()
+        self.stores: list[str] = []
+        self.demo: Demo | None = None
         self.channels: dict[str, SimChannel] = {}
         #: location id -> its simulated warehouse (webhook fulfillment locations)
         self.warehouses: dict[str, SimWarehouse] = {}
@@ -124,8 +143,15 @@ class Simulator:
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def from_config(cls, config: Config, *, daemon_url: str | None = None) -> Simulator:
-        """The simulator of every channel in ``config`` whose url points at ``[simulator]``."""
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        daemon_url: str | None = None,
+        token: Callable[[], str | None] | None = None,
+    ) -> Simulator:
+        """The simulator of every channel in ``config`` whose url points at ``[simulator]``;
+        with ``token`` (the daemon's API token, read when needed) the living demo too."""
         sim_cfg = config.simulator
         if daemon_url is None:
             host = config.server.host
@@ -137,7 +163,11 @@ class Simulator:
             daemon_url=daemon_url,
             orders_per_minute=sim_cfg.orders_per_minute,
             seed=sim_cfg.seed,
+            settings=sim_cfg,
+            token=token,
         )
+        sim.bundles = {b.sku for b in config.bundles}
+        sim.stores = [loc.id for loc in config.locations if loc.kind == "store"]
         prefix = f"http://{sim_cfg.host}:{sim_cfg.port}/"
         for channel in config.channels:
             if not channel.enabled or not (channel.url or "").startswith(prefix):
@@ -156,7 +186,8 @@ class Simulator:
                 log.warning("warehouse_not_simulated", location=location.id,
                             reason=f"{fulfillment.secret_env} is not set")
                 continue
-            sim.add_warehouse(location.id, urlsplit(fulfillment.url).path, secret)
+            sim.add_warehouse(location.id, urlsplit(fulfillment.url).path, secret,
+                              pick_s=sim_cfg.pick_s)
         return sim
 
     def add_warehouse(
@@ -191,6 +222,11 @@ class Simulator:
             self._app.router.routes.append(Route(full, route.endpoint, methods=methods))
         return sim
 
+    def number_orders_from(self, first: int) -> None:
+        """Number every channel's next orders from ``first`` (see SimChannel)."""
+        for sim in self.channels.values():
+            sim.number_orders_from(first)
+
     def channel(self, channel_id: str) -> SimChannel:
         """The simulated channel with that id (KeyError when none)."""
         return self.channels[channel_id]
@@ -199,6 +235,7 @@ class Simulator:
         """List ``skus`` on one channel (KeyError when there is no such channel) or, with None,
         on every channel; how many channels that was."""
         wanted = list(skus)
+        self.catalogue.update(wanted)
         targets = (
             list(self.channels.values()) if channel_id is None else [self.channels[channel_id]]
         )
@@ -229,6 +266,14 @@ class Simulator:
                     warehouse.run(self._session, self.daemon_url),
                     name=f"warehouse-{warehouse.location}",
                 ))
+        if self.daemon_url and self.token is not None:
+            self.demo = Demo(
+                settings=self.settings, channels=self.channels, notify=self.notify,
+                api=DaemonApi(self._session, self.daemon_url, self.token),
+                warehouses=set(self.warehouses), stores=self.stores,
+                skus=sorted(self.catalogue - self.bundles), rng=random.Random(self.rng.random()),
+            )
+            self.demo.start()
         if self.orders_per_minute > 0 and self.daemon_url:
             self._traffic = asyncio.create_task(self._generate_orders(), name="simulator-orders")
         log.info("simulator_started", url=self.url, channels=sorted(self.channels))
@@ -244,6 +289,8 @@ class Simulator:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.demo is not None:
+            await self.demo.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:
@@ -303,7 +350,11 @@ class Simulator:
                 continue
             sim = self.rng.choice(candidates)
             order = sim.place_order()
-            if order is not None:
+            if order is None:
+                continue
+            if self.demo is not None:
+                await self.demo.sold(sim.id, order)
+            else:
                 await self.notify(sim.id, order)
 
     # -- control routes ---------------------------------------------------------------------
@@ -311,6 +362,11 @@ class Simulator:
     def _control_routes(self) -> list[BaseRoute]:
         async def channels(request: Request) -> Response:
             return json_response({"channels": [s.state() for s in self.channels.values()]})
+
+        async def demo(request: Request) -> Response:
+            if self.demo is None:
+                return json_response({"error": "the demo is not running (no daemon token)"}, 404)
+            return json_response(self.demo.state())
 
         def _sim(request: Request) -> SimChannel:
             return self.channels[request.path_params["channel"]]
@@ -364,6 +420,7 @@ class Simulator:
 
         return [
             Route("/_sim/channels", guarded(channels), methods=["GET"]),
+            Route("/_sim/demo", guarded(demo), methods=["GET"]),
             Route("/_sim/{channel}/quantities/{sku:path}", guarded(set_quantity), methods=["PUT"]),
             Route("/_sim/catalogue", guarded(list_skus), methods=["POST"]),
             Route("/_sim/{channel}/catalogue", guarded(list_skus), methods=["POST"]),

@@ -64,13 +64,13 @@ __all__ = ["DEFAULT_LIMITS", "WalmartSim", "create"]
 #: "Track item setup or maintenance activity"; developer.walmart.com/cl-marketplace/docs/
 #: bulk-inventory-update). The single-item inventory PUT: the marketplace's rate-limiting page
 #: calls it highly throttled and meant for exception scenarios, and publishes no figure in the
-#: pages read; this simulator allows 20 a minute, a deliberately tight assumption (the old 1500
-#: a minute was the 1P suppliers' table, another API). Token, inventory GET, orders: no
+#: pages read; this simulator allows 100 a minute, a deliberately tight assumption (the old
+#: 1500 a minute was the 1P suppliers' table, another API). Token, inventory GET, orders: no
 #: marketplace figure read either; the suppliers' synchronous table's numbers stand in. Feed
 #: status: none published, a generous 600 a minute.
 DEFAULT_LIMITS: dict[str, tuple[int, float]] = {
     "token": (100, 3600.0),
-    "inventory_put": (20, 60.0),
+    "inventory_put": (100, 60.0),
     "inventory_get": (2500, 60.0),
     "feed_submit": (10, 3600.0),
     "feed_status": (600, 60.0),

@@ -6,6 +6,9 @@
   access_token) + body + app_secret`` (the body is left out for GET and multipart requests):
   partner.tiktokshop.com/docv2/page/sign-your-api-request as implemented by EcomPHP/tiktokshop-php
   ``src/Client.php`` ``prepareSignature`` and hsib19/tiktok-shop-sdk ``src/utils/signature.ts``.
+  The page's worked example (Get Authorized Shops, app secret ``e59af819cc``, ``app_key=29a39d``,
+  ``timestamp=1623812664``) gives ``b596b73e...582dc8``; ``tests/adapters/test_tiktok.py``
+  checks this function against it.
 - Webhooks: ``Authorization`` carries the hex HMAC-SHA256 of ``app_key + raw body`` under the app
   secret (EcomPHP ``src/Webhook.php`` ``verify``).
 """

@@ -102,6 +102,7 @@ class WalmartAdapter(BaseAdapter):
             clock=clock if clock is not None else SystemClock(),
             monotonic=monotonic,
             wall=wall,
+            channel_id=channel.id,
         )
         self.tokens = self._client.tokens
         #: The inventory feed allowance (``options.feeds_per_hour``) on the adapter's clock.

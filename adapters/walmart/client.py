@@ -14,6 +14,9 @@ error envelope and the replenishment time of a 429.
   https://developer.walmart.com/suppliers/docs/errors, issue highsidelabs/walmart-api-php#5.
   Rate-limit headers ``X-Current-Token-Count`` / ``X-Next-Replenishment-Time`` (when the window
   refills): https://developer.walmart.com/suppliers/docs/rate-limiting.
+- Every throttle answer a push waits out instead of handing back (a feed upload or a feed-status
+  poll answered 429) counts once in ``invsync_channel_pushes_total{outcome="throttled"}``
+  (``throttled()``): the channel actor only sees the results a push returns.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import aiohttp
 import msgspec
 
 from ...core.clock import Clock
+from ...metrics.definitions import CHANNEL_PUSHES
 from ..base import ChannelError, PushResult, Throttled
 from ..http import HttpReply, check, client_timeout, send
 from ..tokens import TokenReply, TokenSource, form_grant, with_token
@@ -110,6 +114,7 @@ class WalmartClient:
         clock: Clock,
         monotonic: Callable[[], float],
         wall: Callable[[], float],
+        channel_id: str = "walmart",
     ) -> None:
         self.session = session
         self.url = url
@@ -134,6 +139,11 @@ class WalmartClient:
             return await grant()
 
         self.tokens = TokenSource(fetch, clock=monotonic)
+        self._throttled = CHANNEL_PUSHES.labels(channel=channel_id, outcome="throttled")
+
+    def throttled(self) -> None:
+        """Count one throttle answer that a push waited out rather than handed back."""
+        self._throttled.inc()
 
     def wm_headers(self) -> dict[str, str]:
         """The headers every call needs, with a fresh ``WM_QOS.CORRELATION_ID``."""

@@ -23,13 +23,14 @@ absolute).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 import aiohttp
 import msgspec
 
 from ..base import Permanent, PushResult, Retryable, Throttled, Unauthorized, Update
+from ..http import HttpReply
 from .client import WalmartClient
 from .pacing import FeedPacer
 from .wire import (
@@ -73,14 +74,7 @@ async def push_feed(
         data.add_field("file", raw, filename="inventory.json", content_type="application/json")
         return data
 
-    await pacer.wait()
-    try:
-        reply = await client.call(
-            "POST", "/v3/feeds", params={"feedType": "inventory"}, form=form
-        )
-    except Throttled as exc:
-        pacer.refused(exc.retry_after)
-        raise
+    reply = await _upload(client, pacer, form)
     try:
         feed_id = decode_feed_ack(reply.body).feed_id
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -107,6 +101,26 @@ async def push_feed(
     return [_feed_result(u.sku, by_sku.get(u.sku), feed_id) for u in updates]
 
 
+async def _upload(
+    client: WalmartClient, pacer: FeedPacer, form: Callable[[], aiohttp.FormData]
+) -> HttpReply:
+    """The feed upload, once ``pacer`` has a slot. A 429 (another tool spent the account's
+    feeds) holds the pacer for its Retry-After and is waited out, counted as throttled, as long
+    as the wait fits in ``feed_timeout_s``; beyond that the Throttled is raised."""
+    deadline = client.clock.now() + client.options.feed_timeout_s
+    while True:
+        await pacer.wait()
+        try:
+            return await client.call(
+                "POST", "/v3/feeds", params={"feedType": "inventory"}, form=form
+            )
+        except Throttled as exc:
+            pacer.refused(exc.retry_after)
+            if client.clock.now() + pacer.wait_s() > deadline:
+                raise
+            client.throttled()
+
+
 async def _await_feed(
     client: WalmartClient, feed_id: str
 ) -> tuple[FeedStatus, list[ItemIngestionStatus]] | None:
@@ -123,7 +137,10 @@ async def _await_feed(
             done = await _feed_status(client, feed_id)
         except Unauthorized:
             raise
-        except (Throttled, Retryable):
+        except Throttled:
+            client.throttled()  # waited out: the next poll comes after the usual pause
+            done = None
+        except Retryable:
             done = None
         if done is not None:
             return done

@@ -39,6 +39,14 @@ log_level_option = click.option(
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 
+log_format_option = click.option(
+    "--log-format",
+    default=None,
+    type=click.Choice(["auto", "console", "json"]),
+    help="Log lines as readable text (console) or JSON; auto: text on a terminal, JSON "
+    "elsewhere. Default: [logging] format, else auto.",
+)
+
 
 def load(config_path: Path | None) -> Config:
     """The config at ``config_path`` (or the default one); exits 2 naming the key on error."""

@@ -11,22 +11,23 @@ import click
 
 from ...adapters.base import AdapterContext
 from ...adapters.registry import make_adapter
-from ...core.config import Channel, Config
+from ...core.config import Channel, Config, LogFormat
 from ...core.errors import InvsyncError
 from .. import logs
 from ..fulfillment import fulfillment_problems
 from ..loop import run_loop
 from ..service import serve
-from .common import config_option, fail, load, log_level_option
+from .common import config_option, fail, load, log_format_option, log_level_option
 
 
 @click.command()
 @config_option
 @log_level_option
-def run(config_path: Path | None, log_level: str) -> None:
+@log_format_option
+def run(config_path: Path | None, log_level: str, log_format: LogFormat | None) -> None:
     """Run the daemon until SIGTERM/SIGINT."""
     config = load(config_path)
-    logs.configure(level=log_level)
+    logs.configure(format=log_format or config.logging.format, level=log_level)
     try:
         code = run_loop(serve(config))
     except InvsyncError as exc:

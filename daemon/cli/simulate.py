@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
 import msgspec
 
+from ...core.config import LogFormat
 from .. import importer, logs
 from ..loop import run_loop
-from .common import config_option, load, log_level_option
+from ..security import client_token
+from .common import config_option, load, log_format_option, log_level_option
 
 
 @click.command()
@@ -23,18 +26,21 @@ from .common import config_option, load, log_level_option
 )
 @click.option(
     "--catalogue",
-    "catalogue_path",
+    "catalogue_paths",
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A stock CSV (sku,location,on_hand, as `stock import` reads): its SKUs, and the config's "
-    "bundle SKUs, are listed on every simulated channel at start.",
+    "bundle SKUs, are listed on every simulated channel at start. Repeatable.",
 )
 @log_level_option
+@log_format_option
 def simulate(
     config_path: Path | None,
     port: int | None,
     orders_per_minute: float | None,
-    catalogue_path: Path | None,
+    catalogue_paths: tuple[Path, ...],
     log_level: str,
+    log_format: LogFormat | None,
 ) -> None:
     """Run the local marketplace simulators for the config's channels until SIGTERM/SIGINT.
 
@@ -43,19 +49,25 @@ def simulate(
     simulator refuses a quantity for a SKU the seller has not listed on it, as its marketplace
     does: --catalogue lists the SKUs of a stock file (and the config's bundles, which the
     seller lists too) on every channel.
+
+    The demo lives around them ([simulator] in docs/configuration.md): orders ship or are
+    cancelled, stores sell and take returns, locations receive stock, and now and then an
+    oversell or a drift shows the exception flow. Its stores and receiving docks use the
+    daemon's API with the token the invsync commands use (read once the daemon has made it).
     """
     from ...simulators.server import Simulator
 
     config = load(config_path)
-    logs.configure(level=log_level)
-    catalogue: list[str] = []
-    if catalogue_path is not None:
+    logs.configure(format=log_format or config.logging.format, level=log_level)
+    listed: set[str] = set()
+    for catalogue_path in catalogue_paths:
         try:
             _, rows = importer.parse(catalogue_path, [loc.id for loc in config.locations])
         except importer.ImportFileError as exc:
             click.echo(f"invsync simulate: --catalogue: {exc}", err=True)
             sys.exit(2)
-        catalogue = sorted({row.sku for row in rows} | {b.sku for b in config.bundles})
+        listed.update(row.sku for row in rows)
+    catalogue = sorted(listed | {b.sku for b in config.bundles}) if catalogue_paths else []
     if port is not None or orders_per_minute is not None:
         sim_cfg = msgspec.structs.replace(
             config.simulator,
@@ -70,11 +82,14 @@ def simulate(
 
     async def serve_simulators() -> int:
         try:
-            sim = Simulator.from_config(config)
+            sim = Simulator.from_config(config, token=lambda: client_token(config))
         except ValueError as exc:
             click.echo(f"invsync simulate: {exc}", err=True)
             return 2
         sim.list_skus(catalogue)
+        # Order numbers move on with the clock (ten a second), so a run after an earlier one
+        # against the same store never repeats its order ids.
+        sim.number_orders_from(int(time.time() * 10) % 10**10)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,4 +1,4 @@
-"""``invsync stock set/adjust/show/import``: operator stock changes and views.
+"""``invsync stock set/adjust/show/history/import``: operator stock changes and views.
 
 The changes go through the running daemon's HTTP API (``DaemonClient``), so they flow to the
 channels like any other event; ``--direct`` (and ``import`` or ``show`` when no daemon answers)
@@ -7,9 +7,12 @@ act on a stopped daemon's store instead.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,11 +21,14 @@ import click
 
 from ...core.config import Config
 from ...core.errors import BY_CODE, InvsyncError
+from ...engine import history
 from ...engine.engine import Engine
-from ...engine.keys import check_event_id
+from ...engine.keys import check_event_id, check_sku
 from .. import importer
-from ..stockview import render_text, stock_view
+from ..stockview import stock_view
+from . import progress
 from .common import config_option, fail, load, with_daemon, with_engine
+from .tables import render_stock
 
 if TYPE_CHECKING:
     from ..client import DaemonClient
@@ -113,7 +119,7 @@ def _print_view(view: dict[str, Any] | None, sku: str) -> None:
     if view is None:  # recorded, not applied yet, and the SKU had no stock before
         click.echo(f"{sku}: not stocked yet (the change is recorded and will apply)")
     else:
-        click.echo(render_text(view))
+        render_stock(view)
 
 
 def _result_message(result: dict[str, Any]) -> str:
@@ -122,7 +128,7 @@ def _result_message(result: dict[str, Any]) -> str:
 
 @click.group()
 def stock() -> None:
-    """Operator stock commands: set, adjust, show, import."""
+    """Operator stock commands: set, adjust, show, import, sample."""
 
 
 _DIRECT_HELP = (
@@ -194,7 +200,7 @@ def stock_set(
         assert outcome is not None
         return stock_view(config, sku, outcome.skus[sku])
 
-    click.echo(render_text(with_engine(config, work)))
+    render_stock(with_engine(config, work))
 
 
 @stock.command("adjust")
@@ -236,7 +242,7 @@ def stock_adjust(
         outcome = await engine.adjust(_event_id(event_id), sku, location, delta, reason=reason)
         return stock_view(config, sku, outcome.skus[sku])
 
-    click.echo(render_text(with_engine(config, work)))
+    render_stock(with_engine(config, work))
 
 
 @stock.command("show")
@@ -268,7 +274,46 @@ def stock_show(sku: str, as_json: bool, config_path: Path | None) -> None:
     if view is None:
         click.echo(f"invsync: UNKNOWN_SKU: {sku} has never been stocked", err=True)
         sys.exit(1)
-    click.echo(json.dumps(view, indent=2) if as_json else render_text(view))
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+    else:
+        render_stock(view)
+
+
+@stock.command("history")
+@click.argument("sku")
+@click.option(
+    "--count",
+    type=click.IntRange(1, history.CAP),
+    default=20,
+    show_default=True,
+    help=f"How many of the latest movements (the store keeps {history.CAP} per SKU).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per movement.")
+@config_option
+def stock_history(sku: str, count: int, as_json: bool, config_path: Path | None) -> None:
+    """The latest operator movements (counts, adjustments, imports) of SKU, newest first."""
+    config = load(config_path)
+    try:
+        check_sku(sku)
+    except InvsyncError as exc:
+        fail(exc)
+
+    async def read(engine: Engine) -> list[dict[str, str]]:
+        return await engine.history(sku, count=count)
+
+    rows = with_engine(config, read)  # read-only: the store directly, daemon running or not
+    if not rows:
+        click.echo(f"invsync: {sku} has no recorded movements", err=True)
+        sys.exit(1)
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            click.echo(
+                f"{row['id']}  {row['op']:<6} {row['location']} {row['state']} "
+                f"{row['from']} -> {row['to']}  {row['reason']}  event {row['event']}"
+            )
 
 
 @stock.command("import")
@@ -287,7 +332,8 @@ def stock_import(csv_file: Path, config_path: Path | None) -> None:
     if result is None:  # no daemon answers: load its store directly (the spec allows it)
 
         async def work(engine: Engine) -> importer.ImportResult:
-            return await importer.apply(engine, digest, rows)
+            with progress.bar(f"importing {csv_file.name} into the store", len(rows)) as done:
+                return await importer.apply(engine, digest, rows, on_progress=done)
 
         result = with_engine(config, work)
     pending = result.pending if isinstance(result, _ApiImportResult) else 0
@@ -318,9 +364,14 @@ def _import_through_daemon(
     sent = 0
 
     async def work(client: DaemonClient) -> bool:
-        nonlocal sent
         if not await client.alive():
             return False
+        with progress.bar("importing through the daemon", len(rows)) as done:
+            await send(client, done)
+        return True
+
+    async def send(client: DaemonClient, done: Callable[[int], None]) -> None:
+        nonlocal sent
         for start in range(0, len(rows), IMPORT_CHUNK):
             chunk = rows[start : start + IMPORT_CHUNK]
             events = [
@@ -347,7 +398,7 @@ def _import_through_daemon(
                         result.refused.append(f"line {row.line}: {_result_message(found)}")
                     case _:
                         result.pending += 1
-        return True
+            done(len(chunk))
 
     try:
         through = with_daemon(config, work)
@@ -361,3 +412,38 @@ def _import_through_daemon(
     except InvsyncError as exc:
         fail(exc)
     return result if through else None
+
+
+@stock.command("sample")
+@click.option(
+    "--rows",
+    type=click.IntRange(1, 10_000_000),
+    default=100_000,
+    show_default=True,
+    help="Rows to write.",
+)
+@click.option("--seed", default=0, show_default=True, help="Another seed, other quantities.")
+@config_option
+def stock_sample(rows: int, seed: int, config_path: Path | None) -> None:
+    """Write a sample import file (sku,location,on_hand) on stdout, the same every time.
+
+    SKUs SAMPLE-000001, SAMPLE-000002, ... each at every location of the config in turn, with
+    on_hand from 0 to 200: `invsync stock sample > stock.csv`, then `invsync stock import
+    stock.csv`. `make run` lists the SKUs of the default 100,000 rows on the simulated
+    marketplaces, so a sample of up to that many rows is accepted there.
+    """
+    config = load(config_path)
+    locations = config.location_ids()
+    if not locations:
+        click.echo("invsync: the config has no [[locations]] to put stock at", err=True)
+        sys.exit(2)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(importer.HEADER)
+    writer.writerows(importer.sample(rows, locations, seed=seed))
+    try:
+        sys.stdout.write(out.getvalue())
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has seen enough
+        sys.stderr.close()
+        sys.exit(0)

@@ -1,25 +1,29 @@
-// invsync live stock page: SKUs × channels from WS /v1/feed, sync latency from GET /metrics,
-// open exceptions from the feed and GET /v1/exceptions. Plain modern JS, no build step.
+// invsync live console: SKUs × channels from WS /v1/feed, sync latency from GET /metrics, and
+// the panels of its own modules: the SKU drill-down (detail.js), channel health with latency
+// over time (health.js), incidents resolved from the page (incidents.js) and the recent events
+// (events.js). Plain modern JS modules, no build step, no third party.
 //
-// Feed protocol (docs/api.md): send {"op":"subscribe","skus":[],"channels":[]} (empty = all);
-// receive a "snapshot" (it replaces all state), then "availability" deltas (a delta whose
-// version is not newer than the cell's is ignored), "exception" records, "heartbeat"s,
-// "resync" (a new snapshot follows) and "error". A dropped connection is retried with backoff
-// and resubscribes; its first snapshot replaces whatever the page showed.
+// Feed protocol (daemon/feed.py): send {"op":"subscribe","skus":[],"channels":[],"events":true}
+// (empty = all); receive a "snapshot" (it replaces all state), then "availability" deltas (a
+// delta whose version is not newer than the cell's is ignored), "exception" records, "event"s
+// (accepted events), "heartbeat"s, "resync" (a new snapshot follows) and "error". A dropped
+// connection is retried with backoff and resubscribes; its first snapshot replaces whatever the
+// page showed.
+
+import { closeSku, incidentsChanged, openSku, selectedSku, skuChanged, startDetail } from "./detail.js";
+import { acceptedEvent, availabilityEvent, incidentEvent, startEvents } from "./events.js";
+import { startHealth } from "./health.js";
+import { checkExceptions, openIncidents, showIncident, startIncidents, upsertException } from "./incidents.js";
+import { $, el, fmtSeconds } from "./util.js";
 
 const FEED_PATH = "v1/feed"; // relative: the page also works under a reverse proxy's prefix
 const METRICS_PATH = "metrics";
-const EXCEPTIONS_PATH = "v1/exceptions";
 const LATENCY_METRIC = "invsync_sync_latency_seconds";
 const METRICS_EVERY_MS = 10_000;
-const EXCEPTIONS_EVERY_MS = 30_000;
 const LATENCY_WINDOW_MS = 5 * 60_000;
 const STALE_MS = 60_000; // nothing at all (not even a heartbeat) for this long: reconnect
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
-const MAX_EXCEPTIONS_SHOWN = 200;
-
-const $ = (id) => document.getElementById(id);
 
 const state = {
   cells: new Map(), // sku -> Map(channel -> {available, version})
@@ -27,7 +31,6 @@ const state = {
   rows: new Map(), // sku -> <tr>
   channels: [], // sorted column ids
   latencyChannels: new Set(), // channels seen in /metrics (a column even before any SKU)
-  exceptions: new Map(), // id -> record
   filter: "",
 };
 
@@ -46,11 +49,10 @@ function paintCell(td, cell) {
 function makeRow(sku) {
   const tr = document.createElement("tr");
   tr.dataset.sku = sku;
-  const th = document.createElement("th");
-  th.scope = "row";
-  th.className = "sku";
-  th.textContent = sku;
-  tr.append(th);
+  // The SKU opens its drill-down: a button, so keyboards and touch reach it too.
+  tr.append(el("th", { scope: "row", class: "sku" },
+    el("button", { type: "button", class: "link", title: "per location and per channel" }, sku)));
+  if (sku === selectedSku()) tr.setAttribute("aria-selected", "true");
   const cells = state.cells.get(sku);
   for (const channel of state.channels) {
     const td = document.createElement("td");
@@ -128,6 +130,7 @@ function upsertCell(item) {
 }
 
 function applyDelta(msg) {
+  skuChanged(msg.sku);
   const cells = state.cells.get(msg.sku);
   const old = cells?.get(msg.channel);
   if (old !== undefined && msg.version <= old.version) return; // stale or repeated
@@ -197,7 +200,7 @@ function connect() {
   socket.addEventListener("open", () => {
     if (socket !== feed.socket) return;
     opened = feed.everOpened = true;
-    socket.send(JSON.stringify({ op: "subscribe", skus: [], channels: [] }));
+    socket.send(JSON.stringify({ op: "subscribe", skus: [], channels: [], events: true }));
     setStatus("connecting", "subscribed, waiting for the snapshot…");
     touch();
   });
@@ -250,9 +253,16 @@ function handle(msg) {
       break;
     case "availability":
       applyDelta(msg);
+      availabilityEvent(msg);
       break;
-    case "exception":
-      upsertException(msg.exception ?? msg.record ?? msg);
+    case "exception": {
+      const rec = msg.exception ?? msg.record ?? msg;
+      upsertException(rec);
+      incidentEvent(rec);
+      break;
+    }
+    case "event":
+      acceptedEvent(msg);
       break;
     case "heartbeat":
       break; // touch() has noted that the connection is alive
@@ -325,11 +335,6 @@ function windowBuckets(now, base) {
   return out.some((b) => b.count < 0) ? now : out;
 }
 
-function fmtSeconds(s) {
-  if (s < 1) return `${Math.max(1, Math.round(s * 1000))} ms`;
-  return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
-}
-
 function fmtQuantile(result) {
   if (result === null) return "–";
   return result.above ? `> ${fmtSeconds(result.value)}` : fmtSeconds(result.value);
@@ -387,66 +392,7 @@ async function pollMetrics() {
   }
 }
 
-// --- exceptions -------------------------------------------------------------------------
-
-function exceptionId(rec) {
-  return String(rec.id ?? rec.exception_id ?? JSON.stringify(rec));
-}
-
-function isResolved(rec) {
-  const status = String(rec.status ?? rec.state ?? "").toLowerCase();
-  return rec.resolved === true || ["resolved", "closed", "auto_resolved"].includes(status);
-}
-
-function rememberException(rec) {
-  if (rec === null || typeof rec !== "object") return;
-  const id = exceptionId(rec);
-  if (isResolved(rec)) state.exceptions.delete(id);
-  else state.exceptions.set(id, rec);
-}
-
-function upsertException(rec) {
-  rememberException(rec);
-  renderExceptions();
-}
-
-function when(rec) {
-  const raw = rec.ts ?? rec.at ?? rec.created_at ?? rec.opened_at;
-  if (raw === undefined) return "";
-  const ms = typeof raw === "number" ? (raw < 1e12 ? raw * 1000 : raw) : Date.parse(raw);
-  return Number.isNaN(ms) ? String(raw) : new Date(ms).toLocaleTimeString();
-}
-
-function renderExceptions() {
-  const list = $("exceptions");
-  const items = [...state.exceptions.values()].reverse().slice(0, MAX_EXCEPTIONS_SHOWN);
-  list.replaceChildren(
-    ...items.map((rec) => {
-      const li = document.createElement("li");
-      li.dataset.id = exceptionId(rec);
-      const kind = document.createElement("span");
-      kind.className = "kind";
-      kind.textContent = String(rec.kind ?? "exception");
-      const subject = document.createElement("span");
-      subject.className = "subject";
-      subject.textContent = [
-        rec.sku && `SKU ${rec.sku}`,
-        rec.channel && `on ${rec.channel}`,
-        rec.order_id && `order ${rec.order_id}`,
-      ]
-        .filter(Boolean)
-        .join(" · ");
-      const what = document.createElement("p");
-      what.textContent = String(rec.message ?? rec.what ?? rec.detail ?? rec.description ?? "");
-      const time = document.createElement("time");
-      time.textContent = when(rec);
-      li.append(kind, subject, time, what);
-      return li;
-    }),
-  );
-  $("exceptions-count").textContent = String(state.exceptions.size);
-  $("exceptions-none").hidden = state.exceptions.size > 0;
-}
+// --- signing in ---------------------------------------------------------------------
 
 // The page signs in with a session cookie (HttpOnly: this script never sees a token). The
 // daemon sets it when the browser opens the sign-in link printed at start-up (/?token=...).
@@ -461,33 +407,6 @@ function showAuth(status, error) {
   } else {
     panel.hidden = true;
   }
-}
-
-// GET /v1/exceptions where it exists (404: not built; the feed's records still show). It
-// doubles as the probe of whether /v1 needs a token.
-async function checkExceptions() {
-  try {
-    const response = await fetch(EXCEPTIONS_PATH, { cache: "no-store" });
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
-    showAuth(response.status, body?.error);
-    if (response.status !== 200 || body === null) return;
-    const records = Array.isArray(body) ? body : (body.items ?? body.exceptions ?? body.open ?? []);
-    state.exceptions = new Map();
-    for (const rec of records) rememberException(rec);
-    renderExceptions();
-  } catch {
-    // unreachable daemon: the feed's status says so
-  }
-}
-
-async function pollExceptions() {
-  await checkExceptions();
-  setTimeout(pollExceptions, EXCEPTIONS_EVERY_MS);
 }
 
 // --- start ------------------------------------------------------------------------------
@@ -509,11 +428,23 @@ function start() {
     url.searchParams.set("token", token);
     location.assign(url);
   });
+  $("rows").addEventListener("click", (event) => {
+    const tr = event.target.closest("th.sku button")?.closest("tr");
+    if (tr) openSku(tr.dataset.sku);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && selectedSku() !== null) closeSku();
+  });
   applyFilter();
-  renderExceptions();
+  startEvents({ onSku: openSku });
+  startIncidents({
+    onAuth: showAuth,
+    onChange: incidentsChanged,
+  });
+  startDetail({ incidents: openIncidents, showIncident });
+  startHealth();
   connect();
   pollMetrics();
-  pollExceptions();
 }
 
 start();

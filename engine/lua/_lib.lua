@@ -315,3 +315,32 @@ local function load_existing(rec)
   end
   return doc
 end
+
+-- Operator movements of a SKU (stock.count, stock.adjust) in KEYS[2], hist:{SKU}: a LIST, newest
+-- first, capped at ARGS.history_cap entries, each a JSON array
+--   [ts, v, event, op, location, state, from, to, reason]
+-- (ts: ms; v: the SKU's version after the change, so "<ts>-<v>" identifies the entry). A short
+-- list is one listpack on the server: about 160 bytes for one entry, where a stream with one
+-- entry costs 4.3 KB (it allocates a whole node). It stays in the SKU's hash slot. A stream left
+-- by an older version is converted here, in the same atomic step, keeping its newest entries
+-- (their stream ids become "<ts>-<seq>").
+local function record_history(v, op, location, state, from, to, reason)
+  local key = KEYS[2]
+  local cap = ARGS.history_cap or 100
+  if redis.call('TYPE', key).ok == 'stream' then
+    local rows = redis.call('XREVRANGE', key, '+', '-', 'COUNT', math.max(cap - 1, 1))
+    redis.call('DEL', key)
+    for _, row in ipairs(rows) do
+      local f = {}
+      for i = 1, #row[2], 2 do f[row[2][i]] = row[2][i + 1] end
+      local seq = tonumber(string.match(row[1], '%-(%d+)$')) or 0
+      local ts = tonumber(f.ts) or tonumber(string.match(row[1], '^(%d+)')) or 0
+      redis.call('RPUSH', key, cjson.encode({ ts, seq, f.event or '', f.op or '',
+        f.location or '', f.state or '', tonumber(f.from) or 0, tonumber(f.to) or 0,
+        f.reason or '' }))
+    end
+  end
+  redis.call('LPUSH', key, cjson.encode({ NOW, v, ARGS.event_id or '', op, location, state,
+    from, to, reason }))
+  redis.call('LTRIM', key, 0, cap - 1)
+end

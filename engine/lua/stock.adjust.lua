@@ -1,5 +1,5 @@
 -- stock.adjust: change on_hand of a SKU at a location by a delta, with a reason.
--- KEYS: [1] event marker, [2] hist:{SKU}, [3] inv:{SKU}
+-- KEYS: [1] event marker, [2] hist:{SKU} (record_history), [3] inv:{SKU}
 -- ARGV[1]: {"skus": [SKU], "sku", "location", "delta" (non-zero integer), "reason"}
 -- Refuses INVALID_QUANTITY (delta 0 or not an integer, or on_hand would pass the ceiling of
 -- is_int, so HINCRBY can never overflow), NEGATIVE_STOCK (on_hand would go below 0),
@@ -29,10 +29,8 @@ return run(function()
       { sku = sku, location = location, reserved = reserved, on_hand = before })
   end
   bump(sku, location, 'on_hand', delta)
-  redis.call('HINCRBY', inv(sku), 'v', 1)
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'event', ARGS.event_id or '',
-    'op', 'adjust', 'location', location, 'state', 'on_hand', 'from', before, 'to', after,
-    'reason', ARGS.reason or 'adjustment', 'ts', NOW)
+  local v = redis.call('HINCRBY', inv(sku), 'v', 1)
+  record_history(v, 'adjust', location, 'on_hand', before, after, ARGS.reason or 'adjustment')
   remember()
   return reply('ok')
 end)

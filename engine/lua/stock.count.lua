@@ -1,5 +1,5 @@
 -- stock.count: set one counter of a SKU at a location to an absolute value (a physical count).
--- KEYS: [1] event marker, [2] hist:{SKU}, [3] inv:{SKU}
+-- KEYS: [1] event marker, [2] hist:{SKU} (record_history), [3] inv:{SKU}
 -- ARGV[1]: {"skus": [SKU], "sku", "location", "qty", "state": "on_hand" | "safety_stock" |
 --           "damaged" | "incoming", "reason"}
 -- Refuses INVALID_QUANTITY (not an integer >= 0), BELOW_RESERVED (on_hand below reserved units).
@@ -22,10 +22,8 @@ return run(function()
     end
   end
   redis.call('HSET', inv(sku), location .. ':' .. state, qty)
-  redis.call('HINCRBY', inv(sku), 'v', 1)
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', 1000, '*', 'event', ARGS.event_id or '',
-    'op', 'count', 'location', location, 'state', state, 'from', before, 'to', qty,
-    'reason', ARGS.reason or 'count', 'ts', NOW)
+  local v = redis.call('HINCRBY', inv(sku), 'v', 1)
+  record_history(v, 'count', location, state, before, qty, ARGS.reason or 'count')
   remember()
   return reply('ok')
 end)

@@ -38,6 +38,7 @@ from invsync.core.clock import ManualClock
 from invsync.core.config import Channel, ConfigError, Faults
 from invsync.core.events import Event, EventLine, OrderCancelled, OrderCreated
 from invsync.daemon.config import load_config
+from invsync.metrics.definitions import REGISTRY
 from invsync.simulators.core import SimLine, SimOrder
 from invsync.simulators.limits import TokenBucket
 from invsync.simulators.server import Simulator
@@ -395,6 +396,24 @@ async def test_a_throttled_feed_fails_its_skus_alone_and_holds_the_allowance(
     assert results["B"].outcome == "throttled" and results["B"].retry_after == 360.0
     # invsync's own count now waits out Walmart's Retry-After before the next feed.
     assert adapter.feeds.wait_s() == pytest.approx(360.0, abs=1.0)
+
+
+async def test_a_short_feed_throttle_is_waited_out_and_counted_as_throttled(
+    simulator: Simulator, session: aiohttp.ClientSession
+) -> None:
+    sim, adapter = mount(simulator, session, **FEED)
+    bucket = TokenBucket(2.0, 1, clock=sim.clock)
+    assert bucket.take()  # spent: the next upload is refused with Retry-After 1
+    sim.limits["feed_submit"] = bucket
+    labels = {"channel": "walmart", "outcome": "throttled"}
+    before = REGISTRY.get_sample_value("invsync_channel_pushes_total", labels) or 0.0
+
+    results = await adapter.push(updates(("A", 5), ("B", 6)))
+
+    assert [r.outcome for r in results] == ["ok", "ok"]
+    assert sim.calls["feed_submit:throttled"] == 1 and sim.quantities == {"A": 5, "B": 6}
+    after = REGISTRY.get_sample_value("invsync_channel_pushes_total", labels) or 0.0
+    assert after == before + 1  # the 429 the push absorbed still shows in the metric
 
 
 async def test_refused_credentials_on_one_side_fail_the_whole_push(

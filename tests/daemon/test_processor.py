@@ -256,3 +256,19 @@ async def test_an_order_no_location_can_ship_within_the_sla_is_unroutable(
     rejected = json.loads(await engine.redis.get(keys.rejection("shop", "1")) or b"{}")
     assert rejected["state"] == "unroutable"
     assert await h.on_hand("TEE", "wh-east") == (5, 0)  # nothing reserved
+
+
+async def test_a_replayed_order_that_took_the_last_units_is_a_duplicate_not_an_oversell(
+    h: Harness,
+) -> None:
+    """After a crash the batch is processed again: the order already holds the last units, so
+    routing would find none free. It must answer duplicate and record no rejection."""
+    await h.send(count("c1", "TEE", "wh-east", 2))
+    await h.send(order("o1", "1001", ("TEE", 2)))
+    await h.run_until_idle()
+    await h.send(order("o1", "1001", ("TEE", 2)))  # the same event recorded again
+    await h.run_until_idle()
+    assert await h.engine.redis.get(keys.rejection("shop", "1001")) is None
+    assert await h.on_hand("TEE", "wh-east") == (2, 2)
+    [result] = (await h.processor.wait_processed(["o1"], 1)).values()
+    assert result["outcome"] == "duplicate"

@@ -61,6 +61,8 @@ async def dump(redis: aioredis.Redis) -> dict[bytes, Any]:
             value = await redis.zrange(key, 0, -1, withscores=True)
         elif kind == "stream":
             value = await redis.xrange(key)
+        elif kind == "list":  # hist:{SKU}
+            value = await redis.lrange(key, 0, -1)
         else:  # pragma: no cover - the engine writes no other type
             value = kind
         out[key] = (kind, value)

@@ -128,6 +128,21 @@ def test_adjust_is_applied_and_versioned(cli: Cli) -> None:
         assert cli.events("stock.adjusted", "applied") == 1
 
 
+def test_history_lists_the_latest_movements_newest_first(cli: Cli) -> None:
+    cli.set("TEE", "wh-east", 5)
+    cli.ok("stock", "adjust", "TEE", "--location", "wh-east", "--delta", "-2", "--reason", "shrink")
+    rows = [json.loads(x) for x in cli.ok("stock", "history", "TEE", "--json").splitlines()]
+    assert [(r["op"], r["from"], r["to"]) for r in rows] == [
+        ("adjust", "5", "3"),
+        ("count", "0", "5"),
+    ]
+    assert rows[0]["reason"] == "shrink"
+    text = cli.ok("stock", "history", "TEE", "--count", "1")
+    assert len(text.splitlines()) == 1 and "adjust" in text and "5 -> 3" in text
+    assert cli.run("stock", "history", "NEVER").returncode == 1
+    assert cli.run("stock", "history", "TEE", "--count", "0").returncode == 2
+
+
 def test_adjust_below_zero_is_refused_and_changes_nothing(cli: Cli) -> None:
     before = cli.set("TEE", "wh-east", 5)
     done = cli.run("stock", "adjust", "TEE", "--location", "wh-east", "--delta", "-6")

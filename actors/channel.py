@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import get_args
 
@@ -148,8 +149,11 @@ class ChannelState:
             max_cooldown=breaker_max_cooldown,
             on_change=self._breaker_changed,
         )
-        # The channel's gauges exist (at 0) from now on.
-        self._pending_gauge.set(0)
+        # The channel's gauges exist from now on. The pending one is read when scraped, not
+        # set on every offer (six offers per event on six channels: issue 14's profile); a weak
+        # reference, so a replaced channel's state is not kept alive by its gauge.
+        this = weakref.ref(self)
+        self._pending_gauge.set_function(lambda: 0 if (s := this()) is None else len(s.pending))
         self._breaker_gauge.set(0)
 
     def receive(self, message: ChannelMessage) -> None:
@@ -221,8 +225,7 @@ class ChannelState:
         return len(lost)
 
     def pending_changed(self) -> None:
-        """Keep the pending gauge true and wake the flusher when there is something to push."""
-        self._pending_gauge.set(len(self.pending))
+        """Wake the flusher when there is something to push."""
         if self.pending:
             self.wake.set()
 

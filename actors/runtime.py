@@ -112,12 +112,16 @@ class Actor(Generic[M]):
 class Kind(msgspec.Struct, frozen=True):
     """Registration of one actor kind: keys ``<name>:<ident>`` are built by ``factory(key)``.
 
-    ``idle_timeout_s=None`` means never passivate on idleness (channel actors)."""
+    ``idle_timeout_s=None`` means never passivate on idleness (channel actors). ``max_idle``
+    bounds how many actors of the kind stay parked on an empty mailbox: past it the one idle the
+    longest is passivated at once, before its timeout (a million-SKU import would otherwise keep
+    a million SKU actors, each with its task, for a whole idle timeout)."""
 
     name: str
     factory: Callable[[str], Actor[Any]]
     mailbox_size: int = 1000
     idle_timeout_s: float | None = 60.0
+    max_idle: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or ":" in self.name:
@@ -126,6 +130,8 @@ class Kind(msgspec.Struct, frozen=True):
             raise ValueError(f"mailbox_size must be at least 1, got {self.mailbox_size}")
         if self.idle_timeout_s is not None and self.idle_timeout_s <= 0:
             raise ValueError(f"idle_timeout_s must be positive or None, got {self.idle_timeout_s}")
+        if self.max_idle is not None and self.max_idle < 1:
+            raise ValueError(f"max_idle must be at least 1 or None, got {self.max_idle}")
 
 
 class _Passivate:
@@ -528,8 +534,14 @@ class ActorSystem:
             return _PASSIVATE  # shutting down and nothing left: passivate and end
         state = act.state
         act.idle_since = self.clock.now()
-        state.idle[act.key] = act
+        idle = state.idle
+        idle[act.key] = act
         state.idle_added.set()
+        cap = state.kind.max_idle
+        if cap is not None and len(idle) > cap:
+            # The one idle the longest goes now (never this one: cap >= 1 keeps it last).
+            _, oldest = idle.popitem(last=False)
+            oldest.push(_PASSIVATE)  # parked means an empty mailbox: this never blocks
         try:
             while not act.items:
                 waiter = act.waiter = asyncio.get_running_loop().create_future()

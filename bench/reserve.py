@@ -9,6 +9,7 @@ on, and in the same run the server's ceiling for the same script without Python 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from typing import Any
 
 import click
 
+from ..daemon.cli import progress as bars
 from ..engine import keys
 from ..engine.connection import open_redis
 from ..engine.embedded import EmbeddedValkey
@@ -57,9 +59,17 @@ def rss_mb() -> float:
 
 
 async def _reserve_load(
-    engine: Engine, *, ops: int, concurrency: int, skus: int, rate: float | None, tag: str
+    engine: Engine,
+    *,
+    ops: int,
+    concurrency: int,
+    skus: int,
+    rate: float | None,
+    tag: str,
+    bar: str | None = None,
 ) -> tuple[float, list[float]]:
-    """Run ``ops`` reservations from ``concurrency`` callers; returns (seconds, latencies in s)."""
+    """Run ``ops`` reservations from ``concurrency`` callers; returns (seconds, latencies in s).
+    ``bar``: the description of a progress bar on a terminal (polled, off the measured path)."""
     latencies: list[float] = []
     counter = iter(range(ops))
     start = time.perf_counter()
@@ -80,7 +90,10 @@ async def _reserve_load(
             )
             latencies.append(time.perf_counter() - t0)
 
-    async with asyncio.TaskGroup() as group:
+    watching = (
+        bars.polled(bar, ops, latencies.__len__) if bar else contextlib.nullcontext()
+    )
+    async with watching, asyncio.TaskGroup() as group:
         for _ in range(concurrency):
             group.create_task(caller())
     return time.perf_counter() - start, latencies
@@ -187,7 +200,13 @@ async def run_reserve_bench(
                         f"reserving {ops} single-line orders, {concurrency} concurrent callers ..."
                     )
                     seconds, lat = await _reserve_load(
-                        engine, ops=ops, concurrency=concurrency, skus=skus, rate=rate, tag="o"
+                        engine,
+                        ops=ops,
+                        concurrency=concurrency,
+                        skus=skus,
+                        rate=rate,
+                        tag="o",
+                        bar="reserving" if progress else None,
                     )
                     lat.sort()
                     now_ms = int(time.time() * 1000)

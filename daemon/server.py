@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import socket
 from collections.abc import Iterator
 from types import TracebackType
@@ -52,6 +53,19 @@ class _Uvicorn(uvicorn.Server):
         self.listening.set()
 
 
+def http_protocol() -> str:
+    """uvicorn's HTTP/1.1 implementation: ``httptools`` (the C parser of llhttp, a dependency)
+    where it imports, else the pure-Python ``h11``, which parses every request line and header
+    in Python (issue 14: a hot cost of small ``POST /v1/events`` requests under load). The
+    choice is explicit so a missing wheel is a slower daemon, not a code path nobody chose.
+
+    The event loop is not uvicorn's to pick: the server runs inside the daemon's own loop
+    (``daemon/loop.py``: uvloop where installed)."""
+    if importlib.util.find_spec("httptools") is None:  # pragma: no cover - a dependency
+        return "h11"
+    return "httptools"
+
+
 def _bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port); ServerStartError naming host:port if it fails."""
     shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -90,6 +104,7 @@ class HttpServer:
             app,
             host=host,
             port=port,
+            http=http_protocol(),
             ws="websockets-sansio",
             lifespan="off",
             access_log=False,

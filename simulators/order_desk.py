@@ -83,13 +83,20 @@ class OrderDesk:
                           cancel_after_s=self.cancel_after_s, ship_after_s=self.ship_after_s)
         if fate is not None:
             action = self._cancel if fate.what == "cancel" else self._ship
-            self._later(fate.after_s, action(channel_id, order.order_id, 0))
+            self._later(fate.after_s, action, channel_id, order.order_id, 0)
         return fate
 
-    def _later(self, delay: float, work: Coroutine[Any, Any, None]) -> None:
+    def _later(
+        self,
+        delay: float,
+        action: Callable[[str, str, int], Coroutine[Any, Any, None]],
+        channel_id: str,
+        order_id: str,
+        tries: int,
+    ) -> None:
         async def run() -> None:
             await asyncio.sleep(delay)
-            await work
+            await action(channel_id, order_id, tries)
 
         task = asyncio.create_task(run(), name="simulator-order")
         self._tasks.add(task)
@@ -127,7 +134,7 @@ class OrderDesk:
         if view is None:
             # Not recorded yet (eBay's poll comes round later) or the daemon is away.
             if tries < MAX_TRIES:
-                self._later(self.recheck_s, self._ship(channel_id, order_id, tries + 1))
+                self._later(self.recheck_s, self._ship, channel_id, order_id, tries + 1)
             return
         if view.get("outcome") != "reserved":
             return  # oversold: the operator resolves it
@@ -137,8 +144,8 @@ class OrderDesk:
         ]
         if any(loc in self._warehouses for _, loc, _ in reserved):
             if tries < MAX_TRIES:  # the warehouse picks and reports first
-                self._later(jittered(self._rng, self.recheck_s),
-                            self._ship(channel_id, order_id, tries + 1))
+                self._later(jittered(self._rng, self.recheck_s), self._ship, channel_id,
+                            order_id, tries + 1)
             return
         shipped = msgspec.structs.replace(order, status="fulfilled")
         if not reserved:
@@ -158,7 +165,7 @@ class OrderDesk:
             }])
             if not posted:
                 if tries < MAX_TRIES:
-                    self._later(self.recheck_s, self._ship(channel_id, order_id, tries + 1))
+                    self._later(self.recheck_s, self._ship, channel_id, order_id, tries + 1)
                 return
             sim.change_order(order_id, "fulfilled")
             self.done.append((channel_id, order_id, "posted"))

@@ -58,6 +58,26 @@ def bench_reserve(
 @click.option("--skus", default=10_000, show_default=True, help="Distinct SKUs.")
 @click.option("--channels", default=6, show_default=True, help="Webhook channels.")
 @click.option("--batch", default=10, show_default=True, help="Events per HTTP request.")
+@click.option(
+    "--find-max",
+    is_flag=True,
+    help="Search the highest rate holding p99 < 100 ms with every event delivered "
+    "(doubling from --rate, then bisection; --seconds per run).",
+)
+@click.option(
+    "--budget",
+    default=300.0,
+    show_default=True,
+    help="With --find-max: no new run starts after this many seconds.",
+)
+@click.option(
+    "--daemon",
+    "daemon_exe",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The invsync executable to run as the daemon (default: this one), e.g. an older "
+    "build's, to compare builds with one load generator.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Emit the figures as one JSON object.")
 def bench_propagate(
     config_path: Path | None,
@@ -66,12 +86,34 @@ def bench_propagate(
     skus: int,
     channels: int,
     batch: int,
+    find_max: bool,
+    budget: float,
+    daemon_exe: Path | None,
     as_json: bool,
 ) -> None:
-    """Events/s from intake to channel acknowledgement, event->ack latency, daemon RSS."""
-    from ...bench.propagate import run_propagate_bench
+    """Events/s from intake to channel acknowledgement, event->ack latency, daemon RSS and
+    CPU per event; --find-max searches the highest rate that holds p99 < 100 ms."""
+    from ...bench.propagate import find_max_rate, run_propagate_bench
 
-    figures = asyncio.run(
+    if rate <= 0 or seconds <= 0 or budget <= 0:
+        raise click.BadParameter("--rate, --seconds and --budget must be above 0")
+    if find_max:
+        result = run_loop(
+            find_max_rate(
+                start=rate,
+                seconds=seconds,
+                skus=skus,
+                channels=channels,
+                batch=batch,
+                budget_s=budget,
+                progress=not as_json,
+                daemon=daemon_exe,
+            )
+        )
+        if as_json:
+            click.echo(json.dumps(result))
+        return
+    figures = run_loop(
         run_propagate_bench(
             rate=rate,
             seconds=seconds,
@@ -79,6 +121,7 @@ def bench_propagate(
             channels=channels,
             batch=batch,
             progress=not as_json,
+            daemon=daemon_exe,
         )
     )
     if as_json:
@@ -158,5 +201,33 @@ def bench_channels(
         figures = run_loop(run_channels_bench(config, skus, list(only) or None))
     except ValueError as exc:
         click.echo(f"invsync bench channels: {exc}", err=True)
+        sys.exit(2)
+    click.echo(json.dumps(figures) if as_json else render(figures))
+
+
+@bench.command("memory")
+@config_option
+@click.option("--skus", default=100_000, show_default=True, help="SKUs to import.")
+@click.option(
+    "--settle-s",
+    default=60.0,
+    show_default=True,
+    help="At most this long after the import for the channels to push what is pending.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Emit the figures as one JSON object.")
+def bench_memory(config_path: Path | None, skus: int, settle_s: float, as_json: bool) -> None:
+    """Store bytes/SKU and daemon RSS bytes/SKU after importing N SKUs on the shipped config
+    (or -c CONFIG) with every channel on the simulators."""
+    from ...bench.memory import render, run_memory_bench
+
+    if skus < 1:
+        click.echo("invsync bench memory: --skus must be at least 1", err=True)
+        sys.exit(2)
+    try:
+        figures = run_loop(
+            run_memory_bench(skus=skus, settle_s=settle_s, source=config_path, progress=not as_json)
+        )
+    except ValueError as exc:
+        click.echo(f"invsync bench memory: {exc}", err=True)
         sys.exit(2)
     click.echo(json.dumps(figures) if as_json else render(figures))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import progress
 from .common import config_option, load, through_daemon
 
 if TYPE_CHECKING:
@@ -46,11 +47,18 @@ def channels_drift_check(
     Exit 1 when drift was found, 2 when the channel could not be read.
     """
     config = load(config_path)
+    second_look = config.exceptions.drift_confirm_s if confirm_s is None else confirm_s
 
     async def work(client: DaemonClient) -> dict[str, Any]:
-        return await client.drift_check(
-            channel, skus=list(skus) or None, confirm_s=confirm_s, settle_s=settle_s
+        # The daemon answers when the check is done: say what it waits for, and how long.
+        progress.say(
+            f"{channel}: reading its quantities back; a SKU that differs from what we pushed is "
+            f"looked at again {second_look:g} s later (drift_confirm_s) before it counts as drift"
         )
+        async with progress.timed(f"{channel}: drift check", second_look + 1):
+            return await client.drift_check(
+                channel, skus=list(skus) or None, confirm_s=confirm_s, settle_s=settle_s
+            )
 
     report = through_daemon(config, work)
     if as_json:

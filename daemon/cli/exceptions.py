@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from .common import config_option, load, through_daemon
+from .tables import echo_table, iso_time, make_table
 
 if TYPE_CHECKING:
     from ..client import DaemonClient
@@ -21,12 +21,6 @@ def exceptions() -> None:
     """The exception queue: list, show, resolve (through the running daemon)."""
 
 
-def _ms_text(ms: object) -> str:
-    if not isinstance(ms, int):
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
-
-
 def _render_exception(record: dict[str, Any]) -> str:
     lines = [
         f"{record['id']}  {record['kind']}  {record['state']}",
@@ -35,7 +29,7 @@ def _render_exception(record: dict[str, Any]) -> str:
     for name in ("channel", "order_id", "sku", "event_id"):
         if record.get(name):
             lines.append(f"  {name}: {record[name]}")
-    lines.append(f"  opened: {_ms_text(record.get('created_ms'))}")
+    lines.append(f"  opened: {iso_time(record.get('created_ms'))}")
     details = record.get("details") or {}
     for name, value in details.items():
         if value not in (None, {}, []):
@@ -48,7 +42,7 @@ def _render_exception(record: dict[str, Any]) -> str:
     else:
         lines.append(
             f"  {record['state']} by {record.get('resolved_by')} with {record.get('action')} "
-            f"at {_ms_text(record.get('resolved_ms'))}: {json.dumps(record.get('resolution'))}"
+            f"at {iso_time(record.get('resolved_ms'))}: {json.dumps(record.get('resolution'))}"
         )
     for attempt in record.get("attempts", []):
         lines.append(f"  attempt: {json.dumps(attempt)}")
@@ -84,12 +78,19 @@ def exceptions_list(
         return
     if not records:
         click.echo("no exceptions" if show_all else "no open exceptions")
+        return
+    table = make_table(("id", "kind", "state", "opened", "where", "summary"))
     for r in records:
         where = "/".join(x for x in (r.get("channel"), r.get("order_id") or r.get("sku")) if x)
-        click.echo(
-            f"{r['id']:<15} {r['kind']:<24} {r['state']:<13} {_ms_text(r['created_ms'])}  "
-            f"{where}  {r['summary']}"
+        table.add_row(
+            r["id"], r["kind"], r["state"], iso_time(r.get("created_ms")), where or "-",
+            r["summary"],
         )
+    echo_table(table)
+    click.echo(
+        f"{len(records)} {'exception' if len(records) == 1 else 'exceptions'}, newest first; "
+        "`invsync exceptions show ID` for the context and the options"
+    )
 
 
 @exceptions.command("show")

@@ -53,7 +53,7 @@ def echo_table(table: Table, *, err: bool = False) -> None:
         file=io.StringIO(),
         width=target.width if terminal else _PIPE_WIDTH,
         force_terminal=terminal,
-        color_system=target.color_system if terminal else None,
+        color_system="auto" if terminal else None,
         highlight=False,
     )
     with buffer.capture() as captured:

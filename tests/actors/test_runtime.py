@@ -778,3 +778,57 @@ async def test_system_clock_reads_real_time() -> None:
     await clock.sleep(0.01)
     assert clock.now() - before >= 0.009
     assert abs(clock.wall_ms() - time.time() * 1000) < 1000
+
+
+# --- bounded idle actors ------------------------------------------------------------------------
+
+
+async def test_past_max_idle_the_actor_idle_the_longest_is_passivated_at_once(
+    probe: Probe, clock: ManualClock
+) -> None:
+    async with ActorSystem(clock=clock) as system:
+        system.register(recorder_kind(probe, idle_timeout_s=60.0, max_idle=3))
+        for i in range(10):
+            await system.send(f"sku:{i}", i)
+            await until(lambda i=i: probe.received(f"sku:{i}") == [i])  # type: ignore[misc]
+        await until(lambda: system.active() == 3)
+        # No clock moved: the oldest went because of the bound, not the timeout.
+        assert sorted(system.keys("sku")) == ["sku:7", "sku:8", "sku:9"]
+        assert [k for what, k, _ in probe.events if what == "passivate"] == [
+            f"sku:{i}" for i in range(7)
+        ]
+        # A passivated key comes back as a new instance with its next message.
+        await system.send("sku:0", 100)
+        await until(lambda: probe.received("sku:0") == [0, 100])
+        assert probe.count("activate", "sku:0") == 2
+        await until(lambda: system.active() == 3)
+        assert "sku:7" not in system.keys("sku")
+
+
+async def test_max_idle_loses_no_message_under_concurrent_senders(clock: ManualClock) -> None:
+    got: dict[str, list[int]] = defaultdict(list)
+
+    class Counter(Actor[int]):
+        async def receive(self, message: int) -> None:
+            got[self.key].append(message)
+            await asyncio.sleep(0)
+
+    async with ActorSystem(clock=clock) as system:
+        system.register(Kind("sku", Counter, mailbox_size=4, idle_timeout_s=60.0, max_idle=5))
+
+        async def sender(n: int) -> None:
+            for i in range(200):
+                await system.send(f"sku:{(i * 7 + n) % 40}", n * 1000 + i)
+
+        await asyncio.gather(*(sender(n) for n in range(8)))
+        await until(lambda: sum(map(len, got.values())) == 8 * 200)
+        await until(lambda: system.active() <= 5)
+    for key, values in got.items():
+        for n in range(8):  # each sender's messages to one key arrive in its order
+            mine = [v for v in values if v // 1000 == n]
+            assert mine == sorted(mine), key
+
+
+def test_max_idle_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_idle"):
+        Kind("sku", Actor, max_idle=0)

@@ -19,6 +19,8 @@ import aiohttp
 import jsonschema
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from invsync.adapters.base import (
     AdapterContext,
@@ -34,6 +36,7 @@ from invsync.adapters.registry import MissingSecret, make_adapter, options_type
 from invsync.adapters.signing import SIGNATURE_HEADER, sign
 from invsync.adapters.walmart import Options, WalmartAdapter, create
 from invsync.adapters.walmart import feeds as walmart_feeds
+from invsync.adapters.walmart.lanes import split
 from invsync.core.clock import ManualClock
 from invsync.core.config import Channel, ConfigError, Faults
 from invsync.core.events import Event, EventLine, OrderCancelled, OrderCreated
@@ -330,6 +333,27 @@ async def test_sell_outs_go_as_puts_at_once_and_routine_changes_in_one_feed(
     file = json.loads(upload.body.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n--", 1)[0])
     assert [item["sku"] for item in file["Inventory"]] == ["C", "SKU-3"]
     assert sim.quantities == {"A": 0, "B": 1, "C": 2, "SKU-3": 30, "SKU-4": 0}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    quantities=st.lists(st.integers(min_value=-2, max_value=20), max_size=60),
+    urgent_below=st.integers(min_value=0, max_value=10),
+    urgent_max=st.integers(min_value=0, max_value=30),
+)
+def test_every_change_takes_exactly_one_way_and_puts_stay_capped(
+    quantities: list[int], urgent_below: int, urgent_max: int
+) -> None:
+    options = Options(client_id_env="A", client_secret_env="B", urgent_below=urgent_below,
+                      urgent_max=urgent_max)
+    batch = updates(*((f"S{i}", q) for i, q in enumerate(quantities)))
+    urgent, routine = split(batch, options)
+
+    assert sorted(u.sku for u in urgent + routine) == sorted(u.sku for u in batch)
+    assert len(urgent) <= urgent_max
+    assert all(u.available <= 0 or u.available < urgent_below for u in urgent)
+    wanted = [u for u in batch if u.available <= 0 or u.available < urgent_below]
+    assert urgent == wanted[:urgent_max]  # the first ones, in batch order; no routine one
 
 
 async def test_urgent_puts_are_capped_per_push_and_the_rest_join_the_feed(

@@ -84,6 +84,11 @@ _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 #: Push retries: 0.2 s at first, 30 s at most, full jitter.
 DEFAULT_BACKOFF = (0.2, 30.0)
+#: SKUs one channel keeps pending at most (~100 bytes each). Past it a value for another SKU is
+#: not kept: the channel is marked overflowed and a full sync, which reads every SKU's current
+#: value from the store in pages, pushes it instead. A slow channel (EDI at 100 SKUs/s) behind a
+#: million-SKU import so holds 50,000 values, not a million (issue 14).
+MAX_PENDING = 50_000
 
 
 class WorkerCrashed(Exception):
@@ -129,9 +134,14 @@ class ChannelState:
         breaker_cooldown: float = 1.0,
         breaker_max_cooldown: float = 60.0,
         on_breaker: Callable[[BreakerState], None] | None = None,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.channel = channel
         self.pending: dict[str, AvailabilityChanged] = {}
+        self.max_pending = max_pending
+        #: A value was not kept because pending was full: a full sync (another pass, if one
+        #: runs now) pushes what it would have.
+        self.overflowed = False
         self.inflight: dict[str, AvailabilityChanged] = {}
         self.syncing = False
         self.wake = asyncio.Event()  # set when pending has something (or on close)
@@ -174,11 +184,18 @@ class ChannelState:
         """True while anything is pending, in flight, being synced or asked to be synced."""
         return bool(self.pending or self.inflight or self.syncing or self.sync_wanted.is_set())
 
-    def offer(self, update: AvailabilityChanged, *, requeue: bool = False) -> bool:
+    def offer(
+        self, update: AvailabilityChanged, *, requeue: bool = False, bounded: bool = True
+    ) -> bool:
         """Put ``update`` in pending unless a newer value is pending or in flight.
 
         A requeued (failed) value also yields to a pending one of the same version: that one
         arrived later, so it is the fresher word for that version.
+
+        A value for a SKU not pending yet, while ``max_pending`` SKUs are, is not kept
+        (``bounded``; requeued values and the full sync's own, which waits for room, always
+        are): the state is marked ``overflowed`` and a full sync asked for (or, while one runs,
+        another pass after it), so the SKU's current value still reaches the channel.
         """
         inflight = self.inflight.get(update.sku)
         if not requeue and inflight is not None and update.version < inflight.version:
@@ -187,6 +204,13 @@ class ChannelState:
         if current is not None and (
             update.version < current.version or (requeue and update.version == current.version)
         ):
+            return False
+        if current is None and bounded and not requeue and len(self.pending) >= self.max_pending:
+            if not self.overflowed:
+                self.overflowed = True
+                self._log.info("channel pending full; a full sync follows", cap=self.max_pending)
+            if not self.syncing:
+                self.sync_wanted.set()
             return False
         self.pending[update.sku] = update
         self.pending_changed()
@@ -606,10 +630,13 @@ class ChannelWorker:
             await state.sync_wanted.wait()
             state.sync_wanted.clear()
             state.syncing = True
+            state.overflowed = False  # what overflows from now on needs a pass after this one
             try:
                 await self._sync()
             finally:
                 state.syncing = False
+            if state.overflowed and not self._stop.is_set():
+                state.sync_wanted.set()
 
     async def _sync(self) -> None:
         """Stream every current value into pending; a newer FullSync starts it over (the
@@ -627,7 +654,7 @@ class ChannelWorker:
                 if state.sync_wanted.is_set():
                     self._log.info("full sync started over", queued=queued)
                     return
-                state.offer(update)
+                state.offer(update, bounded=False)
                 queued += 1
         finally:
             aclose = getattr(values, "aclose", None)

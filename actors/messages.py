@@ -24,8 +24,10 @@ class Recompute(msgspec.Struct, frozen=True, kw_only=True):
     channels: tuple[str, ...] | None = None  # None = every channel
 
 
-class AvailabilityChanged(msgspec.Struct, frozen=True, kw_only=True):
-    """To a channel actor: what ``sku`` may show on this channel now, at SKU ``version``."""
+class AvailabilityChanged(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """To a channel actor: what ``sku`` may show on this channel now, at SKU ``version``.
+    Untracked by the garbage collector (``gc=False``: only a str and ints, no cycle possible):
+    16 bytes less each, and no GC pass walks the channels' pending values."""
 
     sku: str
     available: int

@@ -138,10 +138,15 @@ class SkuActor(Actor[SkuMessage]):
         self._last = dict(current)
         self._version = max(self._version, version)
         listeners = self._listeners()
+        # One (immutable) message per distinct value, shared by the channels showing it: most
+        # channels show the same number, and this runs for every event (issue 14's profile).
+        made: dict[int, AvailabilityChanged] = {}
         for channel, available in diffs.items():
-            update = AvailabilityChanged(
-                sku=self.sku, available=available, version=version, accepted_ms=accepted_ms
-            )
+            update = made.get(available)
+            if update is None:
+                update = made[available] = AvailabilityChanged(
+                    sku=self.sku, available=available, version=version, accepted_ms=accepted_ms
+                )
             if self._deliver is not None:
                 self._deliver(channel, update)
             else:

@@ -266,11 +266,6 @@ class _Client:
             not self.channels or key[1] in self.channels
         )
 
-    @property
-    def takes_all(self) -> bool:
-        """Whether every message of the log is for it (no filter to apply)."""
-        return self.everything and self.events
-
 
 # --- the hub -----------------------------------------------------------------------------------
 
@@ -314,6 +309,7 @@ class FeedHub:
         self._by_channel: dict[str, set[_Client]] = {}  # channel filter only
         self._by_sku: dict[str, set[_Client]] = {}  # SKU filter (channel filter checked)
         self._event_clients: set[_Client] = set()  # subscribed with "events": true
+        self._last_event = -1  # log position of the newest accepted-events message
         self._open = False
         self._closing = False
         self._empty = asyncio.Event()
@@ -423,6 +419,7 @@ class FeedHub:
         message = _Accepted(
             source=source, count=len(events), events=listed, ts=self._clock.wall_ms()
         )
+        self._last_event = self._base + len(self._log)
         self._append(_Msg(_encode(message), event=True))
         for client in self._event_clients:
             if client.parked:
@@ -470,24 +467,30 @@ class FeedHub:
         self._readers.move_to_end(client)
         return entries
 
+    def _mine(self, client: _Client) -> Iterable[_Msg]:
+        """What of its unread log entries is for ``client``: all of them, unfiltered, for a
+        client without filters when it takes accepted events or none are among them."""
+        start = client.cursor
+        entries = self._read(client)
+        if client.everything and (client.events or self._last_event < start):
+            return entries
+        return filter(client.wants, entries)
+
     def _take_over(self, client: _Client) -> None:
         """Move what ``client`` wants of its unread log entries to its own queue (or, while
         its snapshot is due or built, keep only what the snapshot will not cover)."""
-        entries = self._read(client)
         if client.snapshot_due:
-            client.queue.extend(m for m in entries if m.key is None and client.wants(m))
+            client.queue.extend(m for m in self._read(client) if m.key is None and client.wants(m))
         elif client.pending is not None:
-            for m in entries:
+            for m in self._read(client):
                 if not client.wants(m):
                     continue
                 if m.key is None:
                     client.queue.append(m)
                 else:
                     client.pending[m.key] = m  # the newest per key: bounded by the snapshot
-        elif client.takes_all:
-            client.queue.extend(entries)
         else:
-            client.queue.extend(m for m in entries if client.wants(m))
+            client.queue.extend(self._mine(client))
         self._check(client)
 
     def _direct(self, client: _Client, message: _Msg) -> None:
@@ -636,8 +639,7 @@ class FeedHub:
             messages = list(client.queue)
             client.queue.clear()
             if client.subscribed and client.cursor < self._base + len(self._log):
-                entries = self._read(client)
-                messages += entries if client.takes_all else filter(client.wants, entries)
+                messages += self._mine(client)
             if messages:
                 await self._send(websocket, client, messages)
                 continue

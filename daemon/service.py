@@ -64,6 +64,9 @@ SKU_IDLE_S = 60.0
 #: Environment variable that overrides SKU_IDLE_S (seconds > 0): read once, by Daemon().
 SKU_IDLE_ENV = "INVSYNC_SKU_IDLE_S"
 SKU_MAILBOX = 1000
+#: SKU actors kept parked at most; past it the one idle the longest is passivated at once (a
+#: parked actor with its task is ~2-3 KB: a million-SKU import must not keep a million).
+SKU_MAX_IDLE = 10_000
 #: Real seconds the SKU actors' mailboxes get to drain at shutdown (the channels drain after).
 DRAIN_TIMEOUT_S = 20.0
 SLOW_STOP_S = 8.0
@@ -532,6 +535,7 @@ class Daemon:
                     ),
                     mailbox_size=SKU_MAILBOX,
                     idle_timeout_s=self._sku_idle_s,
+                    max_idle=SKU_MAX_IDLE,
                 )
             )
             stack.push_async_callback(self._drain_actors)

@@ -11,6 +11,7 @@ system tries again on its next round.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -37,14 +38,17 @@ class DaemonApi:
         self._session = session
         self.base_url = base_url.rstrip("/")
         self._token = token
-        #: (event type, HTTP status or None) of every POST, for tests and the control route
-        self.posted: list[tuple[str, int | None]] = []
+        #: (event type, HTTP status or None) of the latest events POSTed
+        self.posted: deque[tuple[str, int | None]] = deque(maxlen=1000)
+        self._token_warned = False
 
     def _headers(self) -> dict[str, str] | None:
         try:
             token = self._token()
-        except Exception as exc:  # a token file that cannot be read: say so, try later
-            log.warning("daemon_token_unreadable", error=str(exc))
+        except Exception as exc:  # a token file that cannot be read: say so once, try later
+            if not self._token_warned:
+                log.warning("daemon_token_unreadable", error=str(exc))
+                self._token_warned = True
             return None
         if token is None:
             return None

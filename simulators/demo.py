@@ -80,7 +80,7 @@ class Demo:
             every_s=settings.restock_every_s, lead_s=settings.restock_lead_s,
             demand_per_minute=sku_demand_per_minute(units, len(skus)), run_id=run,
         )
-        self.surprises = Surprises(channels=channels, sold=self.sold,
+        self.surprises = Surprises(channels=channels, sold=self.staged, api=api,
                                    rng=random.Random(rng.random()),
                                    every_s=settings.surprise_every_s)
         self._settings = settings
@@ -90,6 +90,12 @@ class Demo:
         """A buyer bought ``order`` on ``channel_id``: tell the daemon, then give it its fate."""
         await self._notify(channel_id, order)
         self.desk.placed(channel_id, order)
+
+    async def staged(self, channel_id: str, order: SimOrder) -> None:
+        """A sale a surprise staged: like ``sold``, but no buyer cancels it (an oversold order
+        stays for the operator to resolve)."""
+        await self._notify(channel_id, order)
+        self.desk.placed(channel_id, order, may_cancel=False)
 
     def start(self) -> None:
         """Start the tills, the receiving rounds and the surprises (those configured)."""
@@ -127,13 +133,10 @@ class Demo:
 
     def state(self) -> dict[str, object]:
         """What ``GET /_sim/demo`` shows: what each part did so far."""
-        done: dict[str, int] = {}
-        for _, _, what in self.desk.done:
-            done[what] = done.get(what, 0) + 1
         return {
-            "orders": done,
-            "store_moves": len(self.store.moves),
-            "received": len(self.receiving.received),
+            "orders": dict(sorted(self.desk.counts.items())),
+            "store": {"sales": self.store.sales, "returns": self.store.returns},
+            "units_received": self.receiving.units_received,
             "incoming": {f"{sku}@{loc}": n for (sku, loc), n in
                          sorted(self.receiving.incoming.items()) if n},
             "surprises": [list(x) for x in self.surprises.staged],

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from typing import Any
 
@@ -72,14 +73,16 @@ class OrderDesk:
         self.ship_after_s = ship_after_s
         self.recheck_s = recheck_s
         self._tasks: set[asyncio.Task[None]] = set()
-        #: (channel, order id, what) of every order carried out: "cancelled", "notified"
+        #: (channel, order id, what) of the latest orders carried out: "cancelled", "notified"
         #: (the marketplace's fulfilment notification), "posted" (order.fulfilled to /v1),
-        #: "warehouse" (the simulated warehouse shipped all of it)
-        self.done: list[tuple[str, str, str]] = []
+        #: "warehouse" (the simulated warehouse shipped all of it); ``counts`` of all of them
+        self.done: deque[tuple[str, str, str]] = deque(maxlen=1000)
+        self.counts: Counter[str] = Counter()
 
-    def placed(self, channel_id: str, order: SimOrder) -> Fate | None:
-        """A generated order was sold: schedule what becomes of it (its fate, or None)."""
-        fate = order_fate(self._rng, cancel_rate=self.cancel_rate,
+    def placed(self, channel_id: str, order: SimOrder, *, may_cancel: bool = True) -> Fate | None:
+        """A generated order was sold: schedule what becomes of it (its fate, or None).
+        ``may_cancel`` False: it ships or waits (a staged oversell stays for the operator)."""
+        fate = order_fate(self._rng, cancel_rate=self.cancel_rate if may_cancel else 0.0,
                           cancel_after_s=self.cancel_after_s, ship_after_s=self.ship_after_s)
         if fate is not None:
             action = self._cancel if fate.what == "cancel" else self._ship
@@ -109,6 +112,10 @@ class OrderDesk:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _did(self, channel_id: str, order_id: str, what: str) -> None:
+        self.done.append((channel_id, order_id, what))
+        self.counts[what] += 1
+
     def _open(self, channel_id: str, order_id: str) -> tuple[SimChannel, SimOrder] | None:
         sim = self._channels.get(channel_id)
         order = sim.orders.get(order_id) if sim is not None else None
@@ -122,7 +129,7 @@ class OrderDesk:
             return
         sim, _ = found
         await self._notify(channel_id, sim.change_order(order_id, "cancelled"))
-        self.done.append((channel_id, order_id, "cancelled"))
+        self._did(channel_id, order_id, "cancelled")
         log.info("buyer_cancelled", channel=channel_id, order=order_id)
 
     async def _ship(self, channel_id: str, order_id: str, tries: int) -> None:
@@ -150,10 +157,10 @@ class OrderDesk:
         shipped = msgspec.structs.replace(order, status="fulfilled")
         if not reserved:
             sim.change_order(order_id, "fulfilled")  # the warehouse shipped it all
-            self.done.append((channel_id, order_id, "warehouse"))
+            self._did(channel_id, order_id, "warehouse")
         elif sim.order_notification(shipped) is not None:
             await self._notify(channel_id, sim.change_order(order_id, "fulfilled"))
-            self.done.append((channel_id, order_id, "notified"))
+            self._did(channel_id, order_id, "notified")
         else:
             lines = [{"sku": sku, "qty": qty, "location": loc} for sku, loc, qty in reserved]
             posted = await self._api.post_events([{
@@ -168,5 +175,5 @@ class OrderDesk:
                     self._later(self.recheck_s, self._ship, channel_id, order_id, tries + 1)
                 return
             sim.change_order(order_id, "fulfilled")
-            self.done.append((channel_id, order_id, "posted"))
+            self._did(channel_id, order_id, "posted")
         log.info("order_shipped", channel=channel_id, order=order_id)

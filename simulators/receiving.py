@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import math
 import random
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,8 +56,10 @@ class Receiving:
         self.first: dict[tuple[str, str], int] = {}
         #: (sku, location) -> units announced and not received yet
         self.incoming: dict[tuple[str, str], int] = {}
-        #: (sku, location, units) of every receipt the daemon took
-        self.received: list[tuple[str, str, int]] = []
+        #: (sku, location, units) of the latest receipts the daemon took; ``units_received``
+        #: in all
+        self.received: deque[tuple[str, str, int]] = deque(maxlen=1000)
+        self.units_received = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def target(self, key: tuple[str, str]) -> int:
@@ -147,4 +150,5 @@ class Receiving:
         if announced:
             self.incoming[key] = left
         self.received.append((sku, location, units))
+        self.units_received += units
         log.info("stock_received", sku=sku, location=location, units=units)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import Sequence
 
 import structlog
@@ -48,8 +49,11 @@ class StorePos:
         self._serial = 0
         #: (store, sku) of sold units a customer will bring back
         self._to_return: list[tuple[str, str]] = []
-        #: (store, sku, delta) of every movement the daemon took
-        self.moves: list[tuple[str, str, int]] = []
+        #: (store, sku, delta) of the latest movements the daemon took; ``sales``, ``returns``:
+        #: how many in all
+        self.moves: deque[tuple[str, str, int]] = deque(maxlen=1000)
+        self.sales = 0
+        self.returns = 0
 
     async def run(self) -> None:
         """Sell (and take returns) until cancelled."""
@@ -90,5 +94,9 @@ class StorePos:
         }])
         if taken:
             self.moves.append((store, sku, delta))
+            if delta < 0:
+                self.sales += 1
+            else:
+                self.returns += 1
             log.info("store_sale" if delta < 0 else "store_return", store=store, sku=sku)
         return taken

@@ -8,9 +8,9 @@ const CHANNELS_PATH = "v1/channels";
 const LATENCY_PATH = "v1/channels/latency";
 const EVERY_MS = 5_000;
 const SVG = "http://www.w3.org/2000/svg";
-const W = 300; // chart viewBox
-const H = 56;
-const PAD = { left: 4, right: 4, top: 12, bottom: 11 };
+const W = 240; // chart viewBox
+const H = 60;
+const PAD = { left: 3, right: 3, top: 14, bottom: 13 };
 const SPAN_MIN = 60; // the chart shows the last hour, gaps included
 
 const health = { channels: {}, history: {}, minuteMs: 60_000 };

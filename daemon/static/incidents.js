@@ -16,6 +16,7 @@ const incidents = {
   open: new Map(), // id -> record
   items: new Map(), // id -> {li, rec, expanded}
   resolvedHere: new Map(), // id -> record, shown a few seconds after this page resolved it
+  fetching: new Set(), // per GET /v1/exceptions in flight: the feed's records since it began
   onAuth: () => {},
   onChange: () => {},
 };
@@ -42,6 +43,7 @@ export function openIncidents() {
 
 // A record from the feed: new, updated or resolved.
 export function upsertException(rec) {
+  for (const seen of incidents.fetching) seen.push(rec);
   remember(rec);
   render();
 }
@@ -71,7 +73,8 @@ function value(v) {
 function context(rec) {
   const rows = Object.entries(rec.details ?? {}).map(([k, v]) => {
     const when = /_ms$/.test(k) && typeof v === "number" ? timeEl(v) : value(v);
-    return el("div", {}, el("dt", {}, k.replaceAll("_", " ")), el("dd", {}, when));
+    const label = (when === value(v) ? k : k.replace(/_ms$/, "")).replaceAll("_", " ");
+    return el("div", {}, el("dt", {}, label), el("dd", {}, when));
   });
   if (rec.event_id) rows.unshift(el("div", {}, el("dt", {}, "event"), el("dd", {}, rec.event_id)));
   return rows.length ? el("dl", { class: "context" }, rows) : null;
@@ -283,6 +286,8 @@ export function showIncident(id) {
 // GET /v1/exceptions (open ones) replaces the list; it doubles as the probe of whether the page
 // is signed in (404: a daemon without the queue, the feed's records still show).
 export async function checkExceptions() {
+  const seen = []; // the feed's records while the listing is on its way: newer than it
+  incidents.fetching.add(seen);
   try {
     const { status, body } = await api(EXCEPTIONS_PATH);
     incidents.onAuth(status, body?.error);
@@ -290,9 +295,12 @@ export async function checkExceptions() {
     const records = Array.isArray(body) ? body : (body.items ?? body.exceptions ?? body.open ?? []);
     incidents.open = new Map();
     for (const rec of records) remember(rec);
+    for (const rec of seen) remember(rec);
     render();
   } catch {
     // unreachable daemon: the feed's status says so
+  } finally {
+    incidents.fetching.delete(seen);
   }
 }
 

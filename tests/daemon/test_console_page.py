@@ -16,6 +16,7 @@ Screenshots go to ``test-artifacts/`` (console-*.png).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -146,6 +147,7 @@ class ScriptedDaemon:
         self.resolves: list[dict[str, Any]] = []
         self.stock_reads = 0
         self.web_available = 4
+        self.listing_gate: asyncio.Event | None = None  # holds GET /v1/exceptions while unset
 
     async def feed(self, websocket: WebSocket) -> None:
         await websocket.accept()
@@ -188,6 +190,8 @@ class ScriptedDaemon:
         )  # fmt: skip
 
     async def exceptions(self, request: Request) -> Response:
+        if self.listing_gate is not None:
+            await self.listing_gate.wait()
         return JSONResponse({"items": [INCIDENT]})
 
     async def resolve(self, request: Request) -> Response:
@@ -367,6 +371,7 @@ async def test_console_against_a_scripted_daemon(tmp_path: Path, artifacts: Path
         assert "order reserved" in shown["order"] and "wh-east sent" in shown["order"]
         assert shown["actions"] == [["backorder", True], ["cancel", False], ["dismiss", False]]
         assert "no incoming stock" in shown["why"]
+        await browser.screenshot(artifacts / "console-incident-open.png")
 
         # An action the daemon refuses: two clicks, and its message is shown.
         await browser.click(f"{item} button[data-action='cancel']")
@@ -413,6 +418,32 @@ async def test_console_against_a_scripted_daemon(tmp_path: Path, artifacts: Path
         )
         assert layout["width"] <= layout["inner"]
         await browser.screenshot(artifacts / "console-tablet.png")
+        assert browser.exceptions == []
+
+
+@needs_chromium
+async def test_a_listing_older_than_the_feed_does_not_hide_its_records(tmp_path: Path) -> None:
+    daemon = ScriptedDaemon()
+    gate = daemon.listing_gate = asyncio.Event()
+    async with (
+        HttpServer(daemon.app(), "127.0.0.1", 0) as server,
+        Chromium(tmp_path / "chromium.log") as browser,
+    ):
+        await browser.open(server.url + "/")
+        await browser.wait_for(
+            "document.querySelector('#status')?.dataset.state === 'live'", "the feed"
+        )
+        # The page's GET /v1/exceptions is held; meanwhile the feed opens an incident...
+        fresh = {**INCIDENT, "id": "unk-fresh", "kind": "unknown_sku", "sku": "NEW"}
+        await daemon.send({"type": "exception", **fresh})
+        await browser.wait_for(exists("#exceptions li[data-id='unk-fresh']"), "the feed's record")
+        # ... and the listing, read before it, arrives after it: both are listed.
+        gate.set()
+        await browser.wait_for(
+            exists(f"#exceptions li[data-id='{INCIDENT['id']}']"), "the listing's record"
+        )
+        assert await browser.js(exists("#exceptions li[data-id='unk-fresh']"))
+        assert await browser.js(text("#exceptions-count")) == "2"
         assert browser.exceptions == []
 
 

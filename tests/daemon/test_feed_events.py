@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from invsync.core.events import EventLine, OrderCreated, StockCounted
 from invsync.daemon.feed import EVENTS_LISTED, SKUS_LISTED
-from invsync.tests.daemon.test_feed import (  # noqa: F401 (fixtures)
-    Serve,
-    _feed_token,
-    client,
-    recv,
-    serve,
-    subscribe,
-    until_barrier,
-)
+from invsync.tests.daemon import test_feed
+from invsync.tests.daemon.test_feed import Serve, client, recv, subscribe, until_barrier
+
+# test_feed.py's fixtures: the hub served on loopback, and the feed's token in the environment.
+serve = test_feed.serve
+_feed_token = test_feed._feed_token
 
 
 def counted(event_id: str, sku: str) -> StockCounted:

@@ -1,6 +1,8 @@
-"""The live stock page (``GET /``) in real headless Chromium, driven over the DevTools protocol.
+"""The live page (``GET /``) in real headless Chromium, driven over the DevTools protocol
+(tests/daemon/chromium.py); its console panels (channel health, SKU drill-down, incidents
+resolved from the page, recent events) are tested in test_console_page.py.
 
-Three layers:
+Four layers:
 
 - the package serves the page's files (no browser: content types, ETag, unknown names, packaged);
 - the page against a feed scripted by the test, in this process: snapshot, deltas, stale

@@ -281,6 +281,16 @@ class Processor:
                 log.info("order_already_cancelled", channel=event.channel,
                          order_id=event.order_id, event_id=event.id)
                 return
+        if isinstance(event, OrderFulfilled) and exc.code in _CANCEL_AFTER_FULFILMENT:
+            order = await self._engine.order(event.channel, event.order_id)
+            if order is not None and all(line.reserved == 0 for line in order.lines) and any(
+                line.fulfilled > 0 for line in order.lines
+            ):
+                # Shipped already (the warehouse reported it first): the marketplace's own
+                # "fulfilled" message repeats what is known, nothing to do.
+                log.info("order_already_fulfilled", channel=event.channel,
+                         order_id=event.order_id, event_id=event.id)
+                return
         if isinstance(event, OrderCancelled) and exc.code == "UNKNOWN_ORDER":
             rejected = await self._engine.redis.get(keys.rejection(event.channel, event.order_id))
             if rejected is not None:

@@ -8,7 +8,7 @@ import json
 from invsync.bench.memory import shipped_config
 from tests.daemon.helpers import invsync
 
-SKUS = 3000
+SKUS = 1500
 
 
 def test_bench_memory_prints_store_and_daemon_bytes_per_sku() -> None:
@@ -19,7 +19,7 @@ def test_bench_memory_prints_store_and_daemon_bytes_per_sku() -> None:
         "--skus",
         str(SKUS),
         "--settle-s",
-        "5",
+        "2",
         "--json",
         timeout=240,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -225,7 +226,8 @@ async def test_stock_set_goes_through_the_daemon(live: Path, redis: aioredis.Red
                      "--event-id", "count-1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("TEE  (version 1)")
-    assert "pushed 9" in done.stdout  # the daemon's view (it knows what channels were sent)
+    # The daemon's view (it knows what channels were sent): channel, available, pushed, when.
+    assert re.search(r"(?m)^web +9 +9 +\d{4}-\d\d-\d\dT", done.stdout), done.stdout
     rows = await redis.xrange(STREAM)
     assert [(json.loads(f[b"e"])["id"], f[b"src"]) for _, f in rows] == [("count-1", b"http")]
 

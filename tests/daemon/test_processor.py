@@ -272,3 +272,28 @@ async def test_a_replayed_order_that_took_the_last_units_is_a_duplicate_not_an_o
     assert await h.on_hand("TEE", "wh-east") == (2, 2)
     [result] = (await h.processor.wait_processed(["o1"], 1)).values()
     assert result["outcome"] == "duplicate"
+
+
+async def test_a_repeated_fulfilment_of_a_shipped_order_opens_no_incident(
+    engine: Engine, config: Config
+) -> None:
+    """The warehouse reported the shipment first; the marketplace's own "fulfilled" message
+    then finds nothing reserved: a repeat, not a bad event."""
+    from invsync.daemon.incidents import ExceptionQueue
+
+    queue = ExceptionQueue(engine, lambda: config)
+    harness = Harness(engine, config)
+    harness.processor.exceptions = queue
+    await harness.intake.ensure_group()
+    await harness.send(count("c1", "TEE", "wh-east", 5))
+    await harness.send(order("o1", "1001", ("TEE", 2)))
+    await harness.send({"id": "f1", "type": "order.fulfilled", "channel": "shop",
+                        "order_id": "1001"})
+    await harness.send({"id": "f2", "type": "order.fulfilled", "channel": "shop",
+                        "order_id": "1001"})
+    await harness.send({"id": "f3", "type": "order.fulfilled", "channel": "shop",
+                        "order_id": "9999"})  # never reserved: still a bad event
+    await harness.run_until_idle()
+    records = await queue.query(state="open", kind="bad_event", channel=None, limit=10,
+                                before_ms=None)
+    assert [r.order_id for r in records] == ["9999"]

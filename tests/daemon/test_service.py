@@ -242,7 +242,8 @@ def test_the_running_daemon_releases_lapsed_holds(config: Path) -> None:
         daemon.wait_for("started")
         on_hand(config, "TEE", "wh-east", 10)
         subprocess.run(
-            [sys.executable, "-c", PLACE_HOLD, socket_url(config), "1.5"],
+            # Long enough that the CLI's own start on a loaded machine sees it still held.
+            [sys.executable, "-c", PLACE_HOLD, socket_url(config), "6"],
             check=True,
             timeout=30,
         )
@@ -252,7 +253,7 @@ def test_the_running_daemon_releases_lapsed_holds(config: Path) -> None:
         def released() -> bool:
             return show(config, "TEE")["locations"]["wh-east"]["reserved"] == 0
 
-        wait_until(released, 8, "the daemon to release the lapsed hold")
+        wait_until(released, 15, "the daemon to release the lapsed hold")
         assert show(config, "TEE")["locations"]["wh-east"]["available"] == 10
         assert daemon.wait_for("hold_expired")["hold"] == "cart-1"
         assert daemon.stop() == 0

@@ -10,6 +10,7 @@ import pytest
 from invsync.core.config import Channel
 from invsync.simulators.core import (
     MissingSecret,
+    SimChannel,
     option_text,
     optional_secret,
     required_secret,
@@ -74,3 +75,16 @@ def test_every_simulated_kind_has_a_module_and_other_kinds_none(
     for name in SIMULATOR_MODULES.values():
         module = __import__(f"invsync.simulators.{name}", fromlist=["create"])
         assert callable(module.create)
+
+
+def test_a_run_numbers_its_orders_from_where_it_is_told() -> None:
+    # `invsync simulate` starts each run's numbers from the clock, so a daemon that kept its
+    # store never takes a new sale for an old one's redelivery.
+    sim = SimChannel(channel(), rng=random.Random(1))
+    sim.set_quantity("TEE", 10)
+    first = sim.place_order()
+    sim.number_orders_from(7_000_000_000)
+    second, third = sim.place_order(), sim.place_order()
+    assert first is not None and first.order_id == "1001"
+    assert second is not None and second.order_id == "7000000000"
+    assert third is not None and third.order_id == "7000000001"

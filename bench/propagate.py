@@ -31,7 +31,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +325,46 @@ async def run_propagate_bench(
         return await session.run(rate, seconds)
 
 
+async def search_max_rate(
+    run: Callable[[float], Awaitable[dict[str, Any]]],
+    *,
+    start: float,
+    budget_s: float,
+    precision: float = 0.1,
+    pause_s: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[float, float | None, dict[str, Any] | None, list[dict[str, Any]]]:
+    """Search the highest rate ``run(rate)`` ``holds`` at: double from ``start`` while runs
+    hold (halve while they fail), then bisect between the highest rate that held and the lowest
+    that failed until they are within ``precision`` (relative to the former). No run starts
+    after ``budget_s`` seconds of ``clock``. Returns (highest rate that held or 0, lowest that
+    failed or None, the figures of the run at the first, every run's figures in order)."""
+    began = clock()
+    runs: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    low, high = 0.0, math.inf
+    rate = start
+    while clock() - began < budget_s and rate >= 1:
+        figures = await run(rate)
+        figures["held"] = holds(figures)
+        runs.append(figures)
+        if figures["held"]:
+            low, best = rate, figures
+        else:
+            high = rate
+        if high - low <= precision * max(low, 1.0):
+            break
+        if math.isinf(high):
+            rate *= 2
+        elif low == 0:
+            rate = high / 2
+        else:
+            rate = (low + high) / 2
+        if pause_s:
+            await asyncio.sleep(pause_s)  # let the daemon settle after a run
+    return low, None if math.isinf(high) else high, best, runs
+
+
 async def find_max_rate(
     *,
     start: float,
@@ -337,55 +377,42 @@ async def find_max_rate(
     progress: bool = True,
     daemon: Path | None = None,
 ) -> dict[str, Any]:
-    """The highest offered rate (events/s) that ``holds``: doubling from ``start`` until a run
-    fails, then bisecting until the bracket is within ``precision`` (relative) of its low end.
-    No new run starts after ``budget_s`` seconds (so the search ends within about one run
-    after it). Returns the best run's figures under ``max``, and every run under ``runs``."""
+    """The highest offered rate (events/s) that ``holds`` (``search_max_rate``), each run
+    ``seconds`` long, on one daemon seeded once. Returns the best run's figures under ``max``,
+    and every run under ``runs``."""
     say = _say(progress)
     session = _Session(skus=skus, channels=channels, batch=batch, say=say, daemon=daemon)
     began = time.monotonic()
-    runs: list[dict[str, Any]] = []
-    best: dict[str, Any] | None = None
-    low, high = 0.0, math.inf
-    rate = start
     async with session.running():
-        while time.monotonic() - began < budget_s:
-            figures = await session.run(rate, seconds)
-            figures["held"] = holds(figures)
-            runs.append(figures)
-            if figures["held"]:
-                low, best = rate, figures
-            else:
-                high = rate
-            if high - low <= precision * max(low, 1.0):
-                break
-            rate = rate * 2 if math.isinf(high) else (low + high) / 2 if low else high / 2
-            if rate < 1:
-                break
-            await asyncio.sleep(1.0)  # let the daemon settle (a failed run's backlog drained)
+        low, high, best, runs = await search_max_rate(
+            lambda rate: session.run(rate, seconds),
+            start=start,
+            budget_s=budget_s,
+            precision=precision,
+        )
+    limit = P99_LIMIT_S * 1000
     result: dict[str, Any] = {
         "max_rate": low,
-        "first_failing_rate": None if math.isinf(high) else high,
+        "first_failing_rate": high,
         "p50_ms": best["p50_ms"] if best else None,
         "p99_ms": best["p99_ms"] if best else None,
         "daemon_cpu_ms_per_event": best["daemon_cpu_ms_per_event"] if best else None,
         "max": best,
         "runs": runs,
         "searched_s": round(time.monotonic() - began, 1),
-        "p99_limit_ms": P99_LIMIT_S * 1000,
+        "p99_limit_ms": limit,
         "channels": channels,
         "skus": skus,
         "cpus": os.cpu_count(),
     }
     if best is None:
-        say(f"\nfind-max: no rate held p99 < {P99_LIMIT_S * 1000:g} ms (lowest tried {rate:g})")
+        say(f"\nfind-max: no rate held p99 < {limit:g} ms ({len(runs)} runs)")
     else:
         say(
-            f"\nfind-max: {low:,.0f} events/s held p99 < {P99_LIMIT_S * 1000:g} ms with every "
-            f"event delivered (p50 {best['p50_ms']} ms, p99 {best['p99_ms']} ms; "
-            f"{result['first_failing_rate'] or 'no'} failing rate found; "
-            f"{len(runs)} runs in {result['searched_s']} s); daemon CPU "
-            f"{best['daemon_cpu_ms_per_event']} ms/event"
+            f"\nfind-max: {low:,.0f} events/s held p99 < {limit:g} ms with every event "
+            f"delivered (p50 {best['p50_ms']} ms, p99 {best['p99_ms']} ms; first failing rate "
+            f"{'none found' if high is None else f'{high:,.0f}'}; {len(runs)} runs in "
+            f"{result['searched_s']} s); daemon CPU {best['daemon_cpu_ms_per_event']} ms/event"
         )
     return result
 

@@ -2,7 +2,8 @@
 
 Each row becomes one ``stock.count`` event whose id derives from the file's content and the row,
 so importing the same file twice changes nothing the second time. Rows go out concurrently and
-the engine pipelines them, which is what makes 100,000 rows a matter of seconds.
+the engine pipelines them. ``sample`` writes a file of any size in this format (``invsync stock
+sample``), the same every time.
 """
 
 from __future__ import annotations

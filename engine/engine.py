@@ -399,6 +399,8 @@ class Engine:
         "to", "reason", "ts"}`` (strings). Reads the capped list the scripts keep
         (``record_history`` in engine/lua/_lib.lua), or the stream an older version left
         (converted by the SKU's next count or adjustment)."""
+        if count < 1:
+            return []
         key = k.history(sku)
         try:
             try:

@@ -75,7 +75,9 @@ def render_stock(view: Mapping[str, Any]) -> None:
             locations.add_row(location, *(str(states[c]) for c in LOCATION_COLUMNS))
         echo_table(locations)
     click.echo()
-    channels = make_table(("channel", "available", "pushed", "pushed at"), right=("available",))
+    channels = make_table(
+        ("channel", "available", "pushed", "pushed at"), right=("available", "pushed")
+    )
     behind = False
     for channel, entry in view["channels"].items():
         pushed = entry.get("pushed")

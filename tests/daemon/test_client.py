@@ -227,7 +227,7 @@ async def test_stock_set_goes_through_the_daemon(live: Path, redis: aioredis.Red
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("TEE  (version 1)")
     # The daemon's view (it knows what channels were sent): channel, available, pushed, when.
-    assert re.search(r"(?m)^web +9 +9 +\d{4}-\d\d-\d\dT", done.stdout), done.stdout
+    assert re.search(r"(?m)^web +9 +9 +\S", done.stdout), done.stdout
     rows = await redis.xrange(STREAM)
     assert [(json.loads(f[b"e"])["id"], f[b"src"]) for _, f in rows] == [("count-1", b"http")]
 

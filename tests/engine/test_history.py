@@ -53,6 +53,7 @@ async def test_the_history_is_capped_per_sku_and_count_limits_the_answer(engine:
         f"a{history.CAP + 13}",
     ]
     assert await engine.history("never-stocked") == []
+    assert await engine.history("A", count=0) == []
 
 
 async def test_one_skus_history_costs_bytes_not_a_stream_node(

@@ -70,8 +70,11 @@ def test_the_catalogue_and_bundles_are_listed_on_every_channel_at_start(tmp_path
     config = _config(tmp_path, port)
     stock = tmp_path / "stock.csv"
     stock.write_text(CATALOGUE)
+    more = tmp_path / "more.csv"  # --catalogue repeats: every file's SKUs are listed
+    more.write_text(CATALOGUE.splitlines()[0] + "\nZED,wh-east,1\nMUG,wh-east,2\n")
     proc = subprocess.Popen(
-        [INVSYNC, "simulate", "-c", str(config), "--catalogue", str(stock)],
+        [INVSYNC, "simulate", "-c", str(config), "--catalogue", str(stock), "--catalogue",
+         str(more)],
         env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
@@ -88,8 +91,8 @@ def test_the_catalogue_and_bundles_are_listed_on_every_channel_at_start(tmp_path
                 assert time.monotonic() < deadline, "the simulator never answered"
                 time.sleep(0.1)
         listed = {c["id"]: c["listed"] for c in state["channels"]}
-        # The file's SKUs and the config's bundle, each once, on every channel.
-        expected = ["KIT", "MUG", "TEE-BLK-M"]
+        # The files' SKUs and the config's bundle, each once, on every channel.
+        expected = ["KIT", "MUG", "TEE-BLK-M", "ZED"]
         assert listed == {"wholesale": expected, "partner": expected}
     finally:
         proc.send_signal(signal.SIGTERM)

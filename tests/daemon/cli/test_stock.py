@@ -235,7 +235,10 @@ def test_json_output_is_pure_json_and_text_output_is_a_table(cli: Cli) -> None:
     done = cli.run("stock", "set", "TEE", "--location", "wh-east", "--on-hand", "2")
     assert done.returncode == 0
     assert done.stdout.startswith("TEE  (version 1)")
-    assert "channel availability" in done.stdout
+    headers = [line.split() for line in done.stdout.splitlines()]
+    assert ["location", "on_hand", "reserved", "available", "safety_stock", "damaged",
+            "incoming"] in headers
+    assert ["channel", "available", "pushed", "pushed", "at"] in headers
     shown = cli.run("stock", "show", "TEE", "--json")
     assert shown.returncode == 0
     assert json.loads(shown.stdout)["sku"] == "TEE"  # the whole of stdout, nothing else

@@ -711,7 +711,6 @@ async def test_hundred_thousand_keys_touched_once_all_passivate_and_the_registry
             nonlocal received
             received += 1
 
-    started = time.monotonic()
     async with ActorSystem(clock=clock) as system:
         system.register(Kind("sku", Once, mailbox_size=1, idle_timeout_s=1.0))
         for i in range(100_000):
@@ -724,7 +723,6 @@ async def test_hundred_thousand_keys_touched_once_all_passivate_and_the_registry
         state = system._kinds["sku"]
         assert state.actors == {} and len(state.idle) == 0 and state.depth == 0
         assert system.keys("sku") == [] and system.mailbox_depth() == 0
-    assert time.monotonic() - started < 10
 
 
 async def test_metrics_count_active_actors_and_queued_messages_per_kind(

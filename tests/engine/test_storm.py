@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -147,7 +146,6 @@ async def test_storm_never_oversells_and_decides_every_order_once(
     redis: aioredis.Redis, redis_url: str, clock: Any, shared: bool
 ) -> None:
     rng = random.Random(16502)
-    started = time.monotonic()
     async with AsyncExitStack() as stack:
         engines: list[Engine] = []
         for _ in range(1 if shared else CLIENTS):
@@ -252,4 +250,3 @@ async def test_storm_never_oversells_and_decides_every_order_once(
             assert on_hand == 2 * STOCK - fulfilled[cell]
             assert held == reserved[cell]
             assert 0 <= held <= on_hand
-    assert time.monotonic() - started < 20

@@ -298,6 +298,12 @@ class Processor:
                 log.info("rejected_order_cancelled", channel=event.channel,
                          order_id=event.order_id, event_id=event.id)
                 return
+            if entry.source.startswith("poll:"):
+                # A polled channel (eBay) shows an order first when it is already cancelled:
+                # created and cancelled between two polls, it never held any stock here.
+                log.info("unseen_order_cancelled", channel=event.channel,
+                         order_id=event.order_id, event_id=event.id)
+                return
         skus = event_skus(event)
         await self.exceptions.raise_bad_event(
             event.id,

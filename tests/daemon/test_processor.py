@@ -297,3 +297,27 @@ async def test_a_repeated_fulfilment_of_a_shipped_order_opens_no_incident(
     records = await queue.query(state="open", kind="bad_event", channel=None, limit=10,
                                 before_ms=None)
     assert [r.order_id for r in records] == ["9999"]
+
+
+async def test_a_polled_cancellation_of_an_order_never_seen_opens_no_incident(
+    engine: Engine, config: Config
+) -> None:
+    """eBay's poller can see an order for the first time already cancelled (created and
+    cancelled between two polls): it never held stock here, so it is no bad event. The same
+    cancellation arriving by webhook still is one."""
+    from invsync.daemon.incidents import ExceptionQueue
+
+    queue = ExceptionQueue(engine, lambda: config)
+    harness = Harness(engine, config)
+    harness.processor.exceptions = queue
+    await harness.intake.ensure_group()
+    cancel = decode_events(json.dumps(
+        [{"id": "x1", "type": "order.cancelled", "channel": "shop", "order_id": "A-1"}]
+    ).encode())
+    await harness.intake.append(cancel, source="poll:shop")
+    await harness.send({"id": "x2", "type": "order.cancelled", "channel": "shop",
+                        "order_id": "A-2"})
+    await harness.run_until_idle()
+    records = await queue.query(state="open", kind="bad_event", channel=None, limit=10,
+                                before_ms=None)
+    assert [r.order_id for r in records] == ["A-2"]
